@@ -1,0 +1,1 @@
+"""Nodes that talk to a model, and the model backends they talk through."""

@@ -1,0 +1,38 @@
+"""Committing to one option letter: by next-token scores (never fails) or by parsing free text."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from agents.backend import Backend
+from agents.messages import question_messages, trace_step
+from eval.schema import Question
+
+# "答案：C", "建议答案: C", "Answer: (C)", "最终答案为C" ... the last such mention wins.
+_ANSWER = re.compile(r"(?:答案|answer)\s*(?:是|为|:|：)?\s*[（(\[【]?\s*([A-E])(?![A-Za-z])", re.IGNORECASE)
+
+
+def parse_letter(text: str, letters: Sequence[str]) -> str | None:
+    """The option letter a free-text answer commits to, or None when it names none of `letters`."""
+    found = [m.group(1).upper() for m in _ANSWER.finditer(text)]
+    found = [letter for letter in found if letter in letters]
+    return found[-1] if found else None
+
+
+def best_letter(scores: dict[str, float]) -> str | None:
+    finite = {k: v for k, v in scores.items() if math.isfinite(v)}
+    return max(finite, key=finite.__getitem__) if finite else None
+
+
+def choose_by_scores(backend: Backend, node: str, question: Question, prompts: dict[str, str], instruction: str) -> dict:
+    """One forward pass; the answer is the option letter with the highest next-token log-probability.
+
+    Returns the graph-state update (answer, method, trace step).
+    """
+    messages = question_messages(prompts["system"], question, instruction)
+    completion = backend.score_next(messages, question.letters, assistant_prefix=prompts["answer_prefix"])
+    assert completion.scores is not None
+    step = trace_step(node, messages, completion)
+    return {"answer": best_letter(completion.scores), "answer_method": "next_token", "trace": [step]}

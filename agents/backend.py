@@ -1,0 +1,41 @@
+"""The model interface graphs call. Graphs never know which implementation they run on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from eval.schema import Message
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    prompt_tokens_evaluated: int
+    completion_tokens: int
+    seconds: float
+    scores: dict[str, float] | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        grammar: str | None = None,
+    ) -> Completion:
+        """Greedy (or seeded) chat completion; `grammar` is a GBNF grammar constraining the reply."""
+        ...
+
+    def score_next(self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = "") -> Completion:
+        """Log-probability of each candidate as the next token of the assistant's reply, in one forward pass.
+
+        The reply is primed with `assistant_prefix` (e.g. "答案："); `scores` maps candidate -> log-probability.
+        """
+        ...

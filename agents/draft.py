@@ -1,0 +1,18 @@
+"""draft_node: reason step by step and propose an answer."""
+
+from __future__ import annotations
+
+from agents.answer import parse_letter
+from agents.backend import Backend
+from agents.messages import question_messages, trace_step
+
+
+def draft_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_tokens: int) -> dict:
+    question = state["question"]
+    messages = question_messages(prompts["system"], question, prompts["draft"])
+    completion = backend.chat(messages, max_tokens=max_tokens)
+    return {
+        "draft": completion.text,
+        "draft_answer": parse_letter(completion.text, question.letters),
+        "trace": [trace_step("draft", messages, completion)],
+    }

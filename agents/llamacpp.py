@@ -1,0 +1,173 @@
+"""The in-process backend: one GGUF model loaded by llama.cpp, kept for the whole run.
+
+The KV cache is kept across calls: consecutive prompts that share a prefix (the system prompt and
+the question, which every node of one question starts with) only evaluate what follows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from agents.backend import Completion
+from eval.schema import Message
+
+
+class BackendError(Exception):
+    """The model cannot be loaded or cannot take a prompt; the message says why."""
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    # llama.cpp prints its load log from C straight to fd 2; keep the terminal for our own logs.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LlamaCppBackend:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        seed: int = 0,
+        repeat_penalty: float = 1.1,
+    ):
+        from llama_cpp import Llama, llama_chat_format
+
+        self.name = f"llama.cpp:{Path(model_path).name}"
+        self.seed = seed
+        self.repeat_penalty = repeat_penalty
+        try:
+            with _quiet_stderr():
+                self.llm = Llama(
+                    model_path=str(model_path),
+                    n_ctx=n_ctx,
+                    # llama-cpp-python defaults to half the cores; generation is memory-bound, so use them all.
+                    n_threads=n_threads or os.cpu_count() or 1,
+                    n_gpu_layers=n_gpu_layers,
+                    seed=seed,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise BackendError(f"llama.cpp could not load {model_path}: {e}") from None
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise BackendError(f"{model_path} has no chat template in its GGUF metadata")
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        text = self.llm._model.token_get_text
+        self._formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(eos) if eos != -1 else "",
+            bos_token=text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+        self._candidate_ids: dict[str, list[int]] = {}
+
+    # -- prompt handling -------------------------------------------------------------------
+
+    def _tokens(self, messages: Sequence[Message], assistant_prefix: str = "") -> tuple[list[int], list[str]]:
+        result = self._formatter(messages=[m.model_dump() for m in messages])
+        prompt = result.prompt + assistant_prefix
+        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        if len(tokens) >= self.llm.n_ctx():
+            raise BackendError(f"prompt of {len(tokens)} tokens does not fit the context window (n_ctx={self.llm.n_ctx()})")
+        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return tokens, stop
+
+    def _reusable_prefix(self, tokens: list[int]) -> int:
+        """How many leading tokens are already in the KV cache (at least one token is always re-evaluated)."""
+        cached = self.llm.input_ids[: self.llm.n_tokens]
+        common = 0
+        for a, b in zip(cached, tokens[:-1]):
+            if a != b:
+                break
+            common += 1
+        return common
+
+    # -- Backend interface -----------------------------------------------------------------
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        grammar: str | None = None,
+    ) -> Completion:
+        from llama_cpp import LlamaGrammar
+
+        tokens, template_stop = self._tokens(messages)
+        reused = self._reusable_prefix(tokens)
+        start = time.perf_counter()
+        out = self.llm.create_completion(
+            tokens,
+            max_tokens=min(max_tokens, self.llm.n_ctx() - len(tokens)),
+            temperature=0.0,
+            repeat_penalty=self.repeat_penalty,
+            stop=[*stop, *template_stop],
+            grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+            seed=self.seed,
+        )
+        usage = out["usage"]
+        return Completion(
+            text=out["choices"][0]["text"].strip(),
+            prompt_tokens=usage["prompt_tokens"],
+            prompt_tokens_evaluated=len(tokens) - reused,
+            completion_tokens=usage["completion_tokens"],
+            seconds=time.perf_counter() - start,
+        )
+
+    def score_next(self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = "") -> Completion:
+        import llama_cpp
+
+        tokens, _ = self._tokens(messages, assistant_prefix)
+        start = time.perf_counter()
+        reused = self._reusable_prefix(tokens)
+        if reused == 0 or not self.llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+            reused = 0
+            self.llm.reset()
+        self.llm.n_tokens = reused
+        self.llm.eval(tokens[reused:])
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self.llm.n_vocab(),))
+        logprobs = logits - _logsumexp(logits)
+        scores = {c: float(_logsumexp(logprobs[self._ids(c)])) for c in candidates}
+        return Completion(
+            text=max(scores, key=scores.__getitem__),
+            prompt_tokens=len(tokens),
+            prompt_tokens_evaluated=len(tokens) - reused,
+            completion_tokens=0,
+            seconds=time.perf_counter() - start,
+            scores=scores,
+        )
+
+    def _ids(self, candidate: str) -> list[int]:
+        """Token ids that spell `candidate` as one token, with and without a leading space."""
+        if candidate not in self._candidate_ids:
+            ids = set()
+            for variant in (candidate, " " + candidate):
+                toks = self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
+                if len(toks) == 1:
+                    ids.add(toks[0])
+            if not ids:
+                raise BackendError(f"the tokenizer has no single token for option {candidate!r}")
+            self._candidate_ids[candidate] = sorted(ids)
+        return self._candidate_ids[candidate]
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.sum(np.exp(x - m))))

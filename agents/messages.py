@@ -1,0 +1,30 @@
+"""Building chat messages and trace steps shared by every node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agents.backend import Completion
+from agents.prompts import render_question
+from eval.schema import Message, Question, TraceStep
+
+
+def question_messages(system: str, question: Question, instruction: str) -> list[Message]:
+    # Question first, node instruction last: nodes of one question then share the longest KV-cache prefix.
+    return [
+        Message(role="system", content=system),
+        Message(role="user", content=f"{render_question(question)}\n\n{instruction}"),
+    ]
+
+
+def trace_step(node: str, messages: Sequence[Message], completion: Completion) -> TraceStep:
+    return TraceStep(
+        node=node,
+        messages=list(messages),
+        output=completion.text,
+        prompt_tokens=completion.prompt_tokens,
+        prompt_tokens_evaluated=completion.prompt_tokens_evaluated,
+        completion_tokens=completion.completion_tokens,
+        seconds=completion.seconds,
+        scores=completion.scores,
+    )

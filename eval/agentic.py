@@ -1,0 +1,115 @@
+"""python -m eval.agentic --graph reflect: run a chain and the single-shot baseline on the same questions.
+
+Writes predictions (JSONL with full traces), a Markdown report and prints the comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Nothing may leave the machine: LangChain/LangSmith tracing stays off even if the environment asks for it.
+os.environ["LANGCHAIN_TRACING_V2"] = "false"
+os.environ["LANGSMITH_TRACING"] = "false"
+
+import structlog  # noqa: E402
+
+from agents.llamacpp import BackendError, LlamaCppBackend  # noqa: E402
+from eval import log as logsetup  # noqa: E402
+from eval.data import BUNDLED, DataError, dataset_sha256, load_questions, select  # noqa: E402
+from eval.models import DEFAULT_MODEL, ModelError, resolve_model, sha256_file  # noqa: E402
+from eval.report import render_markdown, summarize  # noqa: E402
+from eval.runner import run  # noqa: E402
+from eval.schema import SPECIALTIES, RunConfig  # noqa: E402
+from eval.store import RunDirError, RunStore  # noqa: E402
+from graphs import GRAPHS, UnknownGraph, get_graph  # noqa: E402
+
+# 21 stratified questions keep the default run (reflect + single, 0.5B model, 2 CPU cores) near 5 minutes.
+DEFAULT_LIMIT = 21
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m eval.agentic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--graph", default="reflect", help=f"strategy to evaluate ({', '.join(GRAPHS)}); default reflect")
+    p.add_argument("--baseline", default="single", help="graph to compare against on the same questions, or 'none'")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"GGUF path or packaged model name; default {DEFAULT_MODEL}")
+    p.add_argument("--data", type=Path, default=BUNDLED, help="JSONL file or directory of JSONL files; default: bundled questions")
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"questions, stratified over specialty x level; 0 = all (default {DEFAULT_LIMIT})")
+    p.add_argument("--specialty", action="append", default=[], choices=SPECIALTIES, help="keep only this specialty (repeatable)")
+    p.add_argument("--level", action="append", default=[], choices=["attending", "senior"], help="keep only this level (repeatable)")
+    p.add_argument("--out", type=Path, help="run directory; re-running with the same --out resumes (default runs/GRAPH-vs-BASELINE-MODEL)")
+    p.add_argument("--fresh", action="store_true", help="discard what --out holds and start over")
+    p.add_argument("--n-ctx", type=int, default=4096)
+    p.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU; -1 = all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draft-tokens", type=int, default=RunConfig.model_fields["draft_tokens"].default)
+    p.add_argument("--critique-tokens", type=int, default=RunConfig.model_fields["critique_tokens"].default)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every prediction")
+    args = p.parse_args(argv)
+    if args.limit < 0:
+        p.error("--limit must be 0 (all) or positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logsetup.configure(args.verbose)
+    log = structlog.get_logger()
+    try:
+        names = [args.graph] + ([args.baseline] if args.baseline not in ("none", args.graph) else [])
+        builders = {name: get_graph(name) for name in names}
+        questions = select(load_questions(args.data), specialties=args.specialty, levels=args.level, limit=args.limit or None)
+        if not questions:
+            raise DataError(f"{args.data}: no questions match --specialty {args.specialty or 'any'} --level {args.level or 'any'}")
+        model_path = resolve_model(args.model)
+        config = RunConfig(
+            graphs=names,
+            model=str(model_path),
+            model_sha256=sha256_file(model_path),
+            data=str(args.data),
+            data_sha256=dataset_sha256(args.data),
+            question_ids=[q.id for q in questions],
+            n_ctx=args.n_ctx,
+            n_gpu_layers=args.n_gpu_layers,
+            seed=args.seed,
+            draft_tokens=args.draft_tokens,
+            critique_tokens=args.critique_tokens,
+            prompts_version=prompts_version(names),
+        )
+        out = args.out or Path("runs") / f"{'-vs-'.join(names)}-{model_path.stem}"
+        store = RunStore(out, config, fresh=args.fresh)
+        log.info("model.loading", model=str(model_path))
+        backend = LlamaCppBackend(model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed)
+    except (UnknownGraph, DataError, ModelError, RunDirError, BackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    graphs = {name: build(backend, config) for name, build in builders.items()}
+    try:
+        run(questions, graphs, store)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished predictions are saved; run the same command again to resume ({out})", file=sys.stderr)
+        return 130
+    finally:
+        store.close()
+
+    summary = summarize(model_path.name, str(args.data), names, names[1] if len(names) > 1 else None, questions, store.predictions().values())
+    markdown = render_markdown(summary)
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    print(markdown)
+    print(f"predictions: {store.path}\nreport: {out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def prompts_version(names: list[str]) -> str:
+    from agents.prompts import load_prompts
+
+    return ",".join(load_prompts(n)["version"] for n in names)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

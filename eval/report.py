@@ -1,0 +1,164 @@
+"""From predictions to a summary with honest statistics, rendered as Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from eval.schema import SPECIALTIES, Accuracy, Comparison, Flips, GraphSummary, Prediction, Question, RunSummary
+from eval.stats import mcnemar_exact, wilson_interval
+
+LEVELS = ("attending", "senior")
+
+
+def accuracy(predictions: Iterable[Prediction]) -> Accuracy:
+    outcomes = [p.correct for p in predictions]
+    correct, total = sum(outcomes), len(outcomes)
+    low, high = wilson_interval(correct, total)
+    return Accuracy(correct=correct, total=total, accuracy=correct / total if total else 0.0, ci_low=low, ci_high=high)
+
+
+def _per_question(predictions: Sequence[Prediction], key: str) -> float:
+    return sum(getattr(p, key) for p in predictions) / len(predictions) if predictions else 0.0
+
+
+def draft_flips(predictions: Sequence[Prediction]) -> Flips | None:
+    chained = [p for p in predictions if any(s.node == "draft" for s in p.trace)]
+    if not chained:
+        return None
+    return Flips(
+        n=len(chained),
+        changed=sum(p.draft_answer != p.answer for p in chained),
+        right_to_wrong=sum(p.draft_answer == p.gold and not p.correct for p in chained),
+        wrong_to_right=sum(p.draft_answer != p.gold and p.correct for p in chained),
+    )
+
+
+def summarize_graph(graph: str, predictions: Sequence[Prediction], questions: dict[str, Question]) -> GraphSummary:
+    scored = [p for p in predictions if p.parse_status != "error"]  # errors are retried on resume, not wrong
+
+    def where(attr: str, value: str) -> list[Prediction]:
+        return [p for p in scored if getattr(questions[p.question_id], attr) == value]
+
+    return GraphSummary(
+        graph=graph,
+        overall=accuracy(scored),
+        by_specialty={s: accuracy(where("specialty", s)) for s in SPECIALTIES if where("specialty", s)},
+        by_level={lv: accuracy(where("level", lv)) for lv in LEVELS if where("level", lv)},
+        unparsed=sum(p.parse_status == "unparsed" for p in predictions),
+        errors=len(predictions) - len(scored),
+        draft_to_final=draft_flips(scored),
+        prompt_tokens_per_q=_per_question(scored, "prompt_tokens"),
+        prompt_tokens_evaluated_per_q=_per_question(scored, "prompt_tokens_evaluated"),
+        completion_tokens_per_q=_per_question(scored, "completion_tokens"),
+        seconds_per_q=_per_question(scored, "seconds"),
+        calls_per_q=_per_question(scored, "model_calls"),
+    )
+
+
+def compare(graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]]) -> Comparison:
+    chain, base = by_graph.get(graph, {}), by_graph.get(baseline, {})
+    pairs = [
+        (base[qid].correct, chain[qid].correct)
+        for qid in chain.keys() & base.keys()
+        if chain[qid].parse_status != "error" and base[qid].parse_status != "error"
+    ]
+    r2w = sum(b and not c for b, c in pairs)
+    w2r = sum(c and not b for b, c in pairs)
+    return Comparison(
+        graph=graph,
+        baseline=baseline,
+        n=len(pairs),
+        both_right=sum(b and c for b, c in pairs),
+        both_wrong=sum(not b and not c for b, c in pairs),
+        right_to_wrong=r2w,
+        wrong_to_right=w2r,
+        difference=(w2r - r2w) / len(pairs) if pairs else 0.0,
+        mcnemar_p=mcnemar_exact(r2w, w2r),
+    )
+
+
+def summarize(
+    model: str, data: str, graphs: Sequence[str], baseline: str | None, questions: Sequence[Question], predictions: Iterable[Prediction]
+) -> RunSummary:
+    wanted = {q.id: q for q in questions}
+    by_graph: dict[str, dict[str, Prediction]] = {g: {} for g in graphs}
+    for p in predictions:
+        if p.question_id in wanted and p.graph in by_graph:
+            by_graph[p.graph][p.question_id] = p
+    return RunSummary(
+        model=model,
+        data=data,
+        questions=len(wanted),
+        graphs=[summarize_graph(g, list(by_graph[g].values()), wanted) for g in graphs],
+        comparisons=[compare(g, baseline, by_graph) for g in graphs if baseline and g != baseline],
+    )
+
+
+# -- Markdown -------------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _cell(a: Accuracy | None) -> str:
+    if a is None or a.total == 0:
+        return "–"
+    return f"{_pct(a.accuracy)} [{_pct(a.ci_low)}–{_pct(a.ci_high)}] ({a.correct}/{a.total})"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) -> str:
+    present = [k for k in keys if any(k in getattr(g, attr) for g in summary.graphs)]
+    rows = [[k, *(_cell(getattr(g, attr).get(k)) for g in summary.graphs)] for k in present]
+    return f"## {title}\n\n" + _table([title.split()[-1], *(g.graph for g in summary.graphs)], rows)
+
+
+def render_markdown(summary: RunSummary) -> str:
+    parts = [
+        f"# {' vs '.join(g.graph for g in summary.graphs)}",
+        f"Model `{summary.model}` · data `{summary.data}` · {summary.questions} questions. "
+        "Accuracy with Wilson 95% intervals; unparsed answers count as wrong; errors are excluded and retried on resume.",
+        "## Overall\n\n"
+        + _table(
+            ["graph", "accuracy [95% CI] (correct/n)", "unparsed", "errors", "calls/q", "prompt tok/q", "evaluated tok/q", "completion tok/q", "s/q"],
+            [
+                [
+                    g.graph,
+                    _cell(g.overall),
+                    g.unparsed,
+                    g.errors,
+                    f"{g.calls_per_q:.1f}",
+                    f"{g.prompt_tokens_per_q:.0f}",
+                    f"{g.prompt_tokens_evaluated_per_q:.0f}",
+                    f"{g.completion_tokens_per_q:.0f}",
+                    f"{g.seconds_per_q:.2f}",
+                ]
+                for g in summary.graphs
+            ],
+        ),
+        _breakdown("By specialty", SPECIALTIES, summary, "by_specialty"),
+        _breakdown("By level", LEVELS, summary, "by_level"),
+    ]
+    for c in summary.comparisons:
+        parts.append(
+            f"## {c.graph} vs {c.baseline} (paired, n={c.n})\n\n"
+            + _table(
+                ["", f"{c.baseline} right", f"{c.baseline} wrong"],
+                [[f"{c.graph} right", c.both_right, c.wrong_to_right], [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong]],
+            )
+            + f"\n\nDifference {100 * c.difference:+.1f} points; flips: {c.right_to_wrong} right→wrong, "
+            f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}."
+        )
+    for g in summary.graphs:
+        if f := g.draft_to_final:
+            parts.append(
+                f"## {g.graph}: draft → final answer\n\nThe final answer differs from the draft's on {f.changed} of {f.n} "
+                f"questions: {f.right_to_wrong} right→wrong, {f.wrong_to_right} wrong→right."
+            )
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,174 @@
+"""The typed core: every other module passes these around."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LETTERS = ("A", "B", "C", "D", "E")
+SPECIALTIES = (
+    "cardiovascular",
+    "gastroenterology",
+    "hematology",
+    "infectious_disease",
+    "nephrology",
+    "neurology",
+    "respiratory",
+    "other",
+)
+
+Specialty = Literal[
+    "cardiovascular",
+    "gastroenterology",
+    "hematology",
+    "infectious_disease",
+    "nephrology",
+    "neurology",
+    "respiratory",
+    "other",
+]
+Level = Literal["attending", "senior"]
+# ok: a letter was committed to; unparsed: the model's output named no option; error: the call failed.
+ParseStatus = Literal["ok", "unparsed", "error"]
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    stem: str = Field(min_length=1)
+    options: dict[str, str]
+    answer: str
+    specialty: Specialty = "other"
+    level: Level | None = None
+    source: str = ""
+    rationale: str = ""
+
+    @field_validator("options")
+    @classmethod
+    def _letters_in_order(cls, options: dict[str, str]) -> dict[str, str]:
+        keys = tuple(options)
+        if keys != LETTERS[: len(keys)] or not 2 <= len(keys) <= 5:
+            raise ValueError(f"options must be labelled A, B, C… in order (2–5 of them), got {list(keys)}")
+        if any(not text.strip() for text in options.values()):
+            raise ValueError("option texts must not be empty")
+        return options
+
+    @model_validator(mode="after")
+    def _answer_is_an_option(self) -> Question:
+        if self.answer not in self.options:
+            raise ValueError(f"answer {self.answer!r} is not one of the options {list(self.options)}")
+        return self
+
+    @property
+    def letters(self) -> list[str]:
+        return list(self.options)
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class TraceStep(BaseModel):
+    """One node's call to the model, kept whole so a reader can see why the chain answered as it did."""
+
+    node: str
+    messages: list[Message]
+    output: str
+    prompt_tokens: int = 0
+    # Tokens the backend actually had to evaluate; the rest came from the reused KV-cache prefix.
+    prompt_tokens_evaluated: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    scores: dict[str, float] | None = None  # letter -> log-probability, for scoring nodes
+
+
+class Prediction(BaseModel):
+    question_id: str
+    graph: str
+    answer: str | None
+    gold: str
+    correct: bool
+    parse_status: ParseStatus
+    answer_method: Literal["next_token", "grammar", "regex", "none"]
+    draft_answer: str | None = None  # the chain's first proposal, to see whether later nodes changed it
+    error: str | None = None
+    trace: list[TraceStep] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    prompt_tokens_evaluated: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    model_calls: int = 0
+
+
+class RunConfig(BaseModel):
+    """Everything that decides a run's predictions; a resumed run must match it exactly."""
+
+    graphs: list[str]
+    model: str
+    model_sha256: str
+    data: str
+    data_sha256: str
+    question_ids: list[str]
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    seed: int = 0
+    draft_tokens: int = 384
+    critique_tokens: int = 256
+    prompts_version: str = ""
+
+
+class Accuracy(BaseModel):
+    correct: int
+    total: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+
+
+class Comparison(BaseModel):
+    """The chain against the baseline on the same questions (paired)."""
+
+    graph: str
+    baseline: str
+    n: int
+    both_right: int
+    both_wrong: int
+    right_to_wrong: int  # baseline right, chain wrong
+    wrong_to_right: int  # baseline wrong, chain right
+    difference: float  # chain accuracy minus baseline accuracy on these n questions
+    mcnemar_p: float
+
+
+class Flips(BaseModel):
+    """How a later answer differs from an earlier one on the same questions."""
+
+    n: int
+    changed: int
+    right_to_wrong: int
+    wrong_to_right: int
+
+
+class GraphSummary(BaseModel):
+    graph: str
+    overall: Accuracy
+    by_specialty: dict[str, Accuracy]
+    by_level: dict[str, Accuracy]
+    unparsed: int
+    errors: int
+    draft_to_final: Flips | None = None  # chains only: what critique + extraction did to the draft's answer
+    prompt_tokens_per_q: float
+    prompt_tokens_evaluated_per_q: float
+    completion_tokens_per_q: float
+    seconds_per_q: float
+    calls_per_q: float
+
+
+class RunSummary(BaseModel):
+    model: str
+    data: str
+    questions: int
+    graphs: list[GraphSummary]
+    comparisons: list[Comparison]

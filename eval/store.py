@@ -1,0 +1,81 @@
+"""A run directory: manifest, lock, and append-only predictions that survive a kill at any moment."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from eval.schema import Prediction, RunConfig
+
+MANIFEST = "manifest.json"
+PREDICTIONS = "predictions.jsonl"
+LOCK = ".lock"
+
+
+class RunDirError(Exception):
+    pass
+
+
+class RunStore:
+    """Opens (or resumes) a run directory for one config; the last record per (graph, question) wins."""
+
+    def __init__(self, out: Path, config: RunConfig, *, fresh: bool = False):
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self._lock = open(out / LOCK, "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(f"{out} is in use by another run (lock held on {out / LOCK})") from None
+        manifest = out / MANIFEST
+        if fresh:
+            for name in (MANIFEST, PREDICTIONS):
+                (out / name).unlink(missing_ok=True)
+        if manifest.exists():
+            previous = RunConfig.model_validate_json(manifest.read_text())
+            if previous != config:
+                changed = sorted(k for k in config.model_fields if getattr(previous, k) != getattr(config, k))
+                raise RunDirError(
+                    f"{out} holds a run with a different config (changed: {', '.join(changed)}); "
+                    "use another --out, or --fresh to discard it"
+                )
+        else:
+            tmp = manifest.with_suffix(".tmp")
+            tmp.write_text(config.model_dump_json(indent=2))
+            os.replace(tmp, manifest)
+        self.path = out / PREDICTIONS
+        self._repair_torn_tail()
+
+    def _repair_torn_tail(self) -> None:
+        # A kill during a write can leave a last line without its newline; it is incomplete, so drop it.
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def predictions(self) -> dict[tuple[str, str], Prediction]:
+        found: dict[tuple[str, str], Prediction] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    p = Prediction.model_validate_json(line)
+                    found[(p.graph, p.question_id)] = p
+        return found
+
+    def done(self) -> set[tuple[str, str]]:
+        """Pairs with a final prediction; errors are not final and are retried on resume."""
+        return {key for key, p in self.predictions().items() if p.parse_status != "error"}
+
+    def append(self, prediction: Prediction) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(prediction.model_dump_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def close(self) -> None:
+        self._lock.close()
+

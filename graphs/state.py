@@ -1,0 +1,18 @@
+"""The state every graph passes between its nodes."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, TypedDict
+
+from eval.schema import Question, TraceStep
+
+
+class ChainState(TypedDict, total=False):
+    question: Question
+    draft: str
+    draft_answer: str | None  # what the draft itself concluded, to see whether later nodes changed it
+    critique: str
+    answer: str | None
+    answer_method: str
+    trace: Annotated[list[TraceStep], operator.add]  # each node appends its steps
