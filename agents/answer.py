@@ -7,11 +7,11 @@ import re
 from collections.abc import Sequence
 
 from agents.backend import Backend
-from agents.messages import question_messages, trace_step
-from eval.schema import Question
+from agents.messages import trace_step
+from eval.schema import Message
 
-# "答案：C", "建议答案: C", "Answer: (C)", "最终答案为C" ... the last such mention wins.
-_ANSWER = re.compile(r"(?:答案|answer)\s*(?:是|为|:|：)?\s*[（(\[【]?\s*([A-E])(?![A-Za-z])", re.IGNORECASE)
+# "答案：C", "建议答案: C", "Answer: (C)", "最终答案为C", "答案选B" ... the last such mention wins.
+_ANSWER = re.compile(r"(?:答案|answer)\s*(?:应选|应为|是|为|选|:|：)?\s*[（(\[【]?\s*([A-E])(?![A-Za-z])", re.IGNORECASE)
 
 
 def parse_letter(text: str, letters: Sequence[str]) -> str | None:
@@ -26,13 +26,12 @@ def best_letter(scores: dict[str, float]) -> str | None:
     return max(finite, key=finite.__getitem__) if finite else None
 
 
-def choose_by_scores(backend: Backend, node: str, question: Question, prompts: dict[str, str], instruction: str) -> dict:
+def choose_by_scores(backend: Backend, node: str, messages: Sequence[Message], letters: Sequence[str], prefix: str) -> dict:
     """One forward pass; the answer is the option letter with the highest next-token log-probability.
 
     Returns the graph-state update (answer, method, trace step).
     """
-    messages = question_messages(prompts["system"], question, instruction)
-    completion = backend.score_next(messages, question.letters, assistant_prefix=prompts["answer_prefix"])
+    completion = backend.score_next(messages, letters, assistant_prefix=prefix)
     assert completion.scores is not None
     step = trace_step(node, messages, completion)
     return {"answer": best_letter(completion.scores), "answer_method": "next_token", "trace": [step]}

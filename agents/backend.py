@@ -29,8 +29,12 @@ class Backend(Protocol):
         max_tokens: int,
         stop: Sequence[str] = (),
         grammar: str | None = None,
+        assistant_prefix: str = "",
     ) -> Completion:
-        """Greedy (or seeded) chat completion; `grammar` is a GBNF grammar constraining the reply."""
+        """Greedy (or seeded) chat completion; `grammar` is a GBNF grammar constraining the reply.
+
+        The reply is primed with `assistant_prefix`, which the returned text includes.
+        """
         ...
 
     def score_next(self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = "") -> Completion:

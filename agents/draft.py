@@ -10,8 +10,9 @@ from agents.messages import question_messages, trace_step
 def draft_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_tokens: int) -> dict:
     question = state["question"]
     messages = question_messages(prompts["system"], question, prompts["draft"])
-    completion = backend.chat(messages, max_tokens=max_tokens)
+    completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["draft_prefix"])
     return {
+        "messages": messages,
         "draft": completion.text,
         "draft_answer": parse_letter(completion.text, question.letters),
         "trace": [trace_step("draft", messages, completion)],

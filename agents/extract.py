@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from agents.answer import choose_by_scores
 from agents.backend import Backend
+from agents.messages import follow_up
 
 
 def extract_answer(state: dict, *, backend: Backend, prompts: dict[str, str]) -> dict:
-    instruction = prompts["extract"].format(draft=state["draft"], critique=state["critique"])
-    return choose_by_scores(backend, "extract", state["question"], prompts, instruction)
+    messages = follow_up(state["messages"], state["critique"], prompts["extract"])
+    return choose_by_scores(backend, "extract", messages, state["question"].letters, prompts["answer_prefix"])

@@ -107,10 +107,11 @@ class LlamaCppBackend:
         max_tokens: int,
         stop: Sequence[str] = (),
         grammar: str | None = None,
+        assistant_prefix: str = "",
     ) -> Completion:
         from llama_cpp import LlamaGrammar
 
-        tokens, template_stop = self._tokens(messages)
+        tokens, template_stop = self._tokens(messages, assistant_prefix)
         reused = self._reusable_prefix(tokens)
         start = time.perf_counter()
         out = self.llm.create_completion(
@@ -124,7 +125,7 @@ class LlamaCppBackend:
         )
         usage = out["usage"]
         return Completion(
-            text=out["choices"][0]["text"].strip(),
+            text=(assistant_prefix + out["choices"][0]["text"]).strip(),
             prompt_tokens=usage["prompt_tokens"],
             prompt_tokens_evaluated=len(tokens) - reused,
             completion_tokens=usage["completion_tokens"],

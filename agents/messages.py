@@ -10,11 +10,16 @@ from eval.schema import Message, Question, TraceStep
 
 
 def question_messages(system: str, question: Question, instruction: str) -> list[Message]:
-    # Question first, node instruction last: nodes of one question then share the longest KV-cache prefix.
+    # Question first, node instruction last: every prompt about one question shares the longest KV-cache prefix.
     return [
         Message(role="system", content=system),
         Message(role="user", content=f"{render_question(question)}\n\n{instruction}"),
     ]
+
+
+def follow_up(conversation: Sequence[Message], reply: str, instruction: str) -> list[Message]:
+    """The conversation so far, the model's last reply, and the next request."""
+    return [*conversation, Message(role="assistant", content=reply), Message(role="user", content=instruction)]
 
 
 def trace_step(node: str, messages: Sequence[Message], completion: Completion) -> TraceStep:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from agents.answer import choose_by_scores
 from agents.backend import Backend
+from agents.messages import question_messages
 
 
 def single_shot_node(state: dict, *, backend: Backend, prompts: dict[str, str]) -> dict:
-    return choose_by_scores(backend, "answer", state["question"], prompts, prompts["answer"])
+    question = state["question"]
+    messages = question_messages(prompts["system"], question, prompts["answer"])
+    return choose_by_scores(backend, "answer", messages, question.letters, prompts["answer_prefix"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import operator
 from typing import Annotated, TypedDict
 
-from eval.schema import Question, TraceStep
+from eval.schema import Message, Question, TraceStep
 
 
 class ChainState(TypedDict, total=False):
     question: Question
+    messages: list[Message]  # the conversation so far; each node extends it (and so the cached prompt prefix)
     draft: str
     draft_answer: str | None  # what the draft itself concluded, to see whether later nodes changed it
     critique: str
