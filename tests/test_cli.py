@@ -1,0 +1,63 @@
+"""The CLI end to end on the real tiny model: both graphs, traces, JSONL, report, resume, clear errors."""
+
+import json
+
+from conftest import TINY
+
+ARGS = ("--model", TINY, "--limit", "3", "--draft-tokens", "48", "--critique-tokens", "32", "--n-ctx", "2048")
+
+
+def test_reflect_vs_single_end_to_end_and_resume(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("--graph", "reflect", *ARGS, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    predictions = [json.loads(line) for line in lines]
+    assert sorted((p["graph"], p["question_id"]) for p in predictions) == sorted(
+        (g, q) for g in ("reflect", "single") for q in {p["question_id"] for p in predictions}
+    )
+    assert len(predictions) == 6
+    for p in predictions:
+        nodes = [s["node"] for s in p["trace"]]
+        assert nodes == (["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"])
+        assert p["answer"] in list("ABCDE") and p["parse_status"] == "ok"
+        for step in p["trace"]:
+            assert step["messages"] and step["messages"][0]["role"] == "system"
+            assert step["prompt_tokens"] > 0 and step["seconds"] > 0
+        assert p["prompt_tokens"] == sum(s["prompt_tokens"] for s in p["trace"])
+        assert p["correct"] == (p["answer"] == p["gold"])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## reflect vs single (paired, n=3)" in report and "McNemar" in report
+    assert report.strip() in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["graphs"] == ["reflect", "single"] and len(manifest["question_ids"]) == 3
+
+    again = cli("--graph", "reflect", *ARGS, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines() == lines, "resume must not redo or duplicate"
+
+    changed = cli("--graph", "reflect", *ARGS, "--seed", "7", "--out", str(out))
+    assert changed.returncode == 2 and "changed: seed" in changed.stderr and "Traceback" not in changed.stderr
+
+
+def test_filters_and_no_baseline(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("--graph", "single", "--baseline", "none", "--model", TINY, "--specialty", "neurology", "--level", "senior", "--limit", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["question_id"] for p in predictions] == ["neuro-sen-01", "neuro-sen-02"]
+    assert "| single |" in result.stdout and "paired" not in result.stdout
+
+
+def test_user_errors_are_one_clear_line(cli, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1"}\n', encoding="utf-8")
+    cases = [
+        (("--graph", "nope"), "unknown graph 'nope'"),
+        (("--data", str(bad), "--model", TINY), f"{bad}:1: field 'stem'"),
+        (("--model", str(tmp_path / "missing.gguf")), "no such file"),
+    ]
+    for args, message in cases:
+        result = cli(*args, "--out", str(tmp_path / "r"))
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,51 @@
+import pytest
+
+from eval.schema import Prediction, RunConfig
+from eval.store import RunDirError, RunStore
+
+CONFIG = RunConfig(graphs=["single"], model="m", model_sha256="x", data="d", data_sha256="y", question_ids=["a", "b"])
+
+
+def pred(qid: str, status: str = "ok") -> Prediction:
+    return Prediction(question_id=qid, graph="single", answer="A", gold="A", correct=True, parse_status=status, answer_method="next_token")
+
+
+def test_resume_sees_finished_predictions_and_retries_errors(tmp_path):
+    store = RunStore(tmp_path, CONFIG)
+    store.append(pred("a"))
+    store.append(pred("b", status="error"))
+    store.close()
+    store = RunStore(tmp_path, CONFIG)
+    assert store.done() == {("single", "a")}
+    store.append(pred("b"))
+    assert store.done() == {("single", "a"), ("single", "b")}
+    assert len(store.predictions()) == 2
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    store = RunStore(tmp_path, CONFIG)
+    store.append(pred("a"))
+    store.close()
+    with open(store.path, "a") as f:
+        f.write(pred("b").model_dump_json()[:40])  # killed mid-write
+    store = RunStore(tmp_path, CONFIG)
+    assert store.done() == {("single", "a")}
+    store.append(pred("b"))
+    assert len(store.path.read_text().splitlines()) == 2
+
+
+def test_different_config_is_refused_unless_fresh(tmp_path):
+    RunStore(tmp_path, CONFIG).close()
+    changed = CONFIG.model_copy(update={"seed": 1})
+    with pytest.raises(RunDirError, match="changed: seed"):
+        RunStore(tmp_path, changed)
+    store = RunStore(tmp_path, changed, fresh=True)
+    assert store.done() == set()
+
+
+def test_second_process_on_the_same_directory_is_refused(tmp_path):
+    first = RunStore(tmp_path, CONFIG)
+    with pytest.raises(RunDirError, match="in use"):
+        RunStore(tmp_path, CONFIG)
+    first.close()
+    RunStore(tmp_path, CONFIG).close()
