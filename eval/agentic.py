@@ -26,8 +26,9 @@ from eval.schema import SPECIALTIES, RunConfig  # noqa: E402
 from eval.store import RunDirError, RunStore  # noqa: E402
 from graphs import GRAPHS, UnknownGraph, get_graph  # noqa: E402
 
-# 21 stratified questions keep the default run (reflect + single, 0.5B model, 2 CPU cores) near 5 minutes.
-DEFAULT_LIMIT = 21
+# 28 stratified questions (2 per specialty x level) keep the default run (reflect + single, 0.5B model,
+# 2 CPU cores) near 6 minutes.
+DEFAULT_LIMIT = 28
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

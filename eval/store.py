@@ -36,7 +36,7 @@ class RunStore:
         if manifest.exists():
             previous = RunConfig.model_validate_json(manifest.read_text())
             if previous != config:
-                changed = sorted(k for k in config.model_fields if getattr(previous, k) != getattr(config, k))
+                changed = sorted(k for k in RunConfig.model_fields if getattr(previous, k) != getattr(config, k))
                 raise RunDirError(
                     f"{out} holds a run with a different config (changed: {', '.join(changed)}); "
                     "use another --out, or --fresh to discard it"
