@@ -1,14 +1,12 @@
-"""Loading questions: the bundled set, or any JSONL file / directory of JSONL files in the same schema."""
+"""Loading questions: the bundled set, any JSONL file / directory of JSONL files in the same schema, or a real exam dataset."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from eval.schema import Question
 
@@ -30,44 +28,22 @@ def dataset_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "record"
-    return f"field {where!r}: {first['msg']}"
+def load_questions(
+    path: Path | str = BUNDLED,
+    format: str = "auto",
+    *,
+    answers: Path | str | None = None,
+    fields: dict[str, str] | None = None,
+    mapping: Path | str | None = None,
+    multi: str = "skip",
+) -> list[Question]:
+    """Questions from our JSONL (file or directory) or a real exam dataset; see eval/data/loaders.py."""
+    from eval.data.loaders import load  # imported here: loaders imports DataError from this module
 
-
-def _read_jsonl(path: Path) -> Iterator[Question]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{number}: not valid JSON ({e.msg}, column {e.colno})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        try:
-            yield Question.model_validate(record)
-        except ValidationError as e:
-            raise DataError(f"{path}:{number}: {_describe(e)}") from None
-
-
-def load_questions(path: Path | str = BUNDLED) -> list[Question]:
-    questions: list[Question] = []
-    seen: dict[str, Path] = {}
-    for file in dataset_files(Path(path)):
-        for question in _read_jsonl(file):
-            if question.id in seen:
-                raise DataError(f"{file}: duplicate question id {question.id!r} (first seen in {seen[question.id]})")
-            seen[question.id] = file
-            questions.append(question)
-    if not questions:
-        raise DataError(f"{path}: the dataset is empty")
-    return questions
+    loaded = load(path, format, answers=answers, fields=fields, mapping=mapping, multi=multi)
+    if loaded.skipped:  # never silent: a run on fewer questions than the file holds must say so
+        logging.getLogger(__name__).warning("%s: skipped %d multi-answer questions (multi='skip')", path, loaded.skipped)
+    return loaded.questions
 
 
 def dataset_sha256(path: Path | str) -> str:
