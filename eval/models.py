@@ -157,3 +157,35 @@ def resolve_model(spec: str) -> Path:
         if f.read(4) != b"GGUF":
             raise ModelError(f"model {spec!r} is not a GGUF file (bad magic bytes)")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m eval.models inspect MODEL [--json]: what a GGUF file holds, from its header alone."""
+    import argparse
+    import sys
+
+    from eval.gguf_info import format_info, inspect_gguf
+
+    p = argparse.ArgumentParser(prog="python -m eval.models", description="Inspect GGUF models (nothing is loaded into llama.cpp).")
+    sub = p.add_subparsers(dest="command", required=True)
+    inspect = sub.add_parser("inspect", help="architecture, parameters (total and active per token), experts, quantization, context, chat template, size, sha256")
+    inspect.add_argument("model", help=f"GGUF path or packaged model name ({', '.join(PACKAGED_MODELS)})")
+    inspect.add_argument("--json", action="store_true", help="print the ModelInfo as JSON")
+    inspect.add_argument("--no-sha256", action="store_true", help="skip hashing the file (a minute for a 25 GB model)")
+    args = p.parse_args(argv)
+    try:
+        info = inspect_gguf(resolve_model(args.model), sha256=not args.no_sha256)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(info.model_dump_json(indent=2) if args.json else format_info(info))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    # Run the copy imported as eval.models, so ModelError raised by eval.gguf_info is the class main() catches.
+    from eval.models import main as _main
+
+    sys.exit(_main())
