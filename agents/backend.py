@@ -43,3 +43,7 @@ class Backend(Protocol):
         The reply is primed with `assistant_prefix` (e.g. "答案："); `scores` maps candidate -> log-probability.
         """
         ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's vocabulary (to trim retrieved context to fit the window)."""
+        ...

@@ -9,7 +9,7 @@ from agents.messages import question_messages, trace_step
 
 def draft_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_tokens: int) -> dict:
     question = state["question"]
-    messages = question_messages(prompts["system"], question, prompts["draft"])
+    messages = question_messages(prompts["system"], question, prompts["draft"], state.get("passages", ()))
     completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["draft_prefix"])
     return {
         "messages": messages,

@@ -155,6 +155,9 @@ class LlamaCppBackend:
             scores=scores,
         )
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def _ids(self, candidate: str) -> list[int]:
         """Token ids that spell `candidate` as one token, with and without a leading space."""
         if candidate not in self._candidate_ids:

@@ -6,14 +6,20 @@ from collections.abc import Sequence
 
 from agents.backend import Completion
 from agents.prompts import render_question
-from eval.schema import Message, Question, TraceStep
+from eval.schema import Message, Question, RetrievedPassage, TraceStep
 
 
-def question_messages(system: str, question: Question, instruction: str) -> list[Message]:
-    # Question first, node instruction last: every prompt about one question shares the longest KV-cache prefix.
+def question_messages(
+    system: str, question: Question, instruction: str, passages: Sequence[RetrievedPassage] = ()
+) -> list[Message]:
+    # Passages, then question, then the node's instruction: every prompt about one question shares the
+    # longest KV-cache prefix.
+    context = "".join(f"[{i}] {p.title}\n{p.text}\n\n" for i, p in enumerate(passages, start=1))
+    if context:
+        context = f"参考资料（可能不完整，请结合临床判断）：\n{context}"
     return [
         Message(role="system", content=system),
-        Message(role="user", content=f"{render_question(question)}\n\n{instruction}"),
+        Message(role="user", content=f"{context}{render_question(question)}\n\n{instruction}"),
     ]
 
 

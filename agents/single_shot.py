@@ -9,5 +9,5 @@ from agents.messages import question_messages
 
 def single_shot_node(state: dict, *, backend: Backend, prompts: dict[str, str]) -> dict:
     question = state["question"]
-    messages = question_messages(prompts["system"], question, prompts["answer"])
+    messages = question_messages(prompts["system"], question, prompts["answer"], state.get("passages", ()))
     return choose_by_scores(backend, "answer", messages, question.letters, prompts["answer_prefix"])

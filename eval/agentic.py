@@ -17,6 +17,7 @@ os.environ["LANGSMITH_TRACING"] = "false"
 import structlog  # noqa: E402
 
 from agents.llamacpp import BackendError, LlamaCppBackend  # noqa: E402
+from agents.retrieve import Retrieval  # noqa: E402
 from eval import log as logsetup  # noqa: E402
 from eval.data import BUNDLED, DataError, dataset_sha256, load_questions, select  # noqa: E402
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model, sha256_file  # noqa: E402
@@ -24,7 +25,8 @@ from eval.report import render_markdown, summarize  # noqa: E402
 from eval.runner import run  # noqa: E402
 from eval.schema import SPECIALTIES, RunConfig  # noqa: E402
 from eval.store import RunDirError, RunStore  # noqa: E402
-from graphs import GRAPHS, UnknownGraph, get_graph  # noqa: E402
+from retrieval import RetrievalError  # noqa: E402
+from graphs import GRAPHS, RAG_SUFFIX, UnknownGraph, parse_graph_name  # noqa: E402
 
 # 28 stratified questions (2 per specialty x level) keep the default run (reflect + single, 0.5B model,
 # 2 CPU cores) near 6 minutes.
@@ -36,12 +38,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--graph", default="reflect", help=f"strategy to evaluate ({', '.join(GRAPHS)}); default reflect")
     p.add_argument("--baseline", default="single", help="graph to compare against on the same questions, or 'none'")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"GGUF path or packaged model name; default {DEFAULT_MODEL}")
-    p.add_argument("--data", type=Path, default=BUNDLED, help="JSONL file or directory of JSONL files; default: bundled questions")
+    p.add_argument("--data", type=Path, default=BUNDLED, help="dataset file or directory of JSONL files; default: bundled questions")
+    p.add_argument("--format", default="auto", help="dataset format: auto, native, cmexam, cmb, medqa, mmlu, generic (see python -m eval.data)")
+    p.add_argument("--answers", type=Path, help="CMB: answers in a separate file, joined by id")
+    p.add_argument("--map", action="append", default=[], metavar="FIELD=SOURCE", help="generic format: our field = the dataset's field")
+    p.add_argument("--mapping", type=Path, help="TOML of department/exam-class rules checked before the bundled ones")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"questions, stratified over specialty x level; 0 = all (default {DEFAULT_LIMIT})")
     p.add_argument("--specialty", action="append", default=[], choices=SPECIALTIES, help="keep only this specialty (repeatable)")
     p.add_argument("--level", action="append", default=[], choices=["attending", "senior"], help="keep only this level (repeatable)")
     p.add_argument("--out", type=Path, help="run directory; re-running with the same --out resumes (default runs/GRAPH-vs-BASELINE-MODEL)")
     p.add_argument("--fresh", action="store_true", help="discard what --out holds and start over")
+    p.add_argument("--retrieval", action="store_true", help=f"precede --graph with guideline retrieval (same as --graph NAME{RAG_SUFFIX})")
+    p.add_argument("--retriever", default="hybrid", choices=["dense", "bm25", "hybrid"], help="dense (e5), bm25 (jieba), or both fused (default)")
+    p.add_argument("--top-k", type=int, default=4, help="passages retrieved per question")
+    p.add_argument("--context-tokens", type=int, default=1024, help="token budget for retrieved passages; more are dropped")
+    p.add_argument("--guideline-store", type=Path, help="chromadb store built by python -m retrieval.ingest (default: the bundled notes)")
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU; -1 = all")
@@ -60,12 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     logsetup.configure(args.verbose)
     log = structlog.get_logger()
     try:
-        names = [args.graph] + ([args.baseline] if args.baseline not in ("none", args.graph) else [])
-        builders = {name: get_graph(name) for name in names}
-        questions = select(load_questions(args.data), specialties=args.specialty, levels=args.level, limit=args.limit or None)
+        graph = args.graph + RAG_SUFFIX if args.retrieval and not args.graph.endswith(RAG_SUFFIX) else args.graph
+        names = [graph] + ([args.baseline] if args.baseline not in ("none", graph) else [])
+        parsed = {name: parse_graph_name(name) for name in names}
+        if bad := [pair for pair in args.map if "=" not in pair]:
+            raise DataError(f"--map {bad[0]!r}: expected FIELD=SOURCE, e.g. --map stem=题目")
+        fields = dict(pair.split("=", 1) for pair in args.map) or None
+        dataset = load_questions(args.data, args.format, answers=args.answers, fields=fields, mapping=args.mapping)
+        questions = select(dataset, specialties=args.specialty, levels=args.level, limit=args.limit or None)
         if not questions:
             raise DataError(f"{args.data}: no questions match --specialty {args.specialty or 'any'} --level {args.level or 'any'}")
         model_path = resolve_model(args.model)
+        retrieval = open_retrieval(args, log) if any(rag for _, rag in parsed.values()) else None
         config = RunConfig(
             graphs=names,
             model=str(model_path),
@@ -78,17 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             draft_tokens=args.draft_tokens,
             critique_tokens=args.critique_tokens,
-            prompts_version=prompts_version(names),
+            prompts_version=prompts_version([base for base, _ in parsed.values()]),
+            retrieval=retrieval.describe() if retrieval else "",
         )
         out = args.out or Path("runs") / f"{'-vs-'.join(names)}-{model_path.stem}"
         store = RunStore(out, config, fresh=args.fresh)
         log.info("model.loading", model=str(model_path))
         backend = LlamaCppBackend(model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed)
-    except (UnknownGraph, DataError, ModelError, RunDirError, BackendError) as e:
+    except (UnknownGraph, DataError, ModelError, RunDirError, BackendError, RetrievalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    graphs = {name: build(backend, config) for name, build in builders.items()}
+    graphs = {name: GRAPHS[base](backend, config, retrieval if rag else None) for name, (base, rag) in parsed.items()}
     try:
         run(questions, graphs, store)
     except KeyboardInterrupt:
@@ -104,6 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     print(f"predictions: {store.path}\nreport: {out / 'report.md'}", file=sys.stderr)
     return 0
+
+
+def open_retrieval(args: argparse.Namespace, log) -> Retrieval:
+    from retrieval.store import open_store
+
+    reserved = args.context_tokens + args.draft_tokens + args.critique_tokens + 1024  # question, instructions, turns
+    if reserved > args.n_ctx:
+        raise RetrievalError(f"--context-tokens {args.context_tokens} leaves too little of --n-ctx {args.n_ctx}; raise --n-ctx to at least {reserved}")
+    log.info("guidelines.opening", store=str(args.guideline_store or "bundled (built once on first use)"))
+    return Retrieval(store=open_store(args.guideline_store), mode=args.retriever, k=args.top_k, budget_tokens=args.context_tokens)
 
 
 def prompts_version(names: list[str]) -> str:

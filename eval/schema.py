@@ -71,6 +71,14 @@ class Message(BaseModel):
     content: str
 
 
+class RetrievedPassage(BaseModel):
+    id: str
+    source: str
+    title: str
+    score: float
+    text: str
+
+
 class TraceStep(BaseModel):
     """One node's call to the model, kept whole so a reader can see why the chain answered as it did."""
 
@@ -83,6 +91,7 @@ class TraceStep(BaseModel):
     completion_tokens: int = 0
     seconds: float = 0.0
     scores: dict[str, float] | None = None  # letter -> log-probability, for scoring nodes
+    passages: list[RetrievedPassage] | None = None  # for the retrieve node: what was put in the prompt
 
 
 class Prediction(BaseModel):
@@ -118,6 +127,7 @@ class RunConfig(BaseModel):
     draft_tokens: int = 384
     critique_tokens: int = 256
     prompts_version: str = ""
+    retrieval: str = ""  # mode, k, context budget and store fingerprint when any graph retrieves
 
 
 class Accuracy(BaseModel):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import operator
 from typing import Annotated, TypedDict
 
-from eval.schema import Message, Question, TraceStep
+from eval.schema import Message, Question, RetrievedPassage, TraceStep
 
 
 class ChainState(TypedDict, total=False):
     question: Question
+    passages: list[RetrievedPassage]  # retrieved guideline context, when the graph retrieves
     messages: list[Message]  # the conversation so far; each node extends it (and so the cached prompt prefix)
     draft: str
     draft_answer: str | None  # what the draft itself concluded, to see whether later nodes changed it

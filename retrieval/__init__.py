@@ -1,1 +1,5 @@
-"""Guideline retrieval (a chromadb store with offline embeddings) plugs in here; see the retrieval issue."""
+"""Guideline retrieval: a persistent chromadb store with offline e5 embeddings, a bm25s + jieba lexical index, RRF fusion."""
+
+
+class RetrievalError(Exception):
+    """The guideline store cannot be used; the message says what to do."""

@@ -57,6 +57,9 @@ class FakeBackend:
         self.calls.append(("chat", list(messages)))
         return Completion(assistant_prefix + self.replies.pop(0), 10, 10, 5, 0.01)
 
+    def count_tokens(self, text):
+        return len(text)
+
     def score_next(self, messages, candidates, *, assistant_prefix=""):
         self.calls.append(("score", list(messages)))
         scores = {c: self.scores[c] for c in candidates}
