@@ -20,6 +20,7 @@ from agents.llamacpp import BackendError, LlamaCppBackend  # noqa: E402
 from agents.retrieve import Retrieval  # noqa: E402
 from eval import log as logsetup  # noqa: E402
 from eval.data import BUNDLED, DataError, dataset_sha256, load_questions, select  # noqa: E402
+from eval.gguf_info import inspect_gguf  # noqa: E402
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model, sha256_file  # noqa: E402
 from eval.report import render_markdown, summarize  # noqa: E402
 from eval.runner import run  # noqa: E402
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             graphs=names,
             model=str(model_path),
             model_sha256=sha256_file(model_path),
+            model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"}),
             data=str(args.data),
             data_sha256=dataset_sha256(args.data),
             question_ids=[q.id for q in questions],
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
 
     summary = summarize(model_path.name, str(args.data), names, names[1] if len(names) > 1 else None, questions, store.predictions().values())
+    summary.model_info = config.model_info
     markdown = render_markdown(summary)
     (out / "report.md").write_text(markdown, encoding="utf-8")
     (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")

@@ -119,10 +119,21 @@ def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) 
     return f"## {title}\n\n" + _table([title.split()[-1], *(g.graph for g in summary.graphs)], rows)
 
 
+def describe_model(info: dict) -> str:
+    """'qwen2, 0.63B parameters, Q4_K_M' or, for a Mixture-of-Experts model, its experts and active parameters."""
+    if not info:
+        return ""
+    text = f"{info['architecture']}, {info['total_params'] / 1e9:.2f}B parameters"
+    if info.get("is_moe"):
+        text += f", MoE: {info['n_experts']} experts, {info['n_experts_used']} used per token, {info['active_params'] / 1e9:.2f}B active"
+    return f"{text}, {info['quantization']}"
+
+
 def render_markdown(summary: RunSummary) -> str:
+    model = f"Model `{summary.model}`" + (f" ({describe_model(summary.model_info)})" if summary.model_info else "")
     parts = [
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
-        f"Model `{summary.model}` · data `{summary.data}` · {summary.questions} questions. "
+        f"{model} · data `{summary.data}` · {summary.questions} questions. "
         "Accuracy with Wilson 95% intervals; unparsed answers count as wrong; errors are excluded and retried on resume.",
         "## Overall\n\n"
         + _table(

@@ -118,6 +118,7 @@ class RunConfig(BaseModel):
     graphs: list[str]
     model: str
     model_sha256: str
+    model_info: dict = Field(default_factory=dict)  # GGUF facts: architecture, parameters, experts, quantization
     data: str
     data_sha256: str
     question_ids: list[str]
@@ -178,6 +179,7 @@ class GraphSummary(BaseModel):
 
 class RunSummary(BaseModel):
     model: str
+    model_info: dict = Field(default_factory=dict)
     data: str
     questions: int
     graphs: list[GraphSummary]

@@ -174,3 +174,6 @@ def test_agentic_cli_on_tiny_moe(cli, tiny_moe, tmp_path):
         assert nodes == (["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"])
     assert (out / "report.md").is_file() and (out / "summary.json").is_file()
     assert json.loads((out / "manifest.json").read_text())["model_sha256"] == sha256_file(tiny_moe)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["model_info"]["n_experts"], manifest["model_info"]["n_experts_used"]) == (8, 2)
+    assert "MoE: 8 experts, 2 used per token" in (out / "report.md").read_text(encoding="utf-8")
