@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LETTERS = ("A", "B", "C", "D", "E")
-SPECIALTIES = (
-    "cardiovascular",
-    "gastroenterology",
-    "hematology",
-    "infectious_disease",
-    "nephrology",
-    "neurology",
-    "respiratory",
-    "other",
-)
-
 Specialty = Literal[
     "cardiovascular",
     "gastroenterology",
@@ -28,6 +17,7 @@ Specialty = Literal[
     "respiratory",
     "other",
 ]
+SPECIALTIES: tuple[str, ...] = get_args(Specialty)
 Level = Literal["attending", "senior"]
 # ok: a letter was committed to; unparsed: the model's output named no option; error: the call failed.
 ParseStatus = Literal["ok", "unparsed", "error"]
@@ -129,6 +119,10 @@ class RunConfig(BaseModel):
     critique_tokens: int = 256
     prompts_version: str = ""
     retrieval: str = ""  # mode, k, context budget and store fingerprint when any graph retrieves
+    # Sampling strategies (sc) only: drafts per question and their temperature; every other call decodes greedily.
+    samples: int = Field(default=5, ge=1, le=1000)
+    sample_temperature: float = Field(default=0.7, ge=0.0)
+    prompt_variant: str = ""  # a [variants.NAME] table of the strategy's prompt file; "" = its default_variant
 
 
 class Accuracy(BaseModel):
