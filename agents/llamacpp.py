@@ -48,6 +48,9 @@ class LlamaCppBackend:
     ):
         from llama_cpp import Llama, llama_chat_format
 
+        from eval.gguf_info import check_fits, inspect_gguf
+
+        check_fits(inspect_gguf(model_path, sha256=False), n_ctx, n_gpu_layers)
         self.name = f"llama.cpp:{Path(model_path).name}"
         self.seed = seed
         self.repeat_penalty = repeat_penalty
@@ -108,6 +111,8 @@ class LlamaCppBackend:
         stop: Sequence[str] = (),
         grammar: str | None = None,
         assistant_prefix: str = "",
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> Completion:
         from llama_cpp import LlamaGrammar
 
@@ -117,11 +122,11 @@ class LlamaCppBackend:
         out = self.llm.create_completion(
             tokens,
             max_tokens=min(max_tokens, self.llm.n_ctx() - len(tokens)),
-            temperature=0.0,
+            temperature=temperature,
             repeat_penalty=self.repeat_penalty,
             stop=[*stop, *template_stop],
             grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
         )
         usage = out["usage"]
         return Completion(

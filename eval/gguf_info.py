@@ -46,6 +46,8 @@ class ModelInfo(BaseModel):
     tensor_types: dict[str, int] = {}  # parameters per ggml tensor type
     context_length: int | None = None  # trained context, {arch}.context_length
     embedding_length: int | None = None
+    head_count: int | None = None
+    head_count_kv: int | None = None
     vocab_size: int | None = None
     has_chat_template: bool
 
@@ -131,9 +133,50 @@ def inspect_gguf(path: str | Path, *, sha256: bool = True) -> ModelInfo:
         tensor_types=dict(by_type.most_common()),
         context_length=_int(value(f"{arch}.context_length")),
         embedding_length=_int(value(f"{arch}.embedding_length")),
+        head_count=_int(value(f"{arch}.attention.head_count")),
+        head_count_kv=_int(value(f"{arch}.attention.head_count_kv")) or _int(value(f"{arch}.attention.head_count")),
         vocab_size=vocab,
         has_chat_template=isinstance(template, str) and bool(template.strip()),
     )
+
+
+# llama.cpp's compute buffers and runtime on top of weights and KV cache; generous for small models.
+_OVERHEAD_BYTES = 512 * 1024**2
+
+
+def memory_needed(info: ModelInfo, n_ctx: int, n_gpu_layers: int = 0) -> tuple[int, int]:
+    """(host bytes, GPU bytes) to run the model: weights of the layers each side holds plus an f16 KV cache."""
+    layers = info.n_layers or 1
+    on_gpu = layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)
+    head_dim = (info.embedding_length or 0) // (info.head_count or 1)
+    kv_per_layer = 2 * n_ctx * (info.head_count_kv or 0) * head_dim * 2  # K and V, f16
+    weights_per_layer = info.file_size / layers
+    gpu = int(on_gpu * (weights_per_layer + kv_per_layer))
+    host = int((layers - on_gpu) * (weights_per_layer + kv_per_layer)) + _OVERHEAD_BYTES
+    return host, gpu
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits(info: ModelInfo, n_ctx: int, n_gpu_layers: int = 0) -> None:
+    """Refuse before loading when the host side cannot fit, instead of swapping or being killed mid-run."""
+    host, gpu = memory_needed(info, n_ctx, n_gpu_layers)
+    free = available_memory()
+    if free is not None and host > free:
+        gib = 1024**3
+        raise ModelError(
+            f"{info.path}: needs about {host / gib:.1f} GiB of RAM at n_ctx={n_ctx} with {n_gpu_layers} GPU layers, "
+            f"{free / gib:.1f} GiB available; lower --n-ctx, offload layers with --n-gpu-layers, or use a smaller quantization"
+        )
 
 
 def format_info(info: ModelInfo) -> str:

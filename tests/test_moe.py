@@ -177,3 +177,18 @@ def test_agentic_cli_on_tiny_moe(cli, tiny_moe, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["model_info"]["n_experts"], manifest["model_info"]["n_experts_used"]) == (8, 2)
     assert "MoE: 8 experts, 2 used per token" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_memory_plan_counts_weights_and_kv_cache_and_refuses_what_cannot_fit(tiny_moe, monkeypatch):
+    from eval import gguf_info
+    from eval.models import ModelError
+
+    info = gguf_info.inspect_gguf(tiny_moe, sha256=False)
+    small_host, _ = gguf_info.memory_needed(info, n_ctx=512)
+    big_host, _ = gguf_info.memory_needed(info, n_ctx=8192)
+    assert big_host > small_host > info.file_size
+    host, gpu = gguf_info.memory_needed(info, n_ctx=512, n_gpu_layers=-1)
+    assert gpu > info.file_size * 0.9 and host < small_host
+    monkeypatch.setattr(gguf_info, "available_memory", lambda: 1024**2)
+    with pytest.raises(ModelError, match="needs about .* GiB of RAM .* lower --n-ctx"):
+        gguf_info.check_fits(info, n_ctx=512)
