@@ -60,7 +60,8 @@ class RunStore:
     def predictions(self) -> dict[tuple[str, str], Prediction]:
         found: dict[tuple[str, str], Prediction] = {}
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            # "\n" only: splitlines() would also cut at U+2028 inside a model's output.
+            for line in self.path.read_text(encoding="utf-8").split("\n"):
                 if line.strip():
                     p = Prediction.model_validate_json(line)
                     found[(p.graph, p.question_id)] = p

@@ -16,7 +16,7 @@ from eval.schema import Prediction
 
 ARGS = ("--graph", "reflect", "--model", TINY, "--limit", "6", "--draft-tokens", "48", "--critique-tokens", "32", "--n-ctx", "2048")
 GRAPHS = ("reflect", "single")
-KILLS = 6  # attempts; at least 5 must land on a live process
+BLIND, AFTER_PROGRESS = 4, 3  # kills of each kind; at least 5 of the 7 must land on a live process
 SEED = 20240501
 TIMEOUT = 600  # a whole run under heavy CPU contention; normally well under a minute
 
@@ -66,12 +66,19 @@ def without_columns(markdown: str, dropped: set[str]) -> str:
     return "\n".join(out)
 
 
+# What must not depend on kills: accuracies, flips, parse counts, calls and tokens generated. Left out: seconds, and
+# evaluated prompt tokens (a resumed process starts with a cold KV cache, so it re-evaluates more).
+GRAPH_FIELDS = ("overall", "by_specialty", "by_level", "unparsed", "errors", "draft_to_final", "calls_per_q", "prompt_tokens_per_q",
+                "completion_tokens_per_q")
+
+
 def comparable_summary(path: Path) -> dict:
     summary = json.loads(path.read_text(encoding="utf-8"))
-    for g in summary["graphs"]:
-        del g["seconds_per_q"]  # timing
-        del g["prompt_tokens_evaluated_per_q"]  # a resumed process starts with a cold KV cache, so it re-evaluates more
-    return summary
+    return {
+        "questions": summary["questions"],
+        "graphs": [{k: g[k] for k in ("graph", *GRAPH_FIELDS)} for g in summary["graphs"]],
+        "comparisons": summary["comparisons"],
+    }
 
 
 def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
@@ -81,20 +88,22 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
     landed = {"starting": 0, "evaluating": 0}
     missed = 0
     torn_injected = False
-    for attempt in range(KILLS):
+    # Blind delays are spread evenly over 0.3-4 s (one seeded draw per slice) so both startup and evaluation get hit.
+    slices = [0.3 + 3.7 * i / BLIND for i in range(BLIND + 1)]
+    blind = [rng.uniform(lo, hi) for lo, hi in zip(slices, slices[1:])]
+    rng.shuffle(blind)
+    plan = [("blind", blind[i // 2]) if i % 2 == 0 else ("progress", rng.uniform(0.0, 2.0)) for i in range(BLIND + AFTER_PROGRESS)]
+    for attempt, (how, delay) in enumerate(plan):
         before = complete_lines(path)
         err = tmp_path / f"stderr-{attempt}.log"
         with open(err, "wb") as stderr:
             proc = subprocess.Popen(command(out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
             try:
-                if attempt % 2 == 0:
-                    # Blind: anywhere from imports through model load into the first questions.
-                    time.sleep(rng.uniform(0.3, 4.0))
-                else:
-                    # After this process has appended a prediction, so the kill lands in the middle of a question
-                    # (a blind kill on a slow machine would rarely get past model loading).
+                if how == "progress":
+                    # Once this process has appended a prediction, so the kill lands inside a later question
+                    # (on a slow machine a blind kill would rarely get past model loading).
                     wait_for_new_line(path, proc, len(before), TIMEOUT)
-                    time.sleep(rng.uniform(0.0, 3.0))
+                time.sleep(delay)
                 if proc.poll() is None:
                     proc.kill()  # SIGKILL: no handler, no finally, no flush
                     landed["evaluating" if b'"run.start"' in err.read_bytes() else "starting"] += 1
@@ -120,7 +129,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
     kills = landed["starting"] + landed["evaluating"]
     with capsys.disabled():
         print(
-            f"\n[kill-resume] {kills} of {KILLS} SIGKILLs landed mid-run ({landed['starting']} while starting or loading "
+            f"\n[kill-resume] {kills} of {len(plan)} SIGKILLs landed mid-run ({landed['starting']} while starting or loading "
             f"the model, {landed['evaluating']} while evaluating); {missed} found the run already finished; "
             f"torn tail injected: {torn_injected}"
         )

@@ -49,3 +49,12 @@ def test_second_process_on_the_same_directory_is_refused(tmp_path):
         RunStore(tmp_path, CONFIG)
     first.close()
     RunStore(tmp_path, CONFIG).close()
+
+
+def test_line_separator_characters_in_outputs_survive_resume(tmp_path):
+    # A model may emit U+2028 / U+0085; str.splitlines() would cut such a record in two and lose it on resume.
+    store = RunStore(tmp_path, CONFIG)
+    p = pred("a").model_copy(update={"error": "第一行\u2028第二行\x85第三行"})
+    store.append(p)
+    store.close()
+    assert RunStore(tmp_path, CONFIG).predictions()[("single", "a")] == p

@@ -157,21 +157,28 @@ def _read(file: Path) -> str:
         raise DataError(f"{file}: cannot read ({e.strerror})") from None
 
 
+def _json_error(e: ValueError | RecursionError) -> str:
+    # ValueError also covers over-long integers; RecursionError, absurdly deep nesting.
+    return f"{e.msg}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else type(e).__name__ + (f": {e}"[:120] if str(e) else "")
+
+
 def _jsonl_rows(file: Path) -> Iterator[tuple[str, Any]]:
-    for number, line in enumerate(_read(file).splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks on U+2028/U+0085, which JSON strings may hold raw.
+    for number, line in enumerate(_read(file).split("\n"), start=1):
         if line.strip():
             where = f"{file}:{number}"
             try:
                 yield where, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield where, DataError(f"{where}: not valid JSON ({e.msg}, column {e.colno})")
+            except (ValueError, RecursionError) as e:
+                yield where, DataError(f"{where}: not valid JSON ({_json_error(e)})")
 
 
 def _json_rows(file: Path) -> Iterator[tuple[str, Any]]:
     try:
         data = json.loads(_read(file))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{file}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+    except (ValueError, RecursionError) as e:
+        line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise DataError(f"{file}{line}: not valid JSON ({_json_error(e)})") from None
     if not isinstance(data, list):
         raise DataError(f"{file}: expected a JSON list of records, got {type(data).__name__}")
     for i, record in enumerate(data):
@@ -190,7 +197,10 @@ def _csv_rows(file: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _csv_header(file: Path) -> list[str]:
-    first = next(csv.reader(io.StringIO(_read(file))), [])
+    try:
+        first = next(csv.reader(io.StringIO(_read(file))), [])
+    except csv.Error as e:
+        raise DataError(f"{file}:1: not valid CSV ({e})") from None
     return [name.strip() for name in first]
 
 
@@ -487,7 +497,7 @@ def generic(record: Any, where: str, n: int, ctx: Ctx) -> Question:
         if isinstance(options, str) and options.lstrip().startswith("{"):
             try:  # a CSV cell may hold the options as a JSON object
                 options = json.loads(options)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 pass
     else:
         options = {k: get(k, required=True) for k in LETTERS if k in fields}
