@@ -10,8 +10,8 @@ from agents.backend import Backend
 from agents.messages import trace_step
 from eval.schema import Message
 
-# "答案：C", "建议答案: C", "Answer: (C)", "最终答案为C", "答案选B" ... the last such mention wins.
-_ANSWER = re.compile(r"(?:答案|answer)\s*(?:应选|应为|是|为|选|:|：)?\s*[（(\[【]?\s*([A-E])(?![A-Za-z])", re.IGNORECASE)
+# "答案：C", "建议答案: C", "Answer: (C)", "最终答案为C", "答案选B", "答案是：A" ... the last such mention wins.
+_ANSWER = re.compile(r"(?:答案|answer)\s*(?:应选|应为|是|为|选|is)?\s*[:：]?\s*[（(\[【]?\s*([A-E])(?![A-Za-z])", re.IGNORECASE)
 
 
 def parse_letter(text: str, letters: Sequence[str]) -> str | None:
@@ -34,4 +34,4 @@ def choose_by_scores(backend: Backend, node: str, messages: Sequence[Message], l
     completion = backend.score_next(messages, letters, assistant_prefix=prefix)
     assert completion.scores is not None
     step = trace_step(node, messages, completion)
-    return {"answer": best_letter(completion.scores), "answer_method": "next_token", "trace": [step]}
+    return {"answer": best_letter(completion.scores), "answer_method": completion.method, "trace": [step]}

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphs import reflect, single
+from graphs import cot, reflect, sc, single
 
 GRAPHS: dict[str, Callable] = {
     "single": single.build,
     "reflect": reflect.build,
+    "cot": cot.build,
+    "sc": sc.build,
 }
 RAG_SUFFIX = "+rag"
 

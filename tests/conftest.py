@@ -53,7 +53,7 @@ class FakeBackend:
         self.scores = scores or {"A": -3.0, "B": -0.1, "C": -2.0, "D": -4.0, "E": -5.0}
         self.calls: list[tuple[str, list[Message]]] = []
 
-    def chat(self, messages, *, max_tokens, stop=(), grammar=None, assistant_prefix=""):
+    def chat(self, messages, *, max_tokens, stop=(), grammar=None, assistant_prefix="", temperature=0.0, seed=None):
         self.calls.append(("chat", list(messages)))
         return Completion(assistant_prefix + self.replies.pop(0), 10, 10, 5, 0.01)
 

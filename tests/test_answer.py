@@ -15,6 +15,8 @@ LETTERS = list("ABCDE")
         ("Answer: (D)", "D"),
         ("综上所述，本题答案选B。", "B"),
         ("最终答案为【E】", "E"),
+        ("最终答案是：A", "A"),
+        ("The answer is: c", "C"),
         ("初步答案：A\n……\n建议答案：D", "D"),  # the last commitment wins
         ("答案：F", None),  # not an option
         ("我认为是急性心肌梗死", None),  # no letter committed to

@@ -9,9 +9,23 @@ from importlib.resources import files
 from eval.schema import Question
 
 
+class UnknownVariant(ValueError):
+    pass
+
+
 @cache
-def load_prompts(strategy: str) -> dict[str, str]:
-    return tomllib.loads(files(__package__).joinpath(f"{strategy}.toml").read_text(encoding="utf-8"))
+def load_prompts(strategy: str, variant: str | None = None) -> dict:
+    """The strategy's prompt file: its top-level keys, or, given `variant`, those overlaid with its
+    `[variants.VARIANT]` table; the version then reads "VERSION/VARIANT" and `variant` names the table."""
+    prompts = tomllib.loads(files(__package__).joinpath(f"{strategy}.toml").read_text(encoding="utf-8"))
+    if variant is None:
+        return prompts
+    variants = prompts.get("variants", {})
+    if variant not in variants:
+        raise UnknownVariant(f"{strategy} has no prompt variant {variant!r}; choose one of: {', '.join(variants) or '(none)'}")
+    merged = {key: value for key, value in prompts.items() if key != "variants"}
+    merged.update(variants[variant], variant=variant, version=f"{prompts['version']}/{variant}")
+    return merged
 
 
 def render_question(question: Question) -> str:

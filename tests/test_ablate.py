@@ -1,0 +1,283 @@
+"""Ablation grids: cells, the results table and its statistics (reference values), and one real tiny grid."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY
+
+from eval.ablate import Cell, GridError, analyse, cells, load_grid, render_markdown, write_outputs
+from eval.data import BUNDLED, load_questions, select
+from eval.schema import Message, Prediction, RunConfig, TraceStep
+from eval.stats import chi_square_sf, holm, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts, quantile
+from eval.store import RunStore
+
+# -- statistics against reference values -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p", "adjusted"),
+    [
+        ([0.01, 0.02, 0.03, 0.04, 0.05], [0.05, 0.08, 0.09, 0.09, 0.09]),  # R: p.adjust(c(.01,.02,.03,.04,.05), "holm")
+        ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),  # statsmodels multipletests(method="holm"), input order kept
+        ([0.5, 0.9], [1.0, 1.0]),  # capped at 1
+        ([], []),
+    ],
+)
+def test_holm_matches_reference_values(p, adjusted):
+    assert holm(p) == pytest.approx(adjusted)
+
+
+@pytest.mark.parametrize(
+    ("x", "df", "p"),
+    [
+        (3.841458820694124, 1, 0.05),  # scipy.stats.chi2.sf
+        (9.487729036781154, 4, 0.05),
+        (13.276704135987622, 4, 0.01),
+        (0.5, 3, 0.9188914116546758),
+        (20.0, 4, 0.0004993992273),
+        (0.0, 4, 1.0),
+    ],
+)
+def test_chi_square_tail_matches_reference_values(x, df, p):
+    assert chi_square_sf(x, df) == pytest.approx(p, rel=1e-6)
+
+
+def test_letter_bias():
+    key = list("ABCDE") * 4
+    assert letter_bias(key, key) == (0.0, 1.0)
+    statistic, p = letter_bias(["A"] * 20, key)
+    assert statistic == pytest.approx(80.0) and p < 1e-15
+    assert letter_bias(["A", "B"], ["A", "A"]) == (0.0, 1.0)  # the key uses one letter: nothing to test
+
+
+def test_paired_counts_are_the_flips():
+    c = paired_counts([True, True, False, False, True], [True, False, True, False, False])
+    assert (c.both_right, c.right_to_wrong, c.wrong_to_right, c.both_wrong, c.n) == (1, 2, 1, 1, 5)
+    assert c.difference == pytest.approx(-0.2)
+
+
+def exact_bootstrap_quantile(n: int, minus: int, plus: int, q: float) -> float:
+    """The q-quantile of the exact bootstrap distribution of the mean paired difference.
+
+    Resampling n questions draws (X-, X+, X0) ~ Multinomial(n; minus/n, plus/n, rest/n); the mean is (X+ - X-)/n.
+    """
+    pm, pp = minus / n, plus / n
+    p0 = 1 - pm - pp
+    mass: dict[int, float] = {}
+    for i in range(n + 1):
+        for j in range(n + 1 - i):
+            ways = math.comb(n, i) * math.comb(n - i, j)
+            mass[j - i] = mass.get(j - i, 0.0) + ways * pm**i * pp**j * p0 ** (n - i - j)
+    cumulative = 0.0
+    for s in sorted(mass):
+        cumulative += mass[s]
+        if cumulative >= q:
+            return s / n
+    return max(mass) / n
+
+
+def test_paired_bootstrap_matches_the_exact_bootstrap_distribution():
+    n, minus, plus = 30, 4, 9
+    baseline = [True] * minus + [False] * plus + [True] * 10 + [False] * 7
+    other = [False] * minus + [True] * plus + [True] * 10 + [False] * 7
+    diff, low, high = paired_bootstrap_diff(baseline, other, resamples=4000, seed=1)
+    assert diff == pytest.approx((plus - minus) / n)
+    assert low == pytest.approx(exact_bootstrap_quantile(n, minus, plus, 0.025), abs=1 / n + 1e-9)
+    assert high == pytest.approx(exact_bootstrap_quantile(n, minus, plus, 0.975), abs=1 / n + 1e-9)
+    assert low < diff < high
+
+
+def test_paired_bootstrap_is_seeded_and_degenerate_cases_are_exact():
+    a = [i % 3 == 0 for i in range(60)]
+    b = [i % 2 == 0 for i in range(60)]
+    assert paired_bootstrap_diff(a, b, seed=7) == paired_bootstrap_diff(a, b, seed=7)
+    assert paired_bootstrap_diff(a, a) == (0.0, 0.0, 0.0)  # identical outcomes: no uncertainty in the difference
+    assert paired_bootstrap_diff([], []) == (0.0, -1.0, 1.0)
+    with pytest.raises(ValueError):
+        paired_bootstrap_diff([True], [True, False])
+
+
+def test_quantile_is_numpys_default():
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.25) == pytest.approx(1.75)
+    assert quantile([5.0], 0.9) == 5.0
+
+
+# -- the grid ----------------------------------------------------------------------------------
+
+
+def write_grid(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "grid.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
+    grid = load_grid(write_grid(tmp_path, 'graphs = ["single", "cot", "sc", "reflect+rag"]\nvariants = ["zh", "en"]\nretrieval = [false, true]\nsamples = [3, 5]\n'))
+    labels = [c.label for c in cells(grid)]
+    assert labels == [
+        "single", "single+rag",
+        "cot[zh]", "cot[en]", "cot+rag[zh]", "cot+rag[en]",
+        "sc[zh,k=3]", "sc[zh,k=5]", "sc[en,k=3]", "sc[en,k=5]",
+        "sc+rag[zh,k=3]", "sc+rag[zh,k=5]", "sc+rag[en,k=3]", "sc+rag[en,k=5]",
+        "reflect+rag",
+    ]  # fmt: skip
+    sc = Cell("sc+rag", "en", 3)
+    assert sc.slug == "sc+rag_en_k3" and sc.settings(grid) == {"prompt_variant": "en", "samples": 3, "sample_temperature": 0.7}
+    assert Cell("single").settings(grid) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('graphs = ["nope"]', "unknown graph 'nope'"),
+        ('graphs = ["cot"]\nvariants = ["fr"]', "no prompt variant 'fr'"),
+        ('graphs = ["cot"]\nextra_args = ["--limit", "3"]', "may not set --limit"),
+        ('graphs = ["cot"]\nextra_args = ["--out=x"]', "may not set --out"),
+        ('graphs = ["cot"]\nlimt = 3', "limt"),
+        ("graphs = [", "not valid TOML"),
+    ],
+)
+def test_grid_errors_are_one_clear_line(tmp_path, text, message):
+    with pytest.raises(GridError, match=message):
+        cells(load_grid(write_grid(tmp_path, text)))
+
+
+def test_unknown_baseline_lists_the_cells(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "eval.ablate", str(write_grid(tmp_path, 'graphs = ["cot", "sc"]\nbaseline = "single"\n')), "--dry-run"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "baseline 'single' is not a cell of this grid; choose one of: cot[zh], sc[zh,k=5]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- the table from synthetic cells (exact expected numbers) ------------------------------------
+
+QUESTIONS = select(load_questions(BUNDLED), limit=20)
+SYNTHETIC = """models = ["m.gguf"]
+graphs = ["single", "cot", "reflect", "sc"]
+samples = [3]
+limit = 20
+"""
+
+
+def write_cell(out: Path, graph: str, correct: list[bool], calls: int, **settings) -> None:
+    config = RunConfig(
+        graphs=[graph], model="m.gguf", model_sha256="", data=str(BUNDLED), data_sha256="",
+        question_ids=[q.id for q in QUESTIONS], **settings,
+    )  # fmt: skip
+    store = RunStore(out, config)
+    for q, ok in zip(QUESTIONS, correct):
+        answer = q.answer if ok else next(letter for letter in q.letters if letter != q.answer)
+        node = {"single": "answer", "cot": "reason", "reflect": "draft", "sc": "sample"}[graph]
+        trace = [
+            TraceStep(node=node, messages=[Message(role="user", content=q.stem)], output=f"答案：{answer}", prompt_tokens=100, completion_tokens=10, seconds=0.5)
+            for _ in range(calls)
+        ]
+        store.append(
+            Prediction(
+                question_id=q.id, graph=graph, answer=answer, gold=q.answer, correct=ok, parse_status="ok", answer_method="regex",
+                draft_answer=answer if graph in ("reflect", "sc") else None, trace=trace, prompt_tokens=100 * calls,
+                completion_tokens=10 * calls, seconds=0.5 * calls, model_calls=calls,
+            )  # fmt: skip
+        )
+    store.close()
+
+
+def make_ablation(root: Path) -> Path:
+    """An ablation directory with four finished cells whose outcomes are chosen, not generated."""
+    out = root / "ablation"
+    cells_dir = out / "m"
+    write_cell(cells_dir / "single", "single", [i < 10 for i in range(20)], 1)
+    write_cell(cells_dir / "cot_zh", "cot", [i >= 5 for i in range(20)], 1, prompt_variant="zh")
+    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3)
+    write_cell(cells_dir / "sc_zh_k3", "sc", [i % 2 == 0 for i in range(20)], 3, prompt_variant="zh", samples=3)
+    grid = load_grid(write_grid(root, SYNTHETIC))
+    write_outputs(analyse(grid, out))
+    return out
+
+
+def test_table_from_known_outcomes(tmp_path):
+    out = make_ablation(tmp_path)
+    ablation = analyse(load_grid(tmp_path / "grid.toml"), out)
+    rows = {r["cell"]: r for r in ablation.rows}
+    assert list(rows) == ["single", "cot[zh]", "reflect", "sc[zh,k=3]"]
+    assert rows["single"].get("diff") is None and rows["single"]["accuracy"] == 0.5
+
+    cot = rows["cot[zh]"]
+    assert (cot["n"], cot["right_to_wrong"], cot["wrong_to_right"]) == (20, 5, 10)
+    assert cot["diff"] == pytest.approx(0.25) and cot["diff_ci_low"] < 0.25 < cot["diff_ci_high"]
+    assert cot["mcnemar_p"] == pytest.approx(mcnemar_exact(5, 10))
+    family = [rows[c]["mcnemar_p"] for c in ("cot[zh]", "reflect", "sc[zh,k=3]")]
+    assert [rows[c]["holm_p"] for c in ("cot[zh]", "reflect", "sc[zh,k=3]")] == pytest.approx(holm(family))
+
+    # Compute-matched: reflect makes 3 model calls per question, so its control is sc with k=3.
+    reflect = rows["reflect"]
+    assert reflect["calls_per_q"] == 3.0 and reflect["matched_cell"] == "sc[zh,k=3]" and reflect["matched_found"]
+    assert reflect["matched_accuracy"] == 0.5
+    both = paired_counts([i % 2 == 0 for i in range(20)], [i < 14 for i in range(20)])
+    assert reflect["matched_diff"] == pytest.approx(both.difference)
+    assert (reflect["matched_right_to_wrong"], reflect["matched_wrong_to_right"]) == (both.right_to_wrong, both.wrong_to_right)
+    assert cot["matched_cell"] == "sc[zh,k=1]" and not cot.get("matched_found")
+    assert any("sc[zh,k=1]" in note for note in ablation.notes)
+    assert rows["sc[zh,k=3]"]["matched_cell"] == ""  # sc is the control, not matched against itself
+
+    markdown = (out / "ablation.md").read_text(encoding="utf-8")
+    assert "| m.gguf | cot[zh] | 75.0%" in markdown and "+25.0 [" in markdown and "sc[zh,k=3]: 50.0%" in markdown
+    with open(out / "ablation.csv", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert [r["cell"] for r in table] == list(rows) and float(table[1]["diff"]) == pytest.approx(0.25)
+    document = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+    assert document["baseline"] == "single" and len(document["question_ids"]) == 20 and len(document["rows"]) == 4
+    assert render_markdown(ablation) == markdown
+
+
+# -- a real tiny grid --------------------------------------------------------------------------
+
+TINY_GRID = f"""models = ["{TINY}"]
+graphs = ["cot", "sc"]
+variants = ["zh"]
+samples = [1]
+baseline = "cot"
+sample_temperature = 0.9
+limit = 2
+extra_args = ["--n-threads", "1", "--n-ctx", "2048", "--draft-tokens", "8"]
+"""
+
+
+def ablate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eval.ablate", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_tiny_grid_end_to_end_and_reuse(tmp_path):
+    grid = write_grid(tmp_path, TINY_GRID)
+    out = tmp_path / "ablation"
+    result = ablate(str(grid), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    cell_dirs = {c: out / TINY / c for c in ("cot_zh", "sc_zh_k1")}
+    manifests = {c: json.loads((d / "manifest.json").read_text()) for c, d in cell_dirs.items()}
+    ids = manifests["cot_zh"]["question_ids"]
+    assert len(ids) == 2 and all(m["question_ids"] == ids for m in manifests.values()), "every cell on the same questions"
+    assert manifests["sc_zh_k1"]["samples"] == 1 and manifests["sc_zh_k1"]["sample_temperature"] == 0.9
+    assert manifests["cot_zh"]["prompt_variant"] == "zh" and manifests["cot_zh"]["samples"] == 5  # untouched default
+    for c, d in cell_dirs.items():
+        predictions = [json.loads(line) for line in (d / "predictions.jsonl").read_text().splitlines()]
+        assert sorted(p["question_id"] for p in predictions) == sorted(ids)
+        assert all(p["graph"] == manifests[c]["graphs"][0] for p in predictions)  # --baseline none: one graph per cell
+    rows = {r["cell"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
+    assert list(rows) == ["cot[zh]", "sc[zh,k=1]"]
+    # cot makes one model call per question: its compute-matched control is sc with k=1 (sampled instead of greedy).
+    assert rows["cot[zh]"]["matched_cell"] == "sc[zh,k=1]" and rows["cot[zh]"]["matched_found"]
+    assert rows["sc[zh,k=1]"]["calls_per_q"] == 1.0 and rows["sc[zh,k=1]"]["baseline"] == "cot[zh]" and rows["sc[zh,k=1]"]["n"] == 2
+    assert "| smollm2-135m | sc[zh,k=1] |" in result.stdout and (out / "ablation.csv").exists()
+
+    before = {c: (d / "predictions.jsonl").read_bytes() for c, d in cell_dirs.items()}
+    again = ablate(str(grid), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("finished earlier: reused") == 2
+    assert {c: (d / "predictions.jsonl").read_bytes() for c, d in cell_dirs.items()} == before
