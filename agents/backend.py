@@ -17,6 +17,7 @@ class Completion:
     completion_tokens: int
     seconds: float
     scores: dict[str, float] | None = None
+    method: str = "next_token"  # how score_next committed: next_token | grammar | json | regex
 
 
 class Backend(Protocol):
@@ -30,10 +31,13 @@ class Backend(Protocol):
         stop: Sequence[str] = (),
         grammar: str | None = None,
         assistant_prefix: str = "",
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> Completion:
         """Greedy (or seeded) chat completion; `grammar` is a GBNF grammar constraining the reply.
 
-        The reply is primed with `assistant_prefix`, which the returned text includes.
+        The reply is primed with `assistant_prefix`, which the returned text includes. `temperature` > 0
+        samples instead of decoding greedily, drawing from `seed` (None: the backend's own seed).
         """
         ...
 

@@ -91,7 +91,7 @@ class Prediction(BaseModel):
     gold: str
     correct: bool
     parse_status: ParseStatus
-    answer_method: Literal["next_token", "grammar", "regex", "none"]
+    answer_method: Literal["next_token", "grammar", "json", "regex", "none"]
     draft_answer: str | None = None  # the chain's first proposal, to see whether later nodes changed it
     error: str | None = None
     trace: list[TraceStep] = Field(default_factory=list)
