@@ -17,6 +17,7 @@ os.environ["LANGSMITH_TRACING"] = "false"
 import structlog  # noqa: E402
 
 from agents.llamacpp import BackendError, LlamaCppBackend  # noqa: E402
+from agents.openai_backend import CHAT_PROMPTS_VERSION, OpenAIBackend, RetryPolicy, api_key_from_env  # noqa: E402
 from agents.retrieve import Retrieval  # noqa: E402
 from eval import log as logsetup  # noqa: E402
 from eval.data import BUNDLED, DataError, dataset_sha256, load_questions, select  # noqa: E402
@@ -38,7 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m eval.agentic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--graph", default="reflect", help=f"strategy to evaluate ({', '.join(GRAPHS)}); default reflect")
     p.add_argument("--baseline", default="single", help="graph to compare against on the same questions, or 'none'")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"GGUF path or packaged model name; default {DEFAULT_MODEL}")
+    p.add_argument(
+        "--model",
+        help=f"GGUF path or packaged model name; default {DEFAULT_MODEL}. With --backend openai: the GGUF the server serves "
+        "(optional; its chat template lets prompts match the in-process run exactly)",
+    )
     p.add_argument("--data", type=Path, default=BUNDLED, help="dataset file or directory of JSONL files; default: bundled questions")
     p.add_argument("--format", default="auto", help="dataset format: auto, native, cmexam, cmb, medqa, mmlu, generic (see python -m eval.data)")
     p.add_argument("--answers", type=Path, help="CMB: answers in a separate file, joined by id")
@@ -60,10 +65,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draft-tokens", type=int, default=RunConfig.model_fields["draft_tokens"].default)
     p.add_argument("--critique-tokens", type=int, default=RunConfig.model_fields["critique_tokens"].default)
+    s = p.add_argument_group("serving (--backend openai: any OpenAI-compatible server, e.g. llama_cpp.server, llama-server, vLLM)")
+    s.add_argument("--backend", default="llama", choices=["llama", "openai"], help="llama: in-process llama.cpp (default); openai: an HTTP server")
+    s.add_argument("--base-url", help="the server's OpenAI API root, e.g. http://127.0.0.1:8000/v1")
+    s.add_argument("--model-name", help="model name to request (default: the first one the server lists)")
+    s.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the API key (default OPENAI_API_KEY; none needed for local servers)")
+    s.add_argument("--prompt-mode", default="auto", choices=["auto", "completions", "chat"], help="completions: render the GGUF's chat template here and use /v1/completions (needs --model); chat: /v1/chat/completions; auto: completions when possible")
+    s.add_argument("--concurrency", type=int, default=1, help="questions in flight at once (openai backend; in-process llama.cpp runs one)")
+    s.add_argument("--retries", type=int, default=4, help="retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff")
+    s.add_argument("--retry-backoff", type=float, default=0.5, help="seconds before the first retry; doubles each time, with jitter")
+    s.add_argument("--request-timeout", type=float, default=600.0, help="seconds one request may take")
     p.add_argument("-v", "--verbose", action="store_true", help="log every prediction")
     args = p.parse_args(argv)
     if args.limit < 0:
         p.error("--limit must be 0 (all) or positive")
+    if args.concurrency < 1 or args.retries < 0:
+        p.error("--concurrency must be at least 1 and --retries at least 0")
+    if args.backend == "openai" and not args.base_url:
+        p.error("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
     return args
 
 
@@ -82,13 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         questions = select(dataset, specialties=args.specialty, levels=args.level, limit=args.limit or None)
         if not questions:
             raise DataError(f"{args.data}: no questions match --specialty {args.specialty or 'any'} --level {args.level or 'any'}")
-        model_path = resolve_model(args.model)
+        model_path = resolve_model(args.model or DEFAULT_MODEL) if args.model or args.backend == "llama" else None
+        server = open_server(args, model_path) if args.backend == "openai" else None
         retrieval = open_retrieval(args, log) if any(rag for _, rag in parsed.values()) else None
+        version = prompts_version([base for base, _ in parsed.values()])
+        if server and server.capabilities.prompt_mode == "chat":
+            version += f"+{CHAT_PROMPTS_VERSION}"  # the prefix instructions chat mode adds to the prompts
         config = RunConfig(
             graphs=names,
-            model=str(model_path),
-            model_sha256=sha256_file(model_path),
-            model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"}),
+            model=f"openai:{server.model_name}" if server else str(model_path),
+            model_sha256=sha256_file(model_path) if model_path else "",
+            model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"}) if model_path else {},
             data=str(args.data),
             data_sha256=dataset_sha256(args.data),
             question_ids=[q.id for q in questions],
@@ -97,27 +120,35 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             draft_tokens=args.draft_tokens,
             critique_tokens=args.critique_tokens,
-            prompts_version=prompts_version([base for base, _ in parsed.values()]),
+            prompts_version=version,
             retrieval=retrieval.describe() if retrieval else "",
         )
-        out = args.out or Path("runs") / f"{'-vs-'.join(names)}-{model_path.stem}"
+        model_label = f"openai-{Path(server.model_name).stem}" if server else model_path.stem
+        out = args.out or Path("runs") / f"{'-vs-'.join(names)}-{model_label}"
         store = RunStore(out, config, fresh=args.fresh)
-        log.info("model.loading", model=str(model_path))
-        backend = LlamaCppBackend(model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed)
+        if server:
+            backend = server
+        else:
+            if args.concurrency > 1:
+                log.warning("concurrency.clamped", requested=args.concurrency, used=1, reason="in-process llama.cpp evaluates one stream")
+                args.concurrency = 1
+            log.info("model.loading", model=str(model_path))
+            backend = LlamaCppBackend(model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed)
     except (UnknownGraph, DataError, ModelError, RunDirError, BackendError, RetrievalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     graphs = {name: GRAPHS[base](backend, config, retrieval if rag else None) for name, (base, rag) in parsed.items()}
     try:
-        run(questions, graphs, store)
+        run(questions, graphs, store, concurrency=args.concurrency)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished predictions are saved; run the same command again to resume ({out})", file=sys.stderr)
         return 130
     finally:
         store.close()
 
-    summary = summarize(model_path.name, str(args.data), names, names[1] if len(names) > 1 else None, questions, store.predictions().values())
+    model_name = f"{server.model_name} ({server.base_url})" if server else model_path.name
+    summary = summarize(model_name, str(args.data), names, names[1] if len(names) > 1 else None, questions, store.predictions().values())
     summary.model_info = config.model_info
     markdown = render_markdown(summary)
     (out / "report.md").write_text(markdown, encoding="utf-8")
@@ -125,6 +156,22 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     print(f"predictions: {store.path}\nreport: {out / 'report.md'}", file=sys.stderr)
     return 0
+
+
+def open_server(args: argparse.Namespace, model_path: Path | None) -> OpenAIBackend:
+    """Connect to the server and detect what it supports; raises BackendError (one line) when it is not there."""
+    server = OpenAIBackend(
+        args.base_url,
+        args.model_name,
+        api_key=api_key_from_env(args.api_key_env),
+        model_path=model_path,
+        prompt_mode=args.prompt_mode,
+        seed=args.seed,
+        timeout=args.request_timeout,
+        retry=RetryPolicy(retries=args.retries, backoff=args.retry_backoff),
+    )
+    server.probe()
+    return server
 
 
 def open_retrieval(args: argparse.Namespace, log) -> Retrieval:

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import structlog
 from tqdm import tqdm
 
-from eval.schema import Prediction, Question
+from agents.llamacpp import BackendError
+from eval.schema import Prediction, Question, TraceStep
 from eval.store import RunStore
 
 log = structlog.get_logger()
 
 
+def _finite_scores(step: TraceStep) -> TraceStep:
+    # JSON has no -inf: a letter with no finite log-probability (outside a server's top-20 logprobs, or not the
+    # one a grammar committed to) is left out of the stored scores instead of being written as null.
+    if step.scores and not all(math.isfinite(v) for v in step.scores.values()):
+        return step.model_copy(update={"scores": {k: v for k, v in step.scores.items() if math.isfinite(v)}})
+    return step
+
+
 def to_prediction(graph: str, question: Question, state: dict, seconds: float) -> Prediction:
-    trace = state.get("trace", [])
+    trace = [_finite_scores(s) for s in state.get("trace", [])]
     answer = state.get("answer")
     return Prediction(
         question_id=question.id,
@@ -40,7 +52,8 @@ def predict(name: str, graph, question: Question) -> Prediction:
     try:
         state = graph.invoke({"question": question, "trace": []})
     except Exception as e:  # noqa: BLE001 - one failing question must not end a run of thousands
-        log.error("question.failed", graph=name, question=question.id, error=str(e), exc_info=True)
+        # A server error that survived its retries is one clear line; anything else keeps its traceback.
+        log.error("question.failed", graph=name, question=question.id, error=str(e), exc_info=not isinstance(e, BackendError))
         return Prediction(
             question_id=question.id,
             graph=name,
@@ -55,14 +68,54 @@ def predict(name: str, graph, question: Question) -> Prediction:
     return to_prediction(name, question, state, time.perf_counter() - start)
 
 
-def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunStore) -> None:
-    """Each question goes through every graph back to back, so they share its prompt prefix in the KV cache."""
+def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunStore, *, concurrency: int = 1) -> None:
+    """Each question goes through every graph back to back, so they share its prompt prefix in the KV cache.
+
+    With `concurrency` > 1, up to that many questions are in flight at once (each still through its graphs back
+    to back); predictions are appended as they finish, one writer at a time. Resuming works the same either way.
+    """
     done = store.done()
     todo = [(q, name) for q in questions for name in graphs if (name, q.id) not in done]
-    log.info("run.start", questions=len(questions), graphs=list(graphs), done=len(done), todo=len(todo))
+    log.info("run.start", questions=len(questions), graphs=list(graphs), done=len(done), todo=len(todo), concurrency=concurrency)
     with tqdm(total=len(todo), unit="pred", desc="evaluating", disable=None) as bar:
-        for question, name in todo:
+        if concurrency <= 1:
+            for question, name in todo:
+                prediction = predict(name, graphs[name], question)
+                store.append(prediction)
+                log.debug("question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct)
+                bar.update()
+        else:
+            _run_concurrently(todo, graphs, store, bar, concurrency)
+
+
+def _run_concurrently(todo: list[tuple[Question, str]], graphs: dict[str, Callable], store: RunStore, bar: tqdm, concurrency: int) -> None:
+    by_question: dict[str, tuple[Question, list[str]]] = {}
+    for question, name in todo:
+        by_question.setdefault(question.id, (question, []))[1].append(name)
+    write = threading.Lock()
+    stop = threading.Event()
+
+    def work(question: Question, names: list[str]) -> None:
+        for name in names:
+            if stop.is_set():
+                return
             prediction = predict(name, graphs[name], question)
-            store.append(prediction)
+            with write:
+                store.append(prediction)
+                bar.update()
             log.debug("question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct)
-            bar.update()
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="question")
+    futures = [pool.submit(work, question, names) for question, names in by_question.values()]
+    try:
+        for future in as_completed(futures):
+            future.result()
+    except BaseException:
+        # Ctrl-C (or a bug): start nothing new; questions in flight finish their current graph and are saved.
+        stop.set()
+        running = sum(f.running() for f in futures)
+        if running:
+            log.warning("run.stopping", in_flight=running, note="questions in flight finish their current graph and are saved")
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()

@@ -1,0 +1,387 @@
+"""The OpenAI-compatible backend: retries and the extraction ladder on a scripted transport, then a real
+llama_cpp.server (SmolLM2-135M) behind the CLI, in-process parity, and a fault-injecting proxy with resume."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TINY
+
+from agents.llamacpp import BackendError
+from agents.openai_backend import OpenAIBackend, RetryPolicy, ServerError, letter_from_json, letter_from_text, scores_from_top
+from eval.models import resolve_model
+from eval.schema import Message, Prediction
+
+MSGS = [Message(role="system", content="你是临床医师。"), Message(role="user", content="最可能的诊断是\nA. 甲\nB. 乙\nC. 丙\n\n请给出字母。")]
+LETTERS = ["A", "B", "C"]
+
+
+# -- a scripted server on httpx.MockTransport: no process, no model --------------------------------------------
+
+
+class Script:
+    """An OpenAI-compatible server in a function; `faults` are raised/returned before answering, in order."""
+
+    def __init__(self, *, logprobs: list | None = None, grammar: bool = False, json_ok: bool = False, text: str = "我认为答案：B", faults=()):
+        self.logprobs, self.grammar, self.json_ok, self.text = logprobs, grammar, json_ok, text
+        self.faults = list(faults)
+        self.requests: list[tuple[str, dict]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        if path == "/v1/models":
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
+        if path.endswith("tokenize"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        if path == "/v1/completions":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        self.requests.append((path, body))
+        if "诊断" in body["messages"][-1]["content"] and self.faults:  # only question prompts, never the start-up probes
+            fault = self.faults.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            return httpx.Response(fault, json={"error": {"message": f"injected {fault}"}}, headers={"retry-after": "0"})
+        content = self.text
+        if body.get("grammar"):
+            if not self.grammar:
+                return httpx.Response(400, json={"error": {"message": "unknown field grammar"}})
+            content = "Z" if "Z" in body["grammar"] else "C"
+        elif body.get("response_format"):
+            content = '{"answer": "A"}' if self.json_ok else "no json here"
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        if body.get("logprobs") and self.logprobs is not None:
+            top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in self.logprobs]
+            choice["logprobs"] = {"content": [{"token": content[:1], "logprob": -0.1, "bytes": None, "top_logprobs": top}]}
+        usage = {"prompt_tokens": 30, "completion_tokens": 1, "total_tokens": 31}
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice], "usage": usage})
+
+
+SCRIPTS: list[Script] = []
+
+
+def scripted(script: Script, **kw) -> OpenAIBackend:
+    SCRIPTS.append(script)
+    client = httpx.Client(transport=httpx.MockTransport(script))
+    backend = OpenAIBackend("http://fake.local/v1", http_client=client, retry=kw.pop("retry", RetryPolicy(retries=3, backoff=0.0)), **kw)
+    backend.probe()
+    return backend
+
+
+def test_ladder_prefers_logprobs_and_merges_space_variants():
+    backend = scripted(Script(logprobs=[("B", -0.5), (" B", -2.0), ("C", -1.5), ("x", -3.0)], grammar=True))
+    c = backend.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert c.method == "next_token" and c.text == "B"
+    assert c.scores["B"] == pytest.approx(math.log(math.exp(-0.5) + math.exp(-2.0)))
+    assert c.scores["A"] == -math.inf, "a letter missing from top_logprobs gets -inf"
+    assert backend.capabilities.prompt_mode == "chat" and backend.capabilities.methods == ["next_token", "grammar", "regex"]
+    # chat mode cannot prefill: the prefix instruction goes at the end of the user turn
+    assert "只回答一个选项字母" in SCRIPTS[-1].requests[-1][1]["messages"][-1]["content"]
+
+
+def test_ladder_falls_back_grammar_then_json_then_text():
+    # logprobs answered but no letter among them -> grammar
+    c = scripted(Script(logprobs=[("的", -0.1)], grammar=True)).score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert (c.method, c.text, c.scores) == ("grammar", "C", {"A": -math.inf, "B": -math.inf, "C": 0.0})
+    # no logprobs, grammar refused (400) -> JSON mode
+    c = scripted(Script(json_ok=True)).score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert (c.method, c.scores["A"]) == ("json", 0.0)
+    # nothing but text -> parse the reply
+    backend = scripted(Script())
+    assert backend.capabilities.methods == ["regex"]
+    c = backend.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert (c.method, c.scores["B"]) == ("regex", 0.0)
+    # text naming no option: every score -inf, so the runner records the answer as unparsed
+    c = scripted(Script(text="不知道")).score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert all(v == -math.inf for v in c.scores.values())
+
+
+def test_chat_primes_prefix_through_the_user_turn():
+    backend = scripted(Script(text="患者胸痛……答案：B"))
+    c = backend.chat(MSGS, max_tokens=32, assistant_prefix="分析：")
+    assert c.text == "分析：患者胸痛……答案：B" and c.prompt_tokens == 30 and c.completion_tokens == 1
+    path, body = SCRIPTS[-1].requests[-1]
+    assert body["messages"][-1]["content"].endswith("请以“分析：”开头作答。")
+    assert body["temperature"] == 0.0 and body["seed"] == 0 and body["max_tokens"] == 32
+
+
+def test_transient_faults_are_retried_with_growing_backoff():
+    waits: list[float] = []
+    policy = RetryPolicy(retries=4, backoff=0.1, seed=1)
+    faults = [httpx.RemoteProtocolError("dropped"), 500, 429, httpx.ReadTimeout("slow")]
+    backend = scripted(Script(logprobs=[("A", -0.1)], faults=faults), retry=policy)
+    policy.sleep = waits.append
+    c = backend.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert c.text == "A" and len(waits) == 4
+    for attempt, w in enumerate(waits):  # equal jitter: within [step/2, step], step = 0.1 * 2^attempt
+        step = 0.1 * 2**attempt
+        assert step / 2 <= w <= step + 1e-9, (attempt, w)
+
+
+def test_errors_that_retrying_cannot_fix():
+    policy = RetryPolicy(retries=2, backoff=0.0)
+    backend = scripted(Script(logprobs=[("A", -0.1)], faults=[503, 503, 503]), retry=policy)
+    with pytest.raises(ServerError, match=r"failed after 3 attempts: HTTP 503"):
+        backend.score_next(MSGS, LETTERS)
+    backend = scripted(Script(logprobs=[("A", -0.1)], faults=[400]), retry=RetryPolicy(retries=3, backoff=0.0))
+    import openai
+
+    before = len(SCRIPTS[-1].requests)
+    with pytest.raises(openai.BadRequestError):  # not transient: no retry, the runner records it as an error
+        backend.score_next(MSGS, LETTERS)
+    assert len(SCRIPTS[-1].requests) == before + 1
+
+
+def test_parsing_helpers():
+    assert scores_from_top([("C", -1.0), (" C", -1.0), ("D", -0.5)], ["C", "E"]) == {"C": pytest.approx(-1.0 + math.log(2)), "E": -math.inf}
+    assert letter_from_text("B", LETTERS) == "B" and letter_from_text("(C) 丙", LETTERS) == "C" and letter_from_text("答：D", LETTERS) is None
+    assert letter_from_text("故答案为C。", LETTERS) == "C" and letter_from_text("Because", LETTERS) is None
+    assert letter_from_json('{"answer": "b"}', LETTERS) == "B" and letter_from_json('{"answer": "A', LETTERS) == "A"
+
+
+def test_server_down_is_one_clear_error(cli, tmp_path):
+    port = free_port()
+    with pytest.raises(BackendError, match="no server answers at"):
+        OpenAIBackend(f"http://127.0.0.1:{port}/v1").probe()
+    result = cli("--backend", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--limit", "2", "--out", str(tmp_path / "r"), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"error: no server answers at http://127.0.0.1:{port}/v1/models" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
+
+
+# -- a real llama_cpp.server -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> str:
+    """`python -m llama_cpp.server` on the tiny model, one thread; yields its /v1 URL."""
+    pytest.importorskip("fastapi", reason="the server extra is needed: pip install -e '.[test]'")
+    model = resolve_model(TINY)
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start:\n{log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def predictions(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+SERVE = ("--backend", "openai", "--n-threads", "1", "--draft-tokens", "24", "--critique-tokens", "16", "--n-ctx", "2048", "--retry-backoff", "0.05")
+
+
+def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path):
+    out = tmp_path / "run"
+    args = ("--graph", "reflect", *SERVE, "--base-url", server, "--model", TINY, "--limit", "2", "--concurrency", "1", "--out", str(out))
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    preds = predictions(out)
+    assert sorted((p["graph"], p["question_id"]) for p in preds) == sorted((g, q) for g in ("reflect", "single") for q in {p["question_id"] for p in preds})
+    assert len(preds) == 4
+    for p in preds:
+        assert [s["node"] for s in p["trace"]] == (["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"])
+        assert p["parse_status"] == "ok" and p["answer_method"] == "next_token" and p["answer"] in "ABCDE"
+        scoring = p["trace"][-1]
+        assert scoring["prompt_tokens"] > 0 and scoring["seconds"] > 0 and scoring["scores"]
+        assert p["trace"][0]["output"].startswith("分析：" if p["graph"] == "reflect" else "")
+    assert "## reflect vs single (paired, n=2)" in result.stdout and "McNemar" in result.stdout
+    assert '"prompt_mode": "completions"' in result.stderr 
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"].startswith("openai:") and manifest["model_sha256"] and "+chat" not in manifest["prompts_version"]
+
+    lines = (out / "predictions.jsonl").read_text(encoding="utf-8")
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert (out / "predictions.jsonl").read_text(encoding="utf-8") == lines, "resume must not redo or duplicate"
+
+    # Without the GGUF: the chat endpoint, the prefix as an instruction, a different prompts version.
+    chat = tmp_path / "chat"
+    result = cli("--graph", "single", "--baseline", "none", *SERVE, "--base-url", server, "--limit", "1", "--out", str(chat))
+    assert result.returncode == 0, result.stderr
+    assert '"prompt_mode": "chat"' in result.stderr
+    assert all(p["parse_status"] == "ok" and p["answer_method"] == "next_token" for p in predictions(chat))
+    assert json.loads((chat / "manifest.json").read_text())["prompts_version"].endswith("+chat-prefix-1")
+
+
+def test_completions_mode_scores_match_in_process(server):
+    from agents.llamacpp import LlamaCppBackend
+
+    local = LlamaCppBackend(resolve_model(TINY), n_ctx=2048, n_threads=1)
+    remote = OpenAIBackend(server, model_path=resolve_model(TINY))
+    assert remote.probe().methods[0] == "next_token"
+    mine, theirs = local.score_next(MSGS, LETTERS, assistant_prefix="答案："), remote.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert theirs.text == mine.text
+    for letter in LETTERS:
+        assert theirs.scores[letter] == pytest.approx(mine.scores[letter], abs=0.05)
+    assert abs(remote.count_tokens("急性下壁心肌梗死") - local.count_tokens("急性下壁心肌梗死")) == 0
+
+
+# -- the fault-injecting proxy -----------------------------------------------------------------------------------
+
+
+class FaultProxy(ThreadingHTTPServer):
+    """Forwards to `upstream`; on question-sized POSTs, seeded: drops the connection, answers 500 or 429, or delays.
+
+    Every request whose body contains `doomed` gets a 500, so that question always ends as an error.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a dropped connection is the point, not news
+        pass
+
+    def __init__(self, upstream: str, *, seed: int, drop=0.15, error=0.15, busy=0.05, delay=0.1, doomed="ZZFAULT"):
+        super().__init__(("127.0.0.1", 0), _FaultHandler)
+        self.upstream = httpx.URL(upstream)
+        self.rng, self.lock = random.Random(seed), threading.Lock()
+        self.p = {"drop": drop, "error": error, "busy": busy, "delay": delay}
+        self.doomed = doomed
+        self.counts = {"drop": 0, "error": 0, "busy": 0, "delay": 0, "doomed": 0, "forwarded": 0}
+        self.enabled = True
+
+    def fault(self, body: bytes) -> str | None:
+        if not self.enabled or len(body) < 600:  # start-up probes are small: the run must start deterministically
+            return None
+        text = json.dumps(json.loads(body), ensure_ascii=False)
+        with self.lock:
+            if self.doomed in text:
+                self.counts["doomed"] += 1
+                return "doomed"
+            r, edge = self.rng.random(), 0.0
+            for name, p in self.p.items():
+                edge += p
+                if r < edge:
+                    self.counts[name] += 1
+                    return name
+        return None
+
+
+class _FaultHandler(BaseHTTPRequestHandler):
+    server: FaultProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_GET(self):
+        self._forward(b"")
+
+    def do_POST(self):
+        self._forward(self.rfile.read(int(self.headers.get("content-length", 0))))
+
+    def _send(self, status: int, body: bytes, headers: dict | None = None):
+        self.send_response(status)
+        for k, v in {"content-type": "application/json", **(headers or {})}.items():
+            self.send_header(k, v)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _forward(self, body: bytes):
+        fault = self.server.fault(body) if self.command == "POST" else None
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault in ("error", "doomed"):
+            return self._send(500, b'{"error": {"message": "injected failure"}}')
+        if fault == "busy":
+            return self._send(429, b'{"error": {"message": "injected: slow down"}}', {"retry-after": "0"})
+        if fault == "delay":
+            time.sleep(0.3)
+        up = self.server.upstream
+        conn = http.client.HTTPConnection(up.host, up.port, timeout=300)
+        try:
+            conn.request(self.command, self.path, body=body or None, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        with self.server.lock:
+            self.server.counts["forwarded"] += 1
+        self._send(resp.status, data, {"content-type": resp.getheader("content-type", "application/json")})
+
+
+STEMS = ["男，60岁，突发胸痛2小时，心电图示下壁ST段抬高。最可能的诊断是", "ZZFAULT 女，55岁，胸骨后压榨样疼痛1小时。最可能的诊断是", "男，45岁，剧烈胸痛向背部放射。最可能的诊断是"]
+OPTIONS = {"A": "急性心包炎", "B": "急性心肌梗死", "C": "主动脉夹层", "D": "肺栓塞", "E": "气胸"}
+QUESTIONS = [{"id": f"f-{i}", "stem": stem, "options": OPTIONS, "answer": "B", "specialty": "cardiovascular", "level": "attending"} for i, stem in enumerate(STEMS)]
+
+
+def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
+    proxy = FaultProxy(server.removesuffix("/v1"), seed=7)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    out = tmp_path / "run"
+    base = ("--graph", "reflect", *SERVE, "--model", TINY, "--data", str(data), "--limit", "0", "--out", str(out))
+    try:
+        first = cli(*base, "--base-url", f"http://127.0.0.1:{proxy.server_port}/v1", "--retries", "2", "--concurrency", "3")
+    finally:
+        proxy.shutdown()
+    assert first.returncode == 0, first.stderr
+    assert proxy.counts["doomed"] >= 3 and proxy.counts["drop"] + proxy.counts["error"] + proxy.counts["busy"] > 0, proxy.counts
+    assert '"event": "server.retry"' in first.stderr
+    pairs = {(g, q["id"]) for g in ("reflect", "single") for q in QUESTIONS}
+    preds = [Prediction.model_validate(p) for p in predictions(out)]
+    assert sorted((p.graph, p.question_id) for p in preds) == sorted(pairs), "each (graph, question) recorded exactly once"
+    errors = {(p.graph, p.question_id) for p in preds if p.parse_status == "error"}
+    assert {("reflect", "f-1"), ("single", "f-1")} <= errors
+    for p in preds:
+        assert p.parse_status in ("ok", "error")
+        if p.parse_status == "error":
+            assert "failed after 3 attempts" in p.error
+    assert "errors" in first.stdout
+    first_lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+
+    again = cli(*base, "--base-url", server)  # the server itself now: nothing fails
+    assert again.returncode == 0, again.stderr
+    lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines[: len(first_lines)] == first_lines and len(lines) == len(first_lines) + len(errors), "only the errors are redone"
+    final = {}
+    for p in (Prediction.model_validate_json(line) for line in lines):
+        final[(p.graph, p.question_id)] = p
+    assert set(final) == pairs and all(p.parse_status == "ok" for p in final.values())
+
+
+def test_in_process_backend_clamps_concurrency(cli, tmp_path):
+    result = cli("--graph", "single", "--baseline", "none", "--model", TINY, "--n-threads", "1", "--limit", "1", "--concurrency", "4", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert '"event": "concurrency.clamped"' in result.stderr and '"concurrency": 1' in result.stderr
