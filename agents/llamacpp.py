@@ -45,6 +45,7 @@ class LlamaCppBackend:
         n_gpu_layers: int = 0,
         seed: int = 0,
         repeat_penalty: float = 1.1,
+        flash_attn: bool = False,
     ):
         from llama_cpp import Llama, llama_chat_format
 
@@ -62,6 +63,7 @@ class LlamaCppBackend:
                     # llama-cpp-python defaults to half the cores; generation is memory-bound, so use them all.
                     n_threads=n_threads or os.cpu_count() or 1,
                     n_gpu_layers=n_gpu_layers,
+                    flash_attn=flash_attn,
                     seed=seed,
                     verbose=False,
                 )

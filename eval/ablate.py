@@ -30,10 +30,9 @@ Grid (TOML; every key but `graphs` optional):
 Paths are relative to the current directory, as on the evaluator's command line. Cells are labelled
 GRAPH[VARIANT,k=K] (single, reflect+rag, cot[en], sc[zh,k=3]) and run in DIR/MODEL/GRAPH_VARIANT_kK.
 
-Why in-process rather than a subprocess per cell: the prompt variant and sc's k and temperature are RunConfig
-fields the evaluator has no flags for, and in-process they can be handed to the RunConfig it builds (see
-strategy_settings) so that they are recorded in each cell's manifest; it also saves the evaluator's imports
-per cell. Cells still run one at a time, each loading its model afresh and freeing it after.
+Each cell is one in-process call of the evaluator (eval.agentic.main) with its flags (prompt variant, sc's k and
+temperature included, so they are recorded in the cell's manifest); in-process saves the evaluator's imports per
+cell. Cells run one at a time, each loading its model afresh and freeing it after.
 """
 
 from __future__ import annotations
@@ -222,38 +221,13 @@ def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
         argv += ["--mapping", grid.mapping]
     for ours, theirs in grid.map.items():
         argv += ["--map", f"{ours}={theirs}"]
+    flags = {"prompt_variant": "--prompt-variant", "samples": "--samples", "sample_temperature": "--sample-temperature"}
+    for field, value in cell.settings(grid).items():
+        argv += [flags[field], str(value)]
     return argv + grid.extra_args
 
 
 # -- running ----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def strategy_settings(settings: dict):
-    """Run eval.agentic with these RunConfig fields set (prompt variant, sc's k and temperature).
-
-    The evaluator builds its RunConfig itself and has no flags for these fields, so for the duration of the
-    call the RunConfig it constructs is given them; they land in the cell's manifest like any other setting
-    (a changed k on the same directory is refused, the report shows them). run_cell checks the manifest
-    afterwards, so a change to the evaluator that bypasses this stops the grid with an error instead of
-    reporting a k=5 run as k=3. Once the evaluator has flags for these fields, they belong in agentic_argv.
-    """
-    from eval import agentic
-
-    if not settings:
-        yield
-        return
-    original = agentic.RunConfig
-
-    def configured(**fields) -> RunConfig:
-        return original(**{**fields, **settings})
-
-    configured.model_fields = original.model_fields  # the evaluator reads flag defaults from it
-    agentic.RunConfig = configured
-    try:
-        yield
-    finally:
-        agentic.RunConfig = original
 
 
 def run_cell(argv: list[str], settings: dict, out: Path, *, recheck: bool = False) -> tuple[int, bool]:
@@ -268,7 +242,7 @@ def run_cell(argv: list[str], settings: dict, out: Path, *, recheck: bool = Fals
                 return 0, True
     marker.unlink(missing_ok=True)
     try:
-        with strategy_settings(settings), contextlib.redirect_stdout(io.StringIO()):  # the evaluator prints its report
+        with contextlib.redirect_stdout(io.StringIO()):  # the evaluator prints its report
             status = agentic.main([*argv, "--out", str(out)])
     except (KeyboardInterrupt, GridError):
         raise

@@ -59,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=4, help="passages retrieved per question")
     p.add_argument("--context-tokens", type=int, default=1024, help="token budget for retrieved passages; more are dropped")
     p.add_argument("--guideline-store", type=Path, help="chromadb store built by python -m retrieval.ingest (default: the bundled notes)")
+    p.add_argument("--samples", type=int, default=RunConfig.model_fields["samples"].default, help="sc: sampled drafts per question (k)")
+    p.add_argument("--sample-temperature", type=float, default=RunConfig.model_fields["sample_temperature"].default, help="sc: sampling temperature")
+    p.add_argument("--prompt-variant", default="", help="a [variants.NAME] table of the strategy's prompt file (e.g. en, zh-plain)")
+    p.add_argument("--flash-attn", action="store_true", help="llama.cpp flash attention (where the build supports it)")
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU; -1 = all")
@@ -122,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             critique_tokens=args.critique_tokens,
             prompts_version=version,
             retrieval=retrieval.describe() if retrieval else "",
+            samples=args.samples,
+            sample_temperature=args.sample_temperature,
+            prompt_variant=args.prompt_variant,
         )
         model_label = f"openai-{Path(server.model_name).stem}" if server else model_path.stem
         out = args.out or Path("runs") / f"{'-vs-'.join(names)}-{model_label}"
@@ -133,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("concurrency.clamped", requested=args.concurrency, used=1, reason="in-process llama.cpp evaluates one stream")
                 args.concurrency = 1
             log.info("model.loading", model=str(model_path))
-            backend = LlamaCppBackend(model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed)
+            backend = LlamaCppBackend(
+                model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed, flash_attn=args.flash_attn
+            )
     except (UnknownGraph, DataError, ModelError, RunDirError, BackendError, RetrievalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
