@@ -59,7 +59,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             packages=_QWEN15[0],
             files=_QWEN15[1],
             size=1_117_320_768,
-            sha256="",  # filled in below once measured; size is always checked
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         ),
         PackagedModel(
             name="smollm2-135m",
