@@ -11,9 +11,11 @@ def draft_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_to
     question = state["question"]
     messages = question_messages(prompts["system"], question, prompts["draft"], state.get("passages", ()))
     completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["draft_prefix"])
+    letter = parse_letter(completion.text, question.letters)
     return {
         "messages": messages,
         "draft": completion.text,
-        "draft_answer": parse_letter(completion.text, question.letters),
+        "draft_answer": letter,
+        "proposal": letter,
         "trace": [trace_step("draft", messages, completion)],
     }

@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=4, help="passages retrieved per question")
     p.add_argument("--context-tokens", type=int, default=1024, help="token budget for retrieved passages; more are dropped")
     p.add_argument("--guideline-store", type=Path, help="chromadb store built by python -m retrieval.ingest (default: the bundled notes)")
+    p.add_argument("--rounds", type=int, default=1, help="reflect: critique rounds at most, revising in between (stops early when the critic agrees)")
     p.add_argument("--samples", type=int, default=RunConfig.model_fields["samples"].default, help="sc: sampled drafts per question (k)")
     p.add_argument("--sample-temperature", type=float, default=RunConfig.model_fields["sample_temperature"].default, help="sc: sampling temperature")
     p.add_argument("--prompt-variant", default="", help="a [variants.NAME] table of the strategy's prompt file (e.g. en, zh-plain)")
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.limit < 0:
         p.error("--limit must be 0 (all) or positive")
+    if args.rounds < 1 or args.samples < 1:
+        p.error("--rounds and --samples must be at least 1")
     if args.concurrency < 1 or args.retries < 0:
         p.error("--concurrency must be at least 1 and --retries at least 0")
     if args.backend == "openai" and not args.base_url:
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             critique_tokens=args.critique_tokens,
             prompts_version=version,
             retrieval=retrieval.describe() if retrieval else "",
+            rounds=args.rounds,
             samples=args.samples,
             sample_temperature=args.sample_temperature,
             prompt_variant=args.prompt_variant,

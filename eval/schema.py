@@ -117,6 +117,7 @@ class RunConfig(BaseModel):
     seed: int = 0
     draft_tokens: int = 384
     critique_tokens: int = 256
+    rounds: int = Field(default=1, ge=1)  # reflect: critique rounds at most (revising in between)
     prompts_version: str = ""
     retrieval: str = ""  # mode, k, context budget and store fingerprint when any graph retrieves
     # Sampling strategies (sc) only: drafts per question and their temperature; every other call decodes greedily.

@@ -15,6 +15,8 @@ class ChainState(TypedDict, total=False):
     draft: str
     draft_answer: str | None  # what the draft itself concluded, to see whether later nodes changed it
     critique: str
+    proposal: str | None  # the drafter's current answer (after revisions)
+    revisions: int  # reflect: critique/revise rounds done beyond the first critique
     answer: str | None
     answer_method: str
     trace: Annotated[list[TraceStep], operator.add]  # each node appends its steps

@@ -40,3 +40,27 @@ def test_a_failing_backend_is_recorded_as_an_error_not_raised(question):
     prediction = predict("reflect", get_graph("reflect")(Broken(), CONFIG), question)
     assert prediction.parse_status == "error" and prediction.answer is None
     assert "server went away" in prediction.error
+
+
+def test_reflect_rounds_revise_until_the_critic_agrees(question):
+    rounds = CONFIG.model_copy(update={"rounds": 3})
+    backend = FakeBackend(replies=["……\n答案：A", "应为B。\n建议答案：B", "改为B。\n答案：B", "同意。\n建议答案：B"])
+    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    assert [s.node for s in prediction.trace] == ["draft", "critique", "revise", "critique", "extract"]
+    assert prediction.draft_answer == "A"  # the first proposal, for draft -> final flips
+    revise = prediction.trace[2]
+    assert revise.messages[-2].content.endswith("建议答案：B")  # the revision sees the critique
+
+
+def test_reflect_rounds_are_bounded(question):
+    rounds = CONFIG.model_copy(update={"rounds": 2})
+    backend = FakeBackend(replies=["答案：A", "建议答案：B", "答案：C", "建议答案：D"])
+    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    assert [s.node for s in prediction.trace] == ["draft", "critique", "revise", "critique", "extract"]
+
+
+def test_reflect_stops_at_once_when_the_critic_finds_nothing_to_change(question):
+    rounds = CONFIG.model_copy(update={"rounds": 3})
+    backend = FakeBackend(replies=["答案：B", "推理正确。\n建议答案：B"])
+    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    assert [s.node for s in prediction.trace] == ["draft", "critique", "extract"]

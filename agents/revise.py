@@ -1,0 +1,19 @@
+"""revise_node: the drafter rewrites its answer in the light of the critique (reflect with --rounds > 1)."""
+
+from __future__ import annotations
+
+from agents.answer import parse_letter
+from agents.backend import Backend
+from agents.messages import follow_up, trace_step
+
+
+def revise_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_tokens: int) -> dict:
+    messages = follow_up(state["messages"], state["critique"], prompts["revise"])
+    completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["draft_prefix"])
+    return {
+        "messages": messages,
+        "draft": completion.text,
+        "proposal": parse_letter(completion.text, state["question"].letters),
+        "revisions": state.get("revisions", 0) + 1,
+        "trace": [trace_step("revise", messages, completion)],
+    }
