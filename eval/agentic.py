@@ -26,6 +26,7 @@ from eval.models import DEFAULT_MODEL, ModelError, resolve_model, sha256_file  #
 from eval.report import render_markdown, summarize  # noqa: E402
 from eval.runner import run  # noqa: E402
 from eval.schema import SPECIALTIES, RunConfig  # noqa: E402
+from eval.shuffle import shuffle_options  # noqa: E402
 from eval.store import RunDirError, RunStore  # noqa: E402
 from retrieval import RetrievalError  # noqa: E402
 from graphs import GRAPHS, RAG_SUFFIX, UnknownGraph, parse_graph_name  # noqa: E402
@@ -59,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=4, help="passages retrieved per question")
     p.add_argument("--context-tokens", type=int, default=1024, help="token budget for retrieved passages; more are dropped")
     p.add_argument("--guideline-store", type=Path, help="chromadb store built by python -m retrieval.ingest (default: the bundled notes)")
+    p.add_argument("--shuffle-options", type=int, metavar="SEED", help="show options in a seeded per-question order (see python -m eval.position_bias)")
     p.add_argument("--rounds", type=int, default=1, help="reflect: critique rounds at most, revising in between (stops early when the critic agrees)")
     p.add_argument("--samples", type=int, default=RunConfig.model_fields["samples"].default, help="sc: sampled drafts per question (k)")
     p.add_argument("--sample-temperature", type=float, default=RunConfig.model_fields["sample_temperature"].default, help="sc: sampling temperature")
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         fields = dict(pair.split("=", 1) for pair in args.map) or None
         dataset = load_questions(args.data, args.format, answers=args.answers, fields=fields, mapping=args.mapping)
         questions = select(dataset, specialties=args.specialty, levels=args.level, limit=args.limit or None)
+        if args.shuffle_options is not None:
+            questions = [shuffle_options(q, args.shuffle_options) for q in questions]
         if not questions:
             raise DataError(f"{args.data}: no questions match --specialty {args.specialty or 'any'} --level {args.level or 'any'}")
         model_path = resolve_model(args.model or DEFAULT_MODEL) if args.model or args.backend == "llama" else None
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             prompts_version=version,
             retrieval=retrieval.describe() if retrieval else "",
             rounds=args.rounds,
+            shuffle_seed=args.shuffle_options,
             samples=args.samples,
             sample_temperature=args.sample_temperature,
             prompt_variant=args.prompt_variant,

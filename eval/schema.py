@@ -118,6 +118,7 @@ class RunConfig(BaseModel):
     draft_tokens: int = 384
     critique_tokens: int = 256
     rounds: int = Field(default=1, ge=1)  # reflect: critique rounds at most (revising in between)
+    shuffle_seed: int | None = None  # options shown in a seeded per-question order (position-bias runs)
     prompts_version: str = ""
     retrieval: str = ""  # mode, k, context budget and store fingerprint when any graph retrieves
     # Sampling strategies (sc) only: drafts per question and their temperature; every other call decodes greedily.

@@ -1,0 +1,68 @@
+"""python -m eval.position_bias ORIGINAL_RUN SHUFFLED_RUN: how often the chosen option changes when only the order does.
+
+Run the same command twice, the second time with --shuffle-options SEED; this maps the shuffled run's letters back
+to the original options and reports, per graph, how often the chosen *content* changed (a model without position
+bias changes nothing), with a Wilson interval, and both runs' accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from eval.data import load_questions
+from eval.report import _table
+from eval.schema import Prediction, RunConfig
+from eval.shuffle import original_letter
+from eval.stats import mcnemar_exact, wilson_interval
+from eval.store import MANIFEST, PREDICTIONS
+
+
+def _read(run: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction]]:
+    config = RunConfig.model_validate_json((run / MANIFEST).read_text(encoding="utf-8"))
+    found = {}
+    for line in (run / PREDICTIONS).read_text(encoding="utf-8").split("\n"):
+        if line.strip():
+            p = Prediction.model_validate_json(line)
+            found[(p.graph, p.question_id)] = p
+    return config, {k: p for k, p in found.items() if p.parse_status != "error"}
+
+
+def compare(original: Path, shuffled: Path) -> str:
+    base_config, base = _read(original)
+    config, moved = _read(shuffled)
+    if config.shuffle_seed is None or base_config.shuffle_seed is not None:
+        raise ValueError("the second run must be the one with --shuffle-options, the first without")
+    questions = {q.id: q for q in load_questions(config.data)}
+    rows = []
+    for graph in config.graphs:
+        keys = [k for k in moved if k[0] == graph and k in base]
+        changed = sum(original_letter(moved[k].answer, questions[k[1]], config.shuffle_seed) != base[k].answer for k in keys)
+        low, high = wilson_interval(changed, len(keys))
+        b = sum(base[k].correct and not moved[k].correct for k in keys)
+        c = sum(moved[k].correct and not base[k].correct for k in keys)
+        acc = lambda preds: f"{100 * sum(p.correct for p in preds) / max(1, len(preds)):.1f}%"  # noqa: E731
+        rows.append([
+            graph, len(keys), f"{changed} ({100 * changed / max(1, len(keys)):.1f}% [{100 * low:.1f}–{100 * high:.1f}])",
+            acc([base[k] for k in keys]), acc([moved[k] for k in keys]), f"{mcnemar_exact(b, c):.3g}",
+        ])
+    header = ["graph", "n", "chosen option changed [95% CI]", "accuracy original", "accuracy shuffled", "McNemar p"]
+    return f"# Position bias (shuffle seed {config.shuffle_seed})\n\n" + _table(header, rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.position_bias", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("original", type=Path)
+    p.add_argument("shuffled", type=Path)
+    args = p.parse_args(argv)
+    try:
+        print(compare(args.original, args.shuffled))
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
