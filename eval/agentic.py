@@ -27,6 +27,7 @@ from eval.report import render_markdown, summarize  # noqa: E402
 from eval.runner import run  # noqa: E402
 from eval.schema import SPECIALTIES, RunConfig  # noqa: E402
 from eval.shuffle import shuffle_options  # noqa: E402
+from agents.prompts import UnknownVariant  # noqa: E402
 from eval.store import RunDirError, RunStore  # noqa: E402
 from retrieval import RetrievalError  # noqa: E402
 from graphs import GRAPHS, RAG_SUFFIX, UnknownGraph, parse_graph_name  # noqa: E402
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         server = open_server(args, model_path) if args.backend == "openai" else None
         retrieval = open_retrieval(args, log) if any(rag for _, rag in parsed.values()) else None
         version = prompts_version([base for base, _ in parsed.values()])
+        check_variant(args.prompt_variant, [base for base, _ in parsed.values()])
         if server and server.capabilities.prompt_mode == "chat":
             version += f"+{CHAT_PROMPTS_VERSION}"  # the prefix instructions chat mode adds to the prompts
         config = RunConfig(
@@ -152,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             backend = LlamaCppBackend(
                 model_path, n_ctx=args.n_ctx, n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers, seed=args.seed, flash_attn=args.flash_attn
             )
-    except (UnknownGraph, DataError, ModelError, RunDirError, BackendError, RetrievalError) as e:
+        graphs = {name: GRAPHS[base](backend, config, retrieval if rag else None) for name, (base, rag) in parsed.items()}
+    except (UnknownGraph, UnknownVariant, DataError, ModelError, RunDirError, BackendError, RetrievalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    graphs = {name: GRAPHS[base](backend, config, retrieval if rag else None) for name, (base, rag) in parsed.items()}
     try:
         run(questions, graphs, store, concurrency=args.concurrency)
     except KeyboardInterrupt:
@@ -200,6 +202,15 @@ def open_retrieval(args: argparse.Namespace, log) -> Retrieval:
         raise RetrievalError(f"--context-tokens {args.context_tokens} leaves too little of --n-ctx {args.n_ctx}; raise --n-ctx to at least {reserved}")
     log.info("guidelines.opening", store=str(args.guideline_store or "bundled (built once on first use)"))
     return Retrieval(store=open_store(args.guideline_store), mode=args.retriever, k=args.top_k, budget_tokens=args.context_tokens)
+
+
+def check_variant(variant: str, strategies: list[str]) -> None:
+    """Refuse an unknown --prompt-variant before the run directory records it (strategies without variants ignore it)."""
+    from agents.prompts import load_prompts
+
+    for strategy in strategies:
+        if variant and "variants" in load_prompts(strategy):
+            load_prompts(strategy, variant)
 
 
 def prompts_version(names: list[str]) -> str:

@@ -61,3 +61,9 @@ def test_user_errors_are_one_clear_line(cli, tmp_path):
         result = cli(*args, "--out", str(tmp_path / "r"))
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_prompt_variant_is_refused_before_anything_is_written(cli, tmp_path):
+    result = cli("--graph", "cot", "--baseline", "none", "--prompt-variant", "xx", "--model", TINY, "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "no prompt variant 'xx'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
