@@ -22,7 +22,7 @@ from agents.retrieve import Retrieval  # noqa: E402
 from eval import log as logsetup  # noqa: E402
 from eval.data import BUNDLED, DataError, dataset_sha256, load_questions, select  # noqa: E402
 from eval.gguf_info import inspect_gguf  # noqa: E402
-from eval.models import DEFAULT_MODEL, ModelError, resolve_model, sha256_file  # noqa: E402
+from eval.models import DEFAULT_MODEL, ModelError, model_sha256, resolve_model  # noqa: E402
 from eval.report import render_markdown, summarize  # noqa: E402
 from eval.runner import run  # noqa: E402
 from eval.schema import SPECIALTIES, RunConfig  # noqa: E402
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(
             graphs=names,
             model=f"openai:{server.model_name}" if server else str(model_path),
-            model_sha256=sha256_file(model_path) if model_path else "",
+            model_sha256=model_sha256(model_path) if model_path else "",
             model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"}) if model_path else {},
             data=str(args.data),
             data_sha256=dataset_sha256(args.data),

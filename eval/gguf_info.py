@@ -18,7 +18,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, LlamaFileType
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from eval.models import ModelError, sha256_file
+from eval.models import ModelError, model_sha256
 
 # Stacked experts (blk.N.ffn_gate_exps.weight, 3-D) and, in GGUFs converted before April 2024,
 # one tensor per expert (blk.N.ffn_gate.E.weight). Shared experts (`_shexp`) are always active.
@@ -121,7 +121,7 @@ def inspect_gguf(path: str | Path, *, sha256: bool = True) -> ModelInfo:
         name=name if isinstance(name, str) else None,
         architecture=arch,
         file_size=size,
-        sha256=sha256_file(path) if sha256 else None,
+        sha256=model_sha256(path) if sha256 else None,
         total_params=total,
         active_params=active,
         expert_params=expert,

@@ -53,3 +53,19 @@ def test_pinned_models_are_declared_consistently():
     for model in PACKAGED_MODELS.values():
         assert len(model.packages) == len(model.files)
         assert model.size > 0
+
+
+def test_model_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    from eval import models
+
+    monkeypatch.setenv("CLINICAL_EVAL_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF one")
+    assert models.model_sha256(gguf) == hashlib.sha256(b"GGUF one").hexdigest()
+    calls = []
+    monkeypatch.setattr(models, "sha256_file", lambda p: calls.append(p) or "recomputed")
+    assert models.model_sha256(gguf) == hashlib.sha256(b"GGUF one").hexdigest() and not calls
+    gguf.write_bytes(b"GGUF two, longer")
+    assert models.model_sha256(gguf) == "recomputed"
