@@ -262,13 +262,9 @@ def run_cell(argv: list[str], settings: dict, out: Path, *, recheck: bool = Fals
 
 def read_predictions(out: Path, config: RunConfig) -> dict[str, Prediction]:
     """The run directory's final prediction per question (its single graph's), through eval.store."""
-    from eval.store import RunStore
+    from eval.store import read_predictions
 
-    store = RunStore(out, config)
-    try:
-        return {qid: p for (graph, qid), p in store.predictions().items() if graph == config.graphs[0]}
-    finally:
-        store.close()
+    return {qid: p for (graph, qid), p in read_predictions(out).items() if graph == config.graphs[0]}
 
 
 # -- analysis ---------------------------------------------------------------------------------

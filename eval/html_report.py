@@ -69,29 +69,15 @@ class Page:
 def read_run(run_dir: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction]]:
     """The manifest and the final prediction per (graph, question), read through eval.store.
 
-    A run still in progress holds the directory's lock; its finished lines are then read without it.
+    Read-only: a run still in progress is read as far as its finished lines go.
     """
-    from eval.store import MANIFEST, PREDICTIONS, RunDirError, RunStore
+    from eval.store import MANIFEST, read_predictions
 
     manifest = run_dir / MANIFEST
     if not manifest.exists():
         raise ReportError(f"{run_dir}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)")
     config = RunConfig.model_validate_json(manifest.read_text(encoding="utf-8"))
-    try:
-        store = RunStore(run_dir, config)
-    except RunDirError:
-        found: dict[tuple[str, str], Prediction] = {}
-        path = run_dir / PREDICTIONS
-        lines = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
-        for line in lines[:-1]:  # the last piece is "" or a line still being written
-            if line.strip():
-                p = Prediction.model_validate_json(line)
-                found[(p.graph, p.question_id)] = p
-        return config, found
-    try:
-        return config, store.predictions()
-    finally:
-        store.close()
+    return config, read_predictions(run_dir)
 
 
 def run_questions(config: RunConfig, predictions: Sequence[Prediction], data: Path | None, fmt: str) -> tuple[dict[str, Question], list[str]]:

@@ -16,17 +16,12 @@ from eval.report import _table
 from eval.schema import Prediction, RunConfig
 from eval.shuffle import original_letter
 from eval.stats import mcnemar_exact, wilson_interval
-from eval.store import MANIFEST, PREDICTIONS
+from eval.store import MANIFEST, read_predictions
 
 
 def _read(run: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction]]:
     config = RunConfig.model_validate_json((run / MANIFEST).read_text(encoding="utf-8"))
-    found = {}
-    for line in (run / PREDICTIONS).read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            p = Prediction.model_validate_json(line)
-            found[(p.graph, p.question_id)] = p
-    return config, {k: p for k, p in found.items() if p.parse_status != "error"}
+    return config, {k: p for k, p in read_predictions(run).items() if p.parse_status != "error"}
 
 
 def compare(original: Path, shuffled: Path) -> str:

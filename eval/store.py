@@ -58,14 +58,7 @@ class RunStore:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def predictions(self) -> dict[tuple[str, str], Prediction]:
-        found: dict[tuple[str, str], Prediction] = {}
-        if self.path.exists():
-            # "\n" only: splitlines() would also cut at U+2028 inside a model's output.
-            for line in self.path.read_text(encoding="utf-8").split("\n"):
-                if line.strip():
-                    p = Prediction.model_validate_json(line)
-                    found[(p.graph, p.question_id)] = p
-        return found
+        return read_predictions(self.out)
 
     def done(self) -> set[tuple[str, str]]:
         """Pairs with a final prediction; errors are not final and are retried on resume."""
@@ -80,3 +73,19 @@ class RunStore:
     def close(self) -> None:
         self._lock.close()
 
+
+def read_predictions(out: Path) -> dict[tuple[str, str], Prediction]:
+    """The last record per (graph, question) of a run directory; read-only, so safe beside a run in progress.
+
+    Only newline-terminated lines count: a last line still being written (or torn by a kill) is not a record.
+    """
+    path = out / PREDICTIONS
+    if not path.exists():
+        return {}
+    found: dict[tuple[str, str], Prediction] = {}
+    # "\n" only: splitlines() would also cut at U+2028 inside a model's output.
+    for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
+        if line.strip():
+            p = Prediction.model_validate_json(line)
+            found[(p.graph, p.question_id)] = p
+    return found
