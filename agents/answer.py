@@ -4,21 +4,197 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from agents.backend import Backend
 from agents.messages import trace_step
 from eval.schema import Message
 
-# "答案：C", "建议答案: C", "Answer: (C)", "最终答案为C", "答案选B", "答案是：A" ... the last such mention wins.
-_ANSWER = re.compile(r"(?:答案|answer)\s*(?:应选|应为|是|为|选|is)?\s*[:：]?\s*[（(\[【]?\s*([A-E])(?![A-Za-z])", re.IGNORECASE)
+
+@dataclass(frozen=True)
+class Pattern:
+    """One named way of stating an answer; `{L}` stands for the letters it commits to ("C", "(C)", "C、D")."""
+
+    name: str
+    regex: str
+    tier: int  # lower tiers win; within a tier the statement that ends last wins
 
 
-def parse_letter(text: str, letters: Sequence[str]) -> str | None:
-    """The option letter a free-text answer commits to, or None when it names none of `letters`."""
-    found = [m.group(1).upper() for m in _ANSWER.finditer(text)]
-    found = [letter for letter in found if letter in letters]
-    return found[-1] if found else None
+STATEMENT, VERDICT, REFERENCE = range(3)
+
+# Someone else's answer (the draft's, the original one): only a fallback, so a critic that proposes C and then
+# discusses "草稿答案B" proposes C.
+_REF = r"(?:(?P<ref>草稿|原来的|原|初步|之前的|先前的|上述|draft(?:'s)?|original|initial|previous|your)\s*)?"
+_ZH_ADVERB = r"(?:应该|应当|应|就|当然|无疑|显然|肯定|最可能|可能|仍然|仍|还是|依然|则|即)?"
+
+PATTERNS = (
+    # 答案：C / 最终答案是C / 答案应该是C / 建议答案：C / 答案应选择(D) / 正确答案为C项
+    Pattern("answer_zh", _REF + r"答案" + _ZH_ADVERB + r"(?:是|为|选择|选)?[ \t]*:?\s*{L}", STATEMENT),
+    # 选B / 故选C / 应选择(D) / 本题选D / 最佳选择是B; never 选项A, 不选A
+    Pattern("choose_zh", r"(?<!不)(?<!不应)(?<!不能)(?<!排除)选(?:择|用|定)?(?!项)[ \t]*(?:是|为)?[ \t]*:?[ \t]*{L}", STATEMENT),
+    # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D
+    Pattern(
+        "correct_zh",
+        r"(?:正确|最佳|最合适|最恰当|最符合|最可能)的?(?:选项|答案|选择|诊断)?" + _ZH_ADVERB + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
+        STATEMENT,
+    ),
+    # 应改为C / 建议改选C / 更正为C / (草稿答案B不对，)应为C
+    Pattern("change_zh", r"(?:改为|改选|更正为|修改为|应为|应是)[ \t]*(?:答案|选项)?[ \t]*:?[ \t]*{L}", STATEMENT),
+    # Answer: C / The correct answer is option D / the answer would be (b) / Final answer - C
+    Pattern(
+        "answer_en",
+        _REF + r"\banswer(?:[ \t]+(?:is|would[ \t]+be|should[ \t]+be|must[ \t]+be|will[ \t]+be))?[ \t]*[:=\-]?\s*"
+        r"(?:option[ \t]+|choice[ \t]+|letter[ \t]+)?{L}",
+        STATEMENT,
+    ),
+    # the best option is C / the most appropriate choice would be D
+    Pattern(
+        "option_en",
+        r"\b(?:correct|best|right|appropriate|likely|final)[ \t]+(?:option|choice)[ \t]*(?:is|would[ \t]+be|:)[ \t]*"
+        r"(?:option[ \t]+)?{L}",
+        STATEMENT,
+    ),
+    # I choose B / we would select option C / go with (D)
+    Pattern(
+        "choose_en",
+        r"\b(?:choose|select|pick|go[ \t]+with)[ \t]+(?:option[ \t]+|choice[ \t]+|answer[ \t]+)?{L}",
+        STATEMENT,
+    ),
+    # which corresponds to option B
+    Pattern("corresponds_en", r"\bcorresponds?[ \t]+to[ \t]+(?:option|choice|answer)[ \t]+{L}", STATEMENT),
+    # \boxed{D} (a LaTeX \text{} inside is unwrapped by normalise)
+    Pattern("boxed", r"\\boxed[ \t]*\{[ \t]*{L}", STATEMENT),
+    # C项正确 / 选项B最符合 / B是正确的 — a verdict on one option, used when nothing states an answer
+    Pattern("verdict_zh", r"(?:选项)?{L}(?:项|选项)?(?:是)?(?:正确|最佳|最符合|最合适|最恰当|正确答案|最佳答案)", VERDICT),
+    # Option C is correct / (B) is the best answer / C is the most likely diagnosis
+    Pattern(
+        "verdict_en",
+        r"(?:\b(?:option|choice)[ \t]+)?{L}[ \t]+(?:is|would[ \t]+be|seems)[ \t]+(?:the[ \t]+)?"
+        r"(?:correct|right|best|most[ \t]+appropriate|most[ \t]+likely)\b",
+        VERDICT,
+    ),
+)
+
+# After the letters: "答案B的说法不全面", "选B是错误的", "answer B is wrong" mention an answer, they do not state one.
+_MENTION = (
+    r"(?![ \t]*(?:的|有误|错|不|欠|忽略|遗漏|未|没有|存在|说法|是错|是不|并非))"
+    r"(?![ \t]+(?:is|was)[ \t]+(?:wrong|incorrect|not\b))"
+)
+_SEPARATOR = r"[ \t]*(?:、|/|或|和|及|与|\bor\b|\band\b|&|\+)[ \t]*"
+# A comma joins letters only when the clause ends there ("答案：C, D。"), not in "答案：B，C项错误" (NFKC makes ， a ,).
+_COMMA = r"[ \t]*,[ \t]*"
+_CLAUSE_END = r"(?=[ \t]*(?:$|[\n,.;:。、)\]】]|或|和|\bor\b|\band\b))"
+# A letter is not an answer when it is part of a word or a term: B超, B族维生素, A型血, T细胞, C反应蛋白, D-二聚体.
+_STANDALONE = r"(?![A-Za-z0-9]|超|族|型|细胞|组|群|类|级|链|受体|因子|反应|淋巴|波|-\w)"
+_EMPHASIS = re.compile(r"\*\*|__|\*|`|~~|\$|^[ \t]*#+[ \t]*", re.MULTILINE)
+_LATEX_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf)[ \t]*\{([^{}]*)\}")
+_STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9])[A-Za-z](?![A-Za-z0-9])")
+# What follows an answer keyword, read up to the end of its sentence: for the option-text fallback.
+_ANSWER_TEXT = re.compile(
+    r"(?:答案|诊断|选择|选)" + _ZH_ADVERB + r"(?:是|为)?[ \t]*:?[ \t]*(?P<text>[^\n。;]+)"
+    r"|\b(?:answer|diagnosis)[ \t]*(?:is|would[ \t]+be|:)[ \t]*(?P<en>[^\n.;]+)",
+    re.IGNORECASE,
+)
+
+
+def _letters_regex(letters: Sequence[str]) -> str:
+    """One letter that stands alone: "C", "(C)", "【C】"; lower case only where it cannot be an English word."""
+    upper = "".join(re.escape(x.upper()) for x in letters)
+    lower = upper.lower()
+    token = (
+        rf"(?:[(\[【{{][ \t]*[{upper}{lower}][ \t]*[)\]】}}]"
+        rf"|(?-i:[{upper}]){_STANDALONE}"
+        rf"|(?:(?<=option )|(?<=choice ))(?-i:[{lower}]){_STANDALONE}"
+        rf"|(?-i:[{lower}]){_STANDALONE}(?![ \t]+[A-Za-z]))"
+    )
+    more = rf"(?:{_SEPARATOR}{token}|{_COMMA}{token}{_CLAUSE_END})"
+    return rf"(?<![A-Za-z0-9])(?P<letters>{token}{more}*){_MENTION}"
+
+
+@lru_cache(maxsize=32)
+def _compiled(letters: tuple[str, ...]) -> tuple[tuple[Pattern, re.Pattern], ...]:
+    group = _letters_regex(letters)
+    return tuple((p, re.compile(p.regex.replace("{L}", group), re.IGNORECASE)) for p in PATTERNS)
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width Ｃ and ：), markdown emphasis and LaTeX \\text{} removed."""
+    text = unicodedata.normalize("NFKC", text)
+    return _LATEX_TEXT.sub(r"\1", _EMPHASIS.sub("", text))
+
+
+def _plain(text: str) -> str:
+    """For comparing with an option text: case, spaces and punctuation ignored."""
+    return re.sub(r"[\W_]+", "", normalise(text)).casefold()
+
+
+def _statement_letter(text: str, letters: tuple[str, ...]) -> tuple[bool, str | None]:
+    """(found, letter) from the last statement of the strongest tier present; two different letters in it -> None."""
+    best: dict[int, tuple[int, int, str]] = {}
+    for pattern, regex in _compiled(letters):
+        for m in regex.finditer(text):
+            tier = REFERENCE if "ref" in regex.groupindex and m.group("ref") else pattern.tier
+            key = (m.end(), -m.start(), m.group("letters"))
+            if tier not in best or key > best[tier]:
+                best[tier] = key
+    if not best:
+        return False, None
+    named = {x.upper() for x in _STANDALONE_LETTER.findall(best[min(best)][2])}
+    return True, named.pop() if len(named) == 1 else None
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _bare_letter(text: str, letters: tuple[str, ...], options: Mapping[str, str]) -> str | None:
+    """A last line that is only a letter ("C", "(C)."), or a whole reply that is a letter and its own option text
+    ("C. 主动脉夹层"; at the end of a longer reply that is more likely an echoed or truncated list of options)."""
+    lines = _lines(text)
+    m = re.match(r"[ \t>\-]*[(\[【]?[ \t]*([A-Za-z])[ \t]*[)\]】]?(?![A-Za-z0-9])(.*)", lines[-1]) if lines else None
+    if not m or m.group(1).upper() not in letters:
+        return None
+    letter, rest = m.group(1).upper(), _plain(m.group(2))
+    if not rest:
+        return letter
+    own_text = len(lines) == 1 and m.group(1).isupper() and rest == _plain(options.get(letter, ""))
+    return letter if own_text else None
+
+
+def _option_text_letter(text: str, options: Mapping[str, str]) -> str | None:
+    """The option whose whole text is what the last answer statement (or the last line) names."""
+    by_text = {_plain(t): k for k, t in options.items()}
+    stated = [m.group("text") or m.group("en") for m in _ANSWER_TEXT.finditer(text)]
+    lines = _lines(text)
+    for candidate in (stated[-1] if stated else "", lines[-1] if lines else ""):
+        if _plain(candidate) in by_text:
+            return by_text[_plain(candidate)]
+    return None
+
+
+def parse_letter(text: str, letters: Sequence[str], options: Mapping[str, str] | None = None) -> str | None:
+    """The option letter a free-text answer commits to, or None when it names none of `letters` or is ambiguous.
+
+    The last explicit answer statement wins ("答案：C", "故选C", "The correct answer is option D", "\\boxed{D}");
+    two different letters in it ("答案：C、D", "A or B") leave the answer unparsed. Without one, a verdict on an
+    option ("C项正确"), then a mention of someone else's answer ("维持原答案B"), then a last line that is only a
+    letter, then (with `options`) an answer that spells out exactly one option's text. After a reasoning model's
+    </think>, the text after it is read first.
+    """
+    letters = tuple(x.upper() for x in letters)
+    text = normalise(text)
+    head, _, after = text.rpartition("</think>")
+    for part in (after, text) if head else (text,):
+        found, letter = _statement_letter(part, letters)
+        if found:
+            return letter
+        letter = _bare_letter(part, letters, options or {}) or _option_text_letter(part, options or {})
+        if letter:
+            return letter
+    return None
 
 
 def best_letter(scores: dict[str, float]) -> str | None:

@@ -11,7 +11,7 @@ def draft_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_to
     question = state["question"]
     messages = question_messages(prompts["system"], question, prompts["draft"], state.get("passages", ()))
     completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["draft_prefix"])
-    letter = parse_letter(completion.text, question.letters)
+    letter = parse_letter(completion.text, question.letters, question.options)
     return {
         "messages": messages,
         "draft": completion.text,

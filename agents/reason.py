@@ -15,7 +15,7 @@ def reason_node(state: dict, *, backend: Backend, prompts: dict, max_tokens: int
     return {
         "messages": messages,
         "draft": completion.text,
-        "answer": parse_letter(completion.text, question.letters),
+        "answer": parse_letter(completion.text, question.letters, question.options),
         "answer_method": "regex",
         "trace": [trace_step("reason", messages, completion)],
     }

@@ -13,7 +13,7 @@ def revise_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_t
     return {
         "messages": messages,
         "draft": completion.text,
-        "proposal": parse_letter(completion.text, state["question"].letters),
+        "proposal": parse_letter(completion.text, state["question"].letters, state["question"].options),
         "revisions": state.get("revisions", 0) + 1,
         "trace": [trace_step("revise", messages, completion)],
     }

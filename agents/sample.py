@@ -28,6 +28,6 @@ def sample_node(state: dict, *, backend: Backend, prompts: dict, max_tokens: int
     for draw in sample_seeds(seed, k):
         completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["prefix"], temperature=temperature, seed=draw)
         steps.append(trace_step("sample", messages, completion))
-        votes.append(parse_letter(completion.text, question.letters))
+        votes.append(parse_letter(completion.text, question.letters, question.options))
     # The first draft is what one sampled chain of thought would have answered: the report shows what voting changed.
     return {"messages": messages, "votes": votes, "draft_answer": votes[0], "trace": steps}

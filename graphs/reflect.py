@@ -41,7 +41,13 @@ def build(backend: Backend, config: RunConfig, retrieval: Retrieval | None = Non
 
 
 def after_critique(state: ChainState, *, rounds: int) -> str:
+    """Revise when the critic proposes a letter other than the drafter's current one.
+
+    The critic usually discusses the draft's letter too ("草稿答案B有误"); parse_letter takes its own proposal, the
+    last explicit statement ("建议答案：C"), over such mentions wherever they stand.
+    """
     if state.get("revisions", 0) + 1 >= rounds:
         return "extract"
-    suggested = parse_letter(state["critique"], state["question"].letters)
+    question = state["question"]
+    suggested = parse_letter(state["critique"], question.letters, question.options)
     return "revise" if suggested is not None and suggested != state.get("proposal") else "extract"

@@ -1,27 +1,49 @@
 """Graph wiring with a scripted backend (pure logic; the real model is exercised in test_cli and test_llamacpp)."""
 
+import pytest
 from conftest import FakeBackend
 
 from eval.runner import predict
 from eval.schema import RunConfig
 from graphs import get_graph
+from graphs.reflect import after_critique
 
 CONFIG = RunConfig(graphs=["reflect"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
 
 
+class ReadsTheCritique(FakeBackend):
+    """Scores favour D only when the critique is among the messages scored: an extraction that ignored it (or read
+    the draft alone) would answer B, the fake's default, or A, the draft's letter."""
+
+    CRITIQUE = "两上肢血压不等、疼痛向背部放射，提示肺栓塞可能性大。\n建议答案：D"
+    WITH_CRITIQUE = {"A": -2.0, "B": -1.5, "C": -3.0, "D": -0.2, "E": -5.0}
+
+    def score_next(self, messages, candidates, *, assistant_prefix=""):
+        if any(self.CRITIQUE in m.content for m in messages):
+            self.scores = self.WITH_CRITIQUE
+        return super().score_next(messages, candidates, assistant_prefix=assistant_prefix)
+
+
 def test_reflect_runs_draft_critique_extract_and_keeps_the_trace(question):
-    backend = FakeBackend(replies=["下壁导联ST抬高……\n答案：A", "遗漏了下壁导联……\n建议答案：B"])
+    backend = ReadsTheCritique(replies=["下壁导联ST抬高……\n答案：A", ReadsTheCritique.CRITIQUE])
     prediction = predict("reflect", get_graph("reflect")(backend, CONFIG), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "extract"]
-    assert (prediction.answer, prediction.correct, prediction.parse_status, prediction.answer_method) == ("B", True, "ok", "next_token")
+    # D: neither the draft's A nor the fake's default B, so the extraction read the critique.
+    assert (prediction.answer, prediction.correct, prediction.answer_method) == ("D", False, "next_token")
     assert prediction.draft_answer == "A"
     draft, critique, extract = prediction.trace
     # Each node's prompt extends the previous one: the critique sees the draft, the extraction sees both.
     assert draft.output in critique.messages[-2].content
     assert critique.output == extract.messages[-2].content
     assert extract.messages[: len(critique.messages)] == critique.messages
-    assert extract.scores == backend.scores
+    assert extract.scores == ReadsTheCritique.WITH_CRITIQUE
     assert prediction.model_calls == 3 and prediction.completion_tokens == 10
+
+
+def test_the_draft_letter_is_parsed_with_the_option_texts(question):
+    backend = FakeBackend(replies=["下壁导联ST段抬高。\n答案：急性下壁心肌梗死", "同意。\n建议答案：B"])
+    prediction = predict("reflect", get_graph("reflect")(backend, CONFIG), question)
+    assert prediction.draft_answer == "B"
 
 
 def test_single_is_one_scoring_call(question):
@@ -64,3 +86,26 @@ def test_reflect_stops_at_once_when_the_critic_finds_nothing_to_change(question)
     backend = FakeBackend(replies=["答案：B", "推理正确。\n建议答案：B"])
     prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "extract"]
+
+
+def test_reflect_rounds_revise_when_the_critic_proposes_first_and_then_discusses_the_draft(question):
+    rounds = CONFIG.model_copy(update={"rounds": 3})
+    critique = "建议答案：C\n理由：草稿答案B忽略了两上肢血压不等，选B是错误的。"
+    backend = FakeBackend(replies=["……\n答案：B", critique, "改为C。\n答案：C", "同意。\n建议答案：C"])
+    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    assert [s.node for s in prediction.trace] == ["draft", "critique", "revise", "critique", "extract"]
+
+
+@pytest.mark.parametrize(
+    ("critique", "route"),
+    [
+        ("草稿答案B有误，遗漏了背痛。\n建议答案：C", "revise"),
+        ("建议答案：C。草稿答案B有误。", "revise"),
+        ("草稿答案B不对，应为C。", "revise"),
+        ("草稿推理正确，维持原答案B。", "extract"),
+        ("C和D都有可能。\n建议答案：C、D", "extract"),  # ambiguous: nothing to revise towards
+    ],
+)
+def test_after_critique_reads_the_critics_own_proposal(question, critique, route):
+    state = {"question": question, "critique": critique, "proposal": "B", "revisions": 0}
+    assert after_critique(state, rounds=3) == route

@@ -50,6 +50,15 @@ def test_cot_without_a_letter_is_unparsed_and_wrong(question):
     assert (prediction.answer, prediction.correct, prediction.parse_status) == (None, False, "unparsed")
 
 
+def test_cot_and_sc_read_answers_given_as_option_text_or_in_final_phrasing(question):
+    # Neither names a letter after "答案": the text of option C, and "故选C" / a final bare line.
+    cot = predict("cot", get_graph("cot")(FakeBackend(replies=["……\n答案：主动脉夹层"]), config()), question)
+    assert (cot.answer, cot.parse_status) == ("C", "ok")
+    replies = ["……故选C。", "……\n**答案**：C", "……\n\nB"]
+    sc = predict("sc", get_graph("sc")(FakeBackend(replies=replies), config(samples=3)), question)
+    assert (sc.answer, sc.draft_answer, sc.parse_status) == ("C", "C", "ok")
+
+
 def test_cot_variants_change_language_and_persona(question):
     seen = {}
     for variant in ("zh", "zh-plain", "en", "en-plain"):
