@@ -53,6 +53,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eval.analysis import answered_letters, draft_flips, letter_p_text
 from eval.schema import Level, Prediction, Question, RunConfig, Specialty
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
@@ -337,19 +338,6 @@ def compare(baseline: dict[str, Prediction], other: dict[str, Prediction], *, re
     }
 
 
-def first_to_final(predictions: dict[str, Prediction]) -> dict | None:
-    """For graphs that record a first proposal (reflect's draft, sc's first sample): what later steps changed."""
-    chained = [p for p in scored(predictions) if any(s.node in ("draft", "sample") for s in p.trace)]
-    if not chained:
-        return None
-    return {
-        "n": len(chained),
-        "changed": sum(p.draft_answer != p.answer for p in chained),
-        "right_to_wrong": sum(p.draft_answer == p.gold and not p.correct for p in chained),
-        "wrong_to_right": sum(p.draft_answer != p.gold and p.correct for p in chained),
-    }
-
-
 def matched_control(run: CellRun, runs: list[CellRun]) -> tuple[CellRun | None, str]:
     """The sc cell whose k equals this cell's model calls per question (same model, retrieval and, where
     sc has it, prompt variant); or None and what to add to the grid to get one."""
@@ -381,7 +369,7 @@ class Ablation:
 
 def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None = None) -> Ablation:
     """Everything the table and the HTML report show, from the cells' run directories."""
-    from eval.stats import holm, letter_bias
+    from eval.stats import holm
 
     statuses = statuses or {}
     all_cells = cells(grid)
@@ -409,9 +397,9 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
         if control:
             c = compare(control.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed)
             row |= {"matched_found": True, "matched_accuracy": _accuracy(control)} | {f"matched_{k}": v for k, v in c.items()}
-        # Answered letters against the key's letters on the same questions (a first look at position bias).
-        answered = [p for p in scored(run.predictions) if p.answer and p.question_id in questions]
-        row["letter_chi2"], row["letter_p"] = letter_bias([p.answer for p in answered], [p.gold for p in answered]) if answered else (None, None)
+        # Answered letters against a uniform guess over the options shown (a first look at position bias).
+        bias = answered_letters(run.predictions.values(), questions)
+        row |= {"letter_chi2": bias.statistic, "letter_p": bias.p, "letter_note": bias.why}
         rows.append(row)
     if unfinished := [f"{r['cell']} ({r['n']}/{len(questions)})" for r in rows if r.get("n") is not None and r["n"] < len(questions)]:
         notes.append(f"unfinished or with errors: {', '.join(unfinished)}; run the grid again to resume them")
@@ -475,8 +463,8 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
         "tokens_per_q": s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
         "seconds_per_q": s.seconds_per_q,
     }
-    if flips := first_to_final(run.predictions):
-        row |= {f"first_to_final_{k}": v for k, v in flips.items()}
+    if flips := draft_flips(preds):
+        row |= {f"first_to_final_{k}": v for k, v in flips.model_dump(exclude={"first"}).items()}
     return row
 
 
@@ -489,8 +477,8 @@ COLUMNS = [
     "baseline", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p", "right_to_wrong", "wrong_to_right",
     "matched_cell", "matched_found", "matched_accuracy", "matched_n", "matched_diff", "matched_diff_ci_low", "matched_diff_ci_high",
     "matched_mcnemar_p", "matched_holm_p", "matched_right_to_wrong", "matched_wrong_to_right",
-    "first_to_final_n", "first_to_final_changed", "first_to_final_right_to_wrong", "first_to_final_wrong_to_right",
-    "letter_chi2", "letter_p", "run_dir",
+    "first_to_final_n", "first_to_final_unparsed", "first_to_final_changed", "first_to_final_right_to_wrong",
+    "first_to_final_wrong_to_right", "letter_chi2", "letter_p", "letter_note", "run_dir",
 ]  # fmt: skip
 
 
@@ -512,12 +500,22 @@ def diff_cell(row: dict, prefix: str = "") -> str:
     return f"{_pts(row[prefix + 'diff'])} [{_pts(row[prefix + 'diff_ci_low'])}, {_pts(row[prefix + 'diff_ci_high'])}]"
 
 
+def first_to_final_cell(row: dict) -> str:
+    if row.get("first_to_final_n") is None:
+        return "–"
+    return (
+        f"{row['first_to_final_changed']} ({row['first_to_final_right_to_wrong']} / "
+        f"{row['first_to_final_wrong_to_right']}); {row['first_to_final_unparsed']}"
+    )
+
+
 def render_markdown(ablation: Ablation) -> str:
     g = ablation.grid
     base = ablation.baseline.label
     header = [
         "model", "cell", "accuracy [95% CI] (correct/n)", f"Δ vs {base}, points [95% bootstrap CI]", "McNemar p", "Holm p",
-        "flips r→w / w→r", "compute-matched sc", "Δ vs it [95% CI]", "Holm p (matched)", "unparsed", "errors", "calls/q", "tok/q", "s/q",
+        "flips r→w / w→r", "compute-matched sc", "Δ vs it [95% CI]", "Holm p (matched)", "unparsed", "errors",
+        "first → final: changed (r→w / w→r); first unparsed", "letters vs uniform, χ² p", "calls/q", "tok/q", "s/q",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in ablation.rows:
@@ -534,7 +532,8 @@ def render_markdown(ablation: Ablation) -> str:
             "baseline" if is_base else diff_cell(r), _p(r.get("mcnemar_p")), _p(r.get("holm_p")),
             "–" if is_base else f"{r['right_to_wrong']} / {r['wrong_to_right']}",
             matched, diff_cell(r, "matched_"), _p(r.get("matched_holm_p")),
-            r["unparsed"], r["errors"], f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
+            r["unparsed"], r["errors"], first_to_final_cell(r), letter_p_text(r["letter_p"], r["letter_note"]),
+            f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells_) + " |")
     n = len(ablation.questions)
@@ -550,6 +549,12 @@ def render_markdown(ablation: Ablation) -> str:
         "two-sided test on the flips; Holm: adjusted for every comparison against the baseline in this grid (and, "
         "separately, for every compute-matched comparison). Compute-matched sc: self-consistency with k = the "
         "cell's model calls per question (same model, retrieval and prompt variant), Δ = cell minus it. "
+        "First → final: of the chain's first proposals (reflect's draft, sc's first sample) that named an option, "
+        "how many the final answer changed, and of those right→wrong / wrong→right; then the first proposals that "
+        "named no option, counted in neither. Letters: χ² test of the answered letters against a uniform guess over "
+        "the options shown (a small p: some positions are favoured, or the key is unbalanced and the cell is "
+        "accurate); no p where a letter's expected count is below 5, where the option shuffle of "
+        "`python -m eval.position_bias` measures position bias instead. "
         "tok/q: prompt tokens actually evaluated plus generated tokens, per question.",
     ]
     parts += [f"Note: {note}" for note in ablation.notes]

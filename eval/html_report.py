@@ -29,9 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.analysis import answered_letters, draft_flips, flip_rows, letter_p_text
 from eval.schema import LETTERS, Message, Prediction, Question, RunConfig, TraceStep
 
 LEVELS = ("attending", "senior")
+STAND_IN = "(question text unavailable)"  # the stem of a question the dataset could not supply: its options are guessed
 
 
 class ReportError(Exception):
@@ -101,7 +103,7 @@ def run_questions(config: RunConfig, predictions: Sequence[Prediction], data: Pa
         elif qid in by_id:
             gold = by_id[qid].gold
             letters = LETTERS[: max(LETTERS.index(gold) + 1, 2)] if gold in LETTERS else LETTERS
-            questions[qid] = Question(id=qid, stem="(question text unavailable)", options={k: "?" for k in letters}, answer=gold)
+            questions[qid] = Question(id=qid, stem=STAND_IN, options={k: "?" for k in letters}, answer=gold)
     return questions, notes
 
 
@@ -296,8 +298,8 @@ def flip_bars(page: Page) -> str | None:
     plt = _pyplot()
     bars = [(f"{c['column']} vs {c['baseline']}", c["right_to_wrong"], c["wrong_to_right"]) for c in page.comparisons]
     for column in page.columns:
-        if f := first_to_final(column):
-            bars.append((f"{column.title}: {f['first']} → final", f["right_to_wrong"], f["wrong_to_right"]))
+        if f := draft_flips(column.predictions.values()):
+            bars.append((f"{column.title}: {f.first} → final", f.right_to_wrong, f.wrong_to_right))
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.38 * len(bars)))
@@ -346,19 +348,14 @@ def letter_bars(page: Page) -> str:
 # -- per-question details ---------------------------------------------------------------------
 
 
-def first_to_final(column: Column) -> dict | None:
-    """Graphs whose trace has a first proposal (reflect's draft, sc's first sample): what later steps changed."""
-    chained = [p for p in column.predictions.values() if p.parse_status != "error" and any(s.node in ("draft", "sample") for s in p.trace)]
-    if not chained:
-        return None
-    first = "first sample" if any(s.node == "sample" for s in chained[0].trace) else "draft"
-    return {
-        "first": first,
-        "n": len(chained),
-        "changed": sum(p.draft_answer != p.answer for p in chained),
-        "right_to_wrong": sum(p.draft_answer == p.gold and not p.correct for p in chained),
-        "wrong_to_right": sum(p.draft_answer != p.gold and p.correct for p in chained),
-    }
+def flips_table(page: Page) -> str:
+    """First proposal -> final per chain, unparsed first proposals in their own row."""
+    chains = [(c, f) for c in page.columns if (f := draft_flips(c.predictions.values()))]
+    if not chains:
+        return ""
+    rows = [flip_rows(f, "first proposal") for _, f in chains]
+    body = [[_e(label)] + [str(r[i][1]) for r in rows] for i, (label, _) in enumerate(rows[0])]
+    return _table(["first proposal → final"] + [f"{_e(c.title)} ({_e(f.first)})" for c, f in chains], body)
 
 
 def anchors(questions: Sequence[str]) -> dict[str, str]:
@@ -539,13 +536,10 @@ def _bar(acc: float, low: float, high: float) -> str:
     )
 
 
-def _letter_p(column: Column) -> str:
-    from eval.stats import letter_bias
-
-    answered = [p for p in column.predictions.values() if p.answer]
-    if not answered:
-        return "–"
-    return _p(letter_bias([p.answer for p in answered], [p.gold for p in answered])[1])
+def _letter_p(column: Column, questions: dict[str, Question]) -> str:
+    """The letter test over the questions whose options are known (a stand-in's are guessed)."""
+    bias = answered_letters(column.predictions.values(), {qid: q for qid, q in questions.items() if q.stem != STAND_IN})
+    return _e(letter_p_text(bias.p, bias.why))
 
 
 def _run_headline(page: Page) -> str:
@@ -556,9 +550,11 @@ def _run_headline(page: Page) -> str:
         rows.append([
             f"<b>{_e(c.title)}</b>", f"{_pct(o.accuracy)} [{_pct(o.ci_low)}–{_pct(o.ci_high)}] ({o.correct}/{o.total}) {_bar(o.accuracy, o.ci_low, o.ci_high)}",
             str(s.unparsed), str(s.errors), f"{s.calls_per_q:.1f}",
-            f"{s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q:.0f}", f"{s.seconds_per_q:.2f}", _letter_p(c),
+            f"{s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q:.0f}", f"{s.seconds_per_q:.2f}",
+            _letter_p(c, page.questions),
         ])  # fmt: skip
-    table = _table(["graph", "accuracy [Wilson 95% CI] (correct/n)", "unparsed", "errors", "steps/q", "tokens/q", "s/q", "letters vs key, χ² p"], rows, "headline")
+    header = ["graph", "accuracy [Wilson 95% CI] (correct/n)", "unparsed", "errors", "steps/q", "tokens/q", "s/q", "letters vs uniform, χ² p"]
+    table = _table(header, rows, "headline")
     if page.comparisons:
         comp_rows = [
             [
@@ -580,7 +576,7 @@ def _ablation_headline(rows: list[dict], baseline: str, several: bool, grid) -> 
     for r in rows:
         name = f"{_e(r['model'])} · " if several else ""
         if r.get("n") is None:
-            body.append([f"{name}{_e(r['cell'])}", _e(r["status"])] + ["–"] * 9)
+            body.append([f"{name}{_e(r['cell'])}", _e(r["status"])] + ["–"] * 10)
             continue
         is_base = r.get("diff") is None and r["cell"] == baseline
         matched = "–"
@@ -594,11 +590,13 @@ def _ablation_headline(rows: list[dict], baseline: str, several: bool, grid) -> 
             "–" if r.get("diff") is None else f"<b>{_pts(r['diff'])}</b> [{_pts(r['diff_ci_low'])}, {_pts(r['diff_ci_high'])}]",
             _p(r.get("mcnemar_p")), _p(r.get("holm_p")),
             "–" if r.get("diff") is None else f"{r['right_to_wrong']} / {r['wrong_to_right']}",
-            matched, str(r["unparsed"]), f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
+            matched, str(r["unparsed"]), _e(letter_p_text(r["letter_p"], r["letter_note"])),
+            f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
         ])  # fmt: skip
     header = [
         "cell", "accuracy [Wilson 95% CI] (correct/n)", f"Δ vs {_e(baseline)}, points [95% paired bootstrap CI]", "McNemar p", "Holm p",
-        "flips r→w / w→r", "compute-matched sc (k = calls/q)", "unparsed", "calls/q", "tokens/q", "s/q",
+        "flips r→w / w→r", "compute-matched sc (k = calls/q)", "unparsed", "letters vs uniform, χ² p",
+        "calls/q", "tokens/q", "s/q",
     ]  # fmt: skip
     return _table(header, body, "headline")
 
@@ -651,12 +649,17 @@ def render(page: Page) -> str:
     ))  # fmt: skip
     if flips := flip_bars(page):
         sections.append(("flips", "Flips", f"<img alt='flips' src='{flips}'><p class='muted'>Paired on the same questions. "
-                         "“first → final”: how later steps (critique and extraction, or voting) changed the chain's first proposal.</p>"))  # fmt: skip
+                         "“first → final”: how later steps (critique and extraction, or voting) changed the chain's "
+                         "first proposal; one that named no option is neither a change nor a flip (its own row below).</p>"
+                         + flips_table(page)))  # fmt: skip
     sections.append((
         "letters", "Answered letters",
         f"<img alt='answered letters against the answer key' src='{letter_bars(page)}'>"
-        "<p class='muted'>A graph that favours a position answers some letter more often than the key has it; "
-        "the χ² p in the table tests that. Options are not permuted, so this cannot tell position bias from content preference.</p>",
+        "<p class='muted'>The χ² p in the table tests the answered letters against a uniform guess over the options "
+        "shown: a small p means some positions are favoured, or the key is unbalanced and the graph is accurate. "
+        "Options are not permuted, so this cannot tell position bias from content preference; where a letter's "
+        "expected count is below 5 there is no p. The option shuffle of <code>python -m eval.position_bias</code> "
+        "measures position bias at any size.</p>",
     ))  # fmt: skip
     sections.append(("questions", "Questions", questions_section(page)))
     nav = "".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title, _ in sections)

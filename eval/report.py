@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from eval.schema import SPECIALTIES, Accuracy, Comparison, Flips, GraphSummary, Prediction, Question, RunSummary
+from eval.analysis import draft_flips, flip_rows
+from eval.schema import SPECIALTIES, Accuracy, Comparison, GraphSummary, Prediction, Question, RunSummary
 from eval.stats import mcnemar_exact, wilson_interval
 
 LEVELS = ("attending", "senior")
@@ -19,18 +20,6 @@ def accuracy(predictions: Iterable[Prediction]) -> Accuracy:
 
 def _per_question(predictions: Sequence[Prediction], key: str) -> float:
     return sum(getattr(p, key) for p in predictions) / len(predictions) if predictions else 0.0
-
-
-def draft_flips(predictions: Sequence[Prediction]) -> Flips | None:
-    chained = [p for p in predictions if any(s.node == "draft" for s in p.trace)]
-    if not chained:
-        return None
-    return Flips(
-        n=len(chained),
-        changed=sum(p.draft_answer != p.answer for p in chained),
-        right_to_wrong=sum(p.draft_answer == p.gold and not p.correct for p in chained),
-        wrong_to_right=sum(p.draft_answer != p.gold and p.correct for p in chained),
-    )
 
 
 def summarize_graph(graph: str, predictions: Sequence[Prediction], questions: dict[str, Question]) -> GraphSummary:
@@ -168,8 +157,5 @@ def render_markdown(summary: RunSummary) -> str:
         )
     for g in summary.graphs:
         if f := g.draft_to_final:
-            parts.append(
-                f"## {g.graph}: draft → final answer\n\nThe final answer differs from the draft's on {f.changed} of {f.n} "
-                f"questions: {f.right_to_wrong} right→wrong, {f.wrong_to_right} wrong→right."
-            )
+            parts.append(f"## {g.graph}: {f.first} → final answer\n\n" + _table([f"{f.first} → final", "questions"], flip_rows(f)))
     return "\n\n".join(parts) + "\n"

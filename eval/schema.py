@@ -150,10 +150,12 @@ class Comparison(BaseModel):
 
 
 class Flips(BaseModel):
-    """How a later answer differs from an earlier one on the same questions."""
+    """How a chain's final answer differs from its first proposal on the same questions."""
 
-    n: int
-    changed: int
+    first: str = "draft"  # what the first proposal is: reflect's draft, sc's first sample
+    n: int  # questions with a first proposal (errors left out)
+    unparsed: int = 0  # of the n, first proposals that named no letter: neither changed nor flipped
+    changed: int  # of the parsed first proposals, those the final answer differs from
     right_to_wrong: int
     wrong_to_right: int
 

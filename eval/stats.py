@@ -1,10 +1,11 @@
-"""Small, dependency-free statistics for accuracies and paired comparisons."""
+"""Statistics for accuracies, paired comparisons and the answered letters."""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import NamedTuple
 
 Z_95 = 1.959963984540054
@@ -118,62 +119,40 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 # -- letter distribution (position bias) -----------------------------------------------------
 
-
-def chi_square_sf(x: float, df: int) -> float:
-    """P(X >= x) for X ~ chi-square(df): the regularized upper incomplete gamma Q(df/2, x/2)."""
-    if df <= 0:
-        raise ValueError("degrees of freedom must be positive")
-    if x <= 0:
-        return 1.0
-    a, z = df / 2, x / 2
-    log_prefix = a * math.log(z) - z - math.lgamma(a)
-    if z < a + 1:  # series for the lower function P, then Q = 1 - P
-        term = total = 1 / a
-        ap = a
-        for _ in range(10_000):
-            ap += 1
-            term *= z / ap
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return max(0.0, 1 - total * math.exp(log_prefix))
-    # Continued fraction for Q (modified Lentz), as in Numerical Recipes' gcf.
-    tiny = 1e-300
-    b = z + 1 - a
-    c = 1 / tiny
-    d = 1 / b
-    h = d
-    for i in range(1, 10_000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1) < 1e-15:
-            break
-    return min(1.0, math.exp(log_prefix) * h)
+MIN_EXPECTED = 5  # below this expected count the chi-square approximation is not trusted
 
 
-def letter_bias(answered: Sequence[str], gold: Sequence[str], letters: Sequence[str] = ("A", "B", "C", "D", "E")) -> tuple[float, float]:
-    """Chi-square goodness of fit of the letters a graph answered against the gold letters' distribution.
+class LetterBias(NamedTuple):
+    statistic: float | None  # Pearson's chi-square; None when not tested
+    p: float | None
+    why: str = ""  # why there is no p
 
-    Returns (statistic, p). A small p says the graph favours some positions beyond what the answer key
-    explains. This reads the answers only; it does not permute options, so it cannot separate position
-    bias from a content preference that happens to sit on one letter. The chi-square approximation is rough
-    when expected counts fall below about 5 (few questions).
+
+def letter_bias(answered: Sequence[str], shown: Sequence[Sequence[str]]) -> LetterBias:
+    """Chi-square goodness of fit of the answered letters against a uniform guess over the options shown.
+
+    answered[i] is the letter chosen on a question that showed the letters shown[i] (2 to 8 of them). Under the
+    null every shown letter is equally likely, so a letter's expected count is the sum of 1 / len(shown[i]) over
+    the questions that show it; a small p says the graph favours some positions. The null is a guesser's, not the
+    answer key's: a perfect model fails it as far as the key is unbalanced, and the answers alone cannot tell
+    position bias from a content preference that happens to sit on one letter (the option shuffle of
+    `python -m eval.position_bias` can). With different numbers of options per question the test is conservative.
+    No p (why says so) where any expected count is below MIN_EXPECTED: there the chi-square tail is unreliable.
     """
-    present = [letter for letter in letters if letter in gold]
-    if not answered or len(present) < 2:
-        return (0.0, 1.0)
-    if any(a not in present for a in answered):  # a letter the key never uses: impossible under the null
-        return (math.inf, 0.0)
-    n, m = len(answered), len(gold)
-    statistic = 0.0
-    for letter in present:
-        expected = n * sum(g == letter for g in gold) / m
-        statistic += (sum(a == letter for a in answered) - expected) ** 2 / expected
-    return (statistic, chi_square_sf(statistic, len(present) - 1))
+    from scipy.stats import chisquare  # imported here: it takes seconds, and most users of this module never need it
+
+    if len(answered) != len(shown):
+        raise ValueError(f"{len(answered)} answers for {len(shown)} questions")
+    for letter, options in zip(answered, shown):
+        if letter not in options:
+            raise ValueError(f"answer {letter!r} is not among the options shown ({', '.join(options)})")
+    if not answered:
+        return LetterBias(None, None, "no answers")
+    letters = sorted({letter for options in shown for letter in options})
+    # Exact fractions: 15 three-option questions expect exactly 5, where a float sum of 1/3 falls short of it.
+    expected = [sum(Fraction(1, len(options)) for options in shown if letter in options) for letter in letters]
+    if min(expected) < MIN_EXPECTED:
+        return LetterBias(None, None, f"expected count < {MIN_EXPECTED}")
+    observed = [sum(a == letter for a in answered) for letter in letters]
+    statistic, p = chisquare(observed, [float(e) for e in expected])
+    return LetterBias(float(statistic), float(p))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY
 
-from eval.ablate import Cell, GridError, analyse, cells, load_grid, render_markdown, write_outputs
+from eval.ablate import Cell, GridError, analyse, cells, load_grid, write_outputs
 from eval.data import BUNDLED, load_questions, select
 from eval.schema import Message, Prediction, RunConfig, TraceStep
-from eval.stats import chi_square_sf, holm, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts, quantile
+from eval.stats import holm, paired_bootstrap_diff, paired_counts, quantile
 from eval.store import RunStore
 
 # -- statistics against reference values -------------------------------------------------------
@@ -30,29 +30,6 @@ from eval.store import RunStore
 )
 def test_holm_matches_reference_values(p, adjusted):
     assert holm(p) == pytest.approx(adjusted)
-
-
-@pytest.mark.parametrize(
-    ("x", "df", "p"),
-    [
-        (3.841458820694124, 1, 0.05),  # scipy.stats.chi2.sf
-        (9.487729036781154, 4, 0.05),
-        (13.276704135987622, 4, 0.01),
-        (0.5, 3, 0.9188914116546758),
-        (20.0, 4, 0.0004993992273),
-        (0.0, 4, 1.0),
-    ],
-)
-def test_chi_square_tail_matches_reference_values(x, df, p):
-    assert chi_square_sf(x, df) == pytest.approx(p, rel=1e-6)
-
-
-def test_letter_bias():
-    key = list("ABCDE") * 4
-    assert letter_bias(key, key) == (0.0, 1.0)
-    statistic, p = letter_bias(["A"] * 20, key)
-    assert statistic == pytest.approx(80.0) and p < 1e-15
-    assert letter_bias(["A", "B"], ["A", "A"]) == (0.0, 1.0)  # the key uses one letter: nothing to test
 
 
 def test_paired_counts_are_the_flips():
@@ -166,14 +143,19 @@ limit = 20
 """
 
 
-def write_cell(out: Path, graph: str, correct: list[bool], calls: int, **settings) -> None:
+def write_cell(out: Path, graph: str, correct: list[bool], calls: int, drafts: dict[int, str | None] | None = None, **settings) -> None:
+    """drafts: question index -> the first proposal ("right", "wrong", "other wrong" or None: named no option);
+    the others' first proposal is their final answer."""
     config = RunConfig(
         graphs=[graph], model="m.gguf", model_sha256="", data=str(BUNDLED), data_sha256="",
         question_ids=[q.id for q in QUESTIONS], **settings,
     )  # fmt: skip
     store = RunStore(out, config)
-    for q, ok in zip(QUESTIONS, correct):
-        answer = q.answer if ok else next(letter for letter in q.letters if letter != q.answer)
+    drafts = drafts or {}
+    for i, (q, ok) in enumerate(zip(QUESTIONS, correct)):
+        wrong = [letter for letter in q.letters if letter != q.answer]
+        answer = q.answer if ok else wrong[0]
+        first = {"right": q.answer, "wrong": wrong[0], "other wrong": wrong[1], None: None}[drafts[i]] if i in drafts else answer
         node = {"single": "answer", "cot": "reason", "reflect": "draft", "sc": "sample"}[graph]
         trace = [
             TraceStep(node=node, messages=[Message(role="user", content=q.stem)], output=f"答案：{answer}", prompt_tokens=100, completion_tokens=10, seconds=0.5)
@@ -182,7 +164,7 @@ def write_cell(out: Path, graph: str, correct: list[bool], calls: int, **setting
         store.append(
             Prediction(
                 question_id=q.id, graph=graph, answer=answer, gold=q.answer, correct=ok, parse_status="ok", answer_method="regex",
-                draft_answer=answer if graph in ("reflect", "sc") else None, trace=trace, prompt_tokens=100 * calls,
+                draft_answer=first if graph in ("reflect", "sc") else None, trace=trace, prompt_tokens=100 * calls,
                 completion_tokens=10 * calls, seconds=0.5 * calls, model_calls=calls,
             )  # fmt: skip
         )
@@ -195,7 +177,9 @@ def make_ablation(root: Path) -> Path:
     cells_dir = out / "m"
     write_cell(cells_dir / "single", "single", [i < 10 for i in range(20)], 1)
     write_cell(cells_dir / "cot_zh", "cot", [i >= 5 for i in range(20)], 1, prompt_variant="zh")
-    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3)
+    # reflect's drafts: two name no option, two wrong ones it corrects, one right one it spoils, one wrong it swaps.
+    drafts = {0: None, 1: None, 2: "wrong", 3: "wrong", 15: "right", 16: "other wrong"}
+    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3, drafts)
     write_cell(cells_dir / "sc_zh_k3", "sc", [i % 2 == 0 for i in range(20)], 3, prompt_variant="zh", samples=3)
     grid = load_grid(write_grid(root, SYNTHETIC))
     write_outputs(analyse(grid, out))
@@ -212,29 +196,45 @@ def test_table_from_known_outcomes(tmp_path):
     cot = rows["cot[zh]"]
     assert (cot["n"], cot["right_to_wrong"], cot["wrong_to_right"]) == (20, 5, 10)
     assert cot["diff"] == pytest.approx(0.25) and cot["diff_ci_low"] < 0.25 < cot["diff_ci_high"]
-    assert cot["mcnemar_p"] == pytest.approx(mcnemar_exact(5, 10))
-    family = [rows[c]["mcnemar_p"] for c in ("cot[zh]", "reflect", "sc[zh,k=3]")]
-    assert [rows[c]["holm_p"] for c in ("cot[zh]", "reflect", "sc[zh,k=3]")] == pytest.approx(holm(family))
+    # McNemar (scipy.stats.binomtest(min(b, c), b + c).pvalue): cot 5/10 flips, reflect 0/4, sc 5/5.
+    comparisons = ("cot[zh]", "reflect", "sc[zh,k=3]")
+    assert [rows[c]["mcnemar_p"] for c in comparisons] == pytest.approx([0.3017578125, 0.125, 1.0])
+    # Holm by hand: 0.125 x 3 = 0.375, 0.302 x 2 = 0.604, 1 x 1 = 1.
+    assert [rows[c]["holm_p"] for c in comparisons] == pytest.approx([0.603515625, 0.375, 1.0])
 
     # Compute-matched: reflect makes 3 model calls per question, so its control is sc with k=3.
     reflect = rows["reflect"]
     assert reflect["calls_per_q"] == 3.0 and reflect["matched_cell"] == "sc[zh,k=3]" and reflect["matched_found"]
     assert reflect["matched_accuracy"] == 0.5
-    both = paired_counts([i % 2 == 0 for i in range(20)], [i < 14 for i in range(20)])
-    assert reflect["matched_diff"] == pytest.approx(both.difference)
-    assert (reflect["matched_right_to_wrong"], reflect["matched_wrong_to_right"]) == (both.right_to_wrong, both.wrong_to_right)
+    # Against sc (right on even i): 3 right -> wrong (14, 16, 18), 7 wrong -> right (odd i < 14); alone in its family.
+    assert (reflect["matched_right_to_wrong"], reflect["matched_wrong_to_right"]) == (3, 7)
+    assert reflect["matched_diff"] == pytest.approx(0.2) and reflect["matched_holm_p"] == pytest.approx(0.34375)
+    # Drafts: 2 named no option; of the 18 others, 4 changed: 1 right -> wrong, 2 wrong -> right, 1 wrong -> wrong.
+    flips = {k: reflect[f"first_to_final_{k}"] for k in ("n", "unparsed", "changed", "right_to_wrong", "wrong_to_right")}
+    assert flips == {"n": 20, "unparsed": 2, "changed": 4, "right_to_wrong": 1, "wrong_to_right": 2}
+    # 20 five-option questions expect 4 answers per letter, too few for the chi-square test.
+    assert reflect["letter_p"] is None and reflect["letter_note"] == "expected count < 5"
     assert cot["matched_cell"] == "sc[zh,k=1]" and not cot.get("matched_found")
     assert any("sc[zh,k=1]" in note for note in ablation.notes)
     assert rows["sc[zh,k=3]"]["matched_cell"] == ""  # sc is the control, not matched against itself
 
     markdown = (out / "ablation.md").read_text(encoding="utf-8")
-    assert "| m.gguf | cot[zh] | 75.0%" in markdown and "+25.0 [" in markdown and "sc[zh,k=3]: 50.0%" in markdown
+    lines = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
+    table = {line[1]: dict(zip([h.strip() for h in lines[0]], [c.strip() for c in line])) for line in lines[1:]}
+    assert list(table) == ["**single**", "cot[zh]", "reflect", "sc[zh,k=3]"]
+    md_cot, md_reflect = table["cot[zh]"], table["reflect"]
+    assert md_cot["accuracy [95% CI] (correct/n)"] == "75.0% [53.1%–88.8%] (15/20)"  # Wilson, as in test_stats
+    assert md_cot["Δ vs single, points [95% bootstrap CI]"].startswith("+25.0 [")
+    assert (md_cot["McNemar p"], md_cot["Holm p"], md_cot["flips r→w / w→r"]) == ("0.302", "0.604", "5 / 10")
+    assert (md_reflect["compute-matched sc"], md_reflect["Holm p (matched)"]) == ("sc[zh,k=3]: 50.0%", "0.344")
+    assert md_reflect["first → final: changed (r→w / w→r); first unparsed"] == "4 (1 / 2); 2"
+    assert md_cot["first → final: changed (r→w / w→r); first unparsed"] == "–"
+    assert md_reflect["letters vs uniform, χ² p"] == "–, too few answers; see python -m eval.position_bias"
     with open(out / "ablation.csv", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
     assert [r["cell"] for r in table] == list(rows) and float(table[1]["diff"]) == pytest.approx(0.25)
     document = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert document["baseline"] == "single" and len(document["question_ids"]) == 20 and len(document["rows"]) == 4
-    assert render_markdown(ablation) == markdown
 
 
 # -- a real tiny grid --------------------------------------------------------------------------

@@ -165,6 +165,13 @@ def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     ids = json.loads((out / "ablation.json").read_text())["question_ids"]
     assert_question_anchors(s, ids)
     assert "compute-matched sc" in page and "sc[zh,k=3]: 50.0%" in page and "add sc[zh,k=1]" in page
+    # make_ablation's reflect drafts: 2 name no option, 4 changed (1 right -> wrong, 2 wrong -> right); sc's all kept.
+    rows = [["unchanged", 14, 20], ["changed: right → wrong", 1, 0], ["changed: wrong → right", 2, 0],
+            ["changed: wrong → another wrong", 1, 0], ["first proposal named no option", 2, 0], ["total", 20, 20]]  # fmt: skip
+    flips = "<tr><th>first proposal → final</th><th>reflect (draft)</th><th>sc[zh,k=3] (first sample)</th></tr>"
+    flips += "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    assert flips in page
+    assert page.count("–, too few answers; see python -m eval.position_bias") == 4  # 20 questions: 4 expected per letter
     assert page.count("<details class='pred'>") == 4 * len(ids)
 
 

@@ -1,3 +1,6 @@
+import pytest
+from scipy.stats import binomtest
+
 from eval.report import render_markdown, summarize
 from eval.schema import Prediction, Question, TraceStep
 
@@ -8,8 +11,9 @@ def q(i: int, specialty: str, level: str) -> Question:
     )
 
 
-def pred(qid: str, graph: str, answer: str | None, status: str = "ok", draft: str | None = None) -> Prediction:
-    trace = [TraceStep(node="draft", messages=[], output="")] if draft else []
+def pred(qid: str, graph: str, answer: str | None, status: str = "ok", draft: str | None = None, drafted: bool = False) -> Prediction:
+    """drafted: a draft step that named no option (draft stays None)."""
+    trace = [TraceStep(node="draft", messages=[], output="")] if draft or drafted else []
     return Prediction(
         question_id=qid,
         graph=graph,
@@ -64,3 +68,51 @@ def test_markdown_has_every_section():
         assert heading in md
     assert "100.0% [51.0%–100.0%] (4/4)" in md
     assert "McNemar exact p = 1" in md
+
+
+def paired_run(outcomes: list[tuple[bool, bool]]) -> list[Prediction]:
+    """single's and reflect's predictions, one question per (single right, reflect right)."""
+    preds = []
+    for i, (base, chain) in enumerate(outcomes):
+        preds += [pred(f"q{i}", "single", "A" if base else "B"), pred(f"q{i}", "reflect", "A" if chain else "C", draft="B")]
+    return preds
+
+
+def questions(n: int) -> list[Question]:
+    return [q(i, "neurology", "senior") for i in range(n)]
+
+
+@pytest.mark.parametrize(("r2w", "w2r"), [(1, 8), (2, 9), (0, 6), (7, 3), (5, 10), (4, 4)])
+def test_mcnemar_is_the_exact_binomial_test_on_the_discordant_pairs(r2w, w2r):
+    outcomes = [(True, False)] * r2w + [(False, True)] * w2r + [(True, True)] * 3 + [(False, False)] * 2
+    summary = summarize("m", "d", ["reflect", "single"], "single", questions(len(outcomes)), paired_run(outcomes))
+    (c,) = summary.comparisons
+    assert (c.right_to_wrong, c.wrong_to_right, c.both_right, c.both_wrong) == (r2w, w2r, 3, 2)
+    assert c.mcnemar_p == pytest.approx(binomtest(min(r2w, w2r), r2w + w2r, 0.5).pvalue)
+
+
+def test_report_renders_exactly_the_counts():
+    outcomes = [(True, False)] + [(False, True)] * 8 + [(True, True)] + [(False, False)] * 2
+    preds = paired_run(outcomes)
+    # reflect's drafts are "B" (wrong) unless set here: q0's was right and spoiled, q9's right and kept, q8's named no
+    # option (its final answer is right: neither a change nor wrong -> right). q1-q7 were corrected; q10, q11 -> "C".
+    reflect = {p.question_id: i for i, p in enumerate(preds) if p.graph == "reflect"}
+    for qid in ("q0", "q9"):
+        preds[reflect[qid]] = preds[reflect[qid]].model_copy(update={"draft_answer": "A"})
+    preds[reflect["q8"]] = pred("q8", "reflect", "A", drafted=True)
+    md = render_markdown(summarize("m", "d", ["reflect", "single"], "single", questions(12), preds))
+    assert (
+        "## reflect vs single (paired, n=12)\n\n"
+        "|  | single right | single wrong |\n|---|---|---|\n| reflect right | 1 | 8 |\n| reflect wrong | 1 | 2 |\n\n"
+        "Difference +58.3 points; flips: 1 right→wrong, 8 wrong→right; McNemar exact p = 0.0391."
+    ) in md
+    assert md.endswith(
+        "## reflect: draft → final answer\n\n"
+        "| draft → final | questions |\n|---|---|\n"
+        "| unchanged | 1 |\n"
+        "| changed: right → wrong | 1 |\n"
+        "| changed: wrong → right | 7 |\n"
+        "| changed: wrong → another wrong | 2 |\n"
+        "| draft named no option | 1 |\n"
+        "| total | 12 |\n"
+    )

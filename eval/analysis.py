@@ -1,0 +1,63 @@
+"""Facts about a set of predictions that the Markdown report, the ablation table and the HTML report all show.
+
+Each is computed here once, so the three cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from eval.schema import Flips, Prediction, Question
+from eval.stats import LetterBias, letter_bias
+
+# Trace nodes that record a chain's first proposal (Prediction.draft_answer), and what to call it.
+FIRST_PROPOSAL = {"draft": "draft", "sample": "first sample"}
+
+
+def draft_flips(predictions: Iterable[Prediction]) -> Flips | None:
+    """What a chain's later steps (critique and extraction, or voting) did to its first proposal.
+
+    None for graphs that record no first proposal. Errors are left out. A first proposal that named no letter
+    is counted apart as unparsed: it has no answer to keep or change, so it is neither a change nor a flip.
+    """
+    chained = [p for p in predictions if p.parse_status != "error" and any(s.node in FIRST_PROPOSAL for s in p.trace)]
+    if not chained:
+        return None
+    first = next(FIRST_PROPOSAL[s.node] for s in chained[0].trace if s.node in FIRST_PROPOSAL)
+    parsed = [p for p in chained if p.draft_answer]
+    return Flips(
+        first=first,
+        n=len(chained),
+        unparsed=len(chained) - len(parsed),
+        changed=sum(p.draft_answer != p.answer for p in parsed),
+        right_to_wrong=sum(p.draft_answer == p.gold and not p.correct for p in parsed),
+        wrong_to_right=sum(p.draft_answer != p.gold and p.correct for p in parsed),
+    )
+
+
+def flip_rows(flips: Flips, first: str = "") -> list[tuple[str, int]]:
+    """The first proposal -> final breakdown as (row, questions), the first proposal called `first` (default: what
+    it is, e.g. draft); the rows but the last add up to flips.n."""
+    return [
+        ("unchanged", flips.n - flips.unparsed - flips.changed),
+        ("changed: right → wrong", flips.right_to_wrong),
+        ("changed: wrong → right", flips.wrong_to_right),
+        ("changed: wrong → another wrong", flips.changed - flips.right_to_wrong - flips.wrong_to_right),
+        (f"{first or flips.first} named no option", flips.unparsed),
+        ("total", flips.n),
+    ]
+
+
+def answered_letters(predictions: Iterable[Prediction], questions: Mapping[str, Question]) -> LetterBias:
+    """The answered letters (not errors, not unparsed answers) against a uniform guess over each question's options."""
+    answered = [p for p in predictions if p.parse_status != "error" and p.answer and p.question_id in questions]
+    if any(p.answer not in questions[p.question_id].options for p in answered):
+        return LetterBias(None, None, "answers outside the options shown: the questions changed since the run")
+    return letter_bias([p.answer for p in answered], [questions[p.question_id].letters for p in answered])
+
+
+def letter_p_text(p: float | None, why: str) -> str:
+    """The letter test's p for a table cell; where the χ² approximation does not hold, where to look instead."""
+    if p is not None:
+        return f"{p:.3g}"
+    return "–, too few answers; see python -m eval.position_bias" if why.startswith("expected count") else "–"
