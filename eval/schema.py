@@ -6,7 +6,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LETTERS = ("A", "B", "C", "D", "E")
+# Up to eight options: CMB has six-option items (answer F); the letters are labels in order, never skipped.
+LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
 Specialty = Literal[
     "cardiovascular",
     "gastroenterology",
@@ -39,8 +40,8 @@ class Question(BaseModel):
     @classmethod
     def _letters_in_order(cls, options: dict[str, str]) -> dict[str, str]:
         keys = tuple(options)
-        if keys != LETTERS[: len(keys)] or not 2 <= len(keys) <= 5:
-            raise ValueError(f"options must be labelled A, B, C… in order (2–5 of them), got {list(keys)}")
+        if keys != LETTERS[: len(keys)] or not 2 <= len(keys) <= len(LETTERS):
+            raise ValueError(f"options must be labelled A, B, C… in order (2–{len(LETTERS)} of them), got {list(keys)}")
         if any(not text.strip() for text in options.values()):
             raise ValueError("option texts must not be empty")
         return options

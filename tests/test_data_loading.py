@@ -50,15 +50,24 @@ def test_empty_and_missing_datasets_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_questions(tmp_path / "missing.jsonl")
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(DataError, match="no .jsonl files"):
+    with pytest.raises(DataError, match=r"no \.jsonl, \.json or \.csv files"):
         load_questions(tmp_path / "empty_dir")
 
 
-def test_non_utf8_file_is_a_clear_error(tmp_path):
+def test_gbk_file_loads_and_undecodable_file_is_a_clear_error(tmp_path):
     path = tmp_path / "gbk.jsonl"
-    path.write_bytes(json.dumps(GOOD, ensure_ascii=False).encode("gbk"))
-    with pytest.raises(DataError, match="not UTF-8"):
+    path.write_bytes(json.dumps(GOOD | {"stem": "下列哪项是心房颤动的心电图表现"}, ensure_ascii=False).encode("gbk"))
+    assert [q.stem for q in load_questions(path)] == ["下列哪项是心房颤动的心电图表现"]
+    path.write_bytes(b"\xff" + json.dumps(GOOD).encode())
+    with pytest.raises(DataError, match=r"gbk\.jsonl: cannot decode as utf-8 or gb18030 .*--encoding"):
         load_questions(path)
+
+
+def test_a_directory_of_jsonl_still_loads(tmp_path):
+    (tmp_path / "README.md").write_text("not data", encoding="utf-8")
+    write(tmp_path, json.dumps(GOOD)).rename(tmp_path / "b.jsonl")
+    write(tmp_path, json.dumps(GOOD | {"id": "x-0"})).rename(tmp_path / "a.jsonl")
+    assert [q.id for q in load_questions(tmp_path)] == ["x-0", "x-1"]
 
 
 def test_limit_is_stratified_over_cells():

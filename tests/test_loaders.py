@@ -314,11 +314,11 @@ def test_generic_map_problems(tmp_path):
 
 
 def _cmexam_bad(tmp_path):
-    return cmexam_file(tmp_path, ["题", "A 甲\nB 乙", "F", "", "", "", "", ""])
+    return cmexam_file(tmp_path, ["题", "A 甲\nB 乙", "X", "", "", "", "", ""])
 
 
 MALFORMED = {
-    "cmexam answer": (_cmexam_bad, r"cmexam\.csv:\d+: Answer: expected option letters such as 'C' or 'ABD', got 'F'"),
+    "cmexam answer": (_cmexam_bad, r"cmexam\.csv:\d+: Answer: expected option letters such as 'C' or 'ABD', got 'X'"),
     "cmexam options": (
         lambda p: cmexam_file(p, ["题", "甲\n乙", "A", "", "", "", "", ""]),
         r"cmexam\.csv:\d+: Options: expected one option per line like 'A 文本', got '甲'",
@@ -330,7 +330,7 @@ MALFORMED = {
     "cmb json": (lambda p: (p / "cmb.json").write_text("[{", encoding="utf-8") and p / "cmb.json", r"cmb\.json:1: not valid JSON"),
     "cmb options": (
         lambda p: write_json(p / "cmb.json", [cmb_records()[0] | {"option": {"A": "x", "C": "y"}}]),
-        r"cmb\.json\[0\]: option: expected 2–5 options labelled A, B, C… in order, got \['A', 'C'\]",
+        r"cmb\.json\[0\]: option: expected 2–8 options labelled A, B, C… in order, got \['A', 'C'\]",
     ),
     "cmb stem": (lambda p: write_json(p / "cmb.json", [cmb_records()[0] | {"question": " "}]), r"cmb\.json\[0\]: question: expected a non-empty"),
     "medqa mismatch": (
@@ -378,14 +378,14 @@ def test_malformed_input_from_the_cli_exits_2_without_a_traceback(tmp_path):
 def test_inspect_counts_kinds_and_lists_every_problem(tmp_path):
     path = cmexam_file(
         tmp_path,
-        ["题一", "A 甲\nB 乙", "F", "", "", "", "", ""],
+        ["题一", "A 甲\nB 乙", "X", "", "", "", "", ""],
         ["", "A 甲\nB 乙", "A", "", "", "", "", ""],
     )
     result = cli("inspect", path)
     out = result.stdout
     assert result.returncode == 2, result.stderr  # problems: a strict load would refuse this file
     assert f"{path}: cmexam" in out
-    assert "records: 6  loaded: 3  skipped multi-answer: 1  problems: 2" in out
+    assert "records: 6  loaded: 3  skipped multi-answer: 1  bad records: 2  unreadable files: 0  encoding: utf-8" in out
     assert "single, 4 options" in out and "single, 5 options" in out and "multi-answer" in out and "(skipped: --multi skip)" in out
     assert any(line.split() == ["cardiovascular", "0", "0", "1", "1"] for line in out.splitlines())
     assert "cmexam.csv:19: Answer: expected option letters" in out and "cmexam.csv:21: Question: expected a non-empty question text" in out
@@ -394,7 +394,7 @@ def test_inspect_counts_kinds_and_lists_every_problem(tmp_path):
 def test_inspect_clean_file_exits_0_and_respects_format_and_multi(tmp_path):
     result = cli("inspect", write_json(tmp_path / "cmb.json", cmb_records()), "--format", "cmb", "--multi", "exact")
     assert result.returncode == 0, result.stderr
-    assert "loaded: 3  skipped multi-answer: 0  problems: 0" in result.stdout
+    assert "loaded: 3  skipped multi-answer: 0  bad records: 0" in result.stdout
     assert any(line.split() == ["respiratory", "0", "1", "0", "1"] for line in result.stdout.splitlines())
 
 
@@ -434,3 +434,122 @@ def test_stratified_takes_at_most_per_cell():
     qs = load_questions()
     picked = stratified(qs, per_cell=1, seed=0)
     assert len(picked) == 14 and picked == stratified(qs, per_cell=1, seed=0) and picked != stratified(qs, per_cell=1, seed=1)
+
+
+# --- real datasets: options beyond E, bad records, directories of CSVs, GB18030/GBK ----------------------------
+
+CMMLU_DIR = ROOT.parent / "shared/data/cmmlu"  # real CMMLU clinical_knowledge, used in place (see its README)
+
+SIX = {"A": "阿司匹林", "B": "氯吡格雷", "C": "替格瑞洛", "D": "华法林", "E": "肝素", "F": "达比加群"}
+
+
+def cmb_six(**change) -> dict:
+    return {"id": 21, "exam_type": "医师考试", "exam_class": "高级职称", "exam_subject": "心内科", "question": "非瓣膜性房颤抗凝可选的新型口服药是",
+            "option": dict(SIX), "question_type": "单项选择题", "answer": "F"} | change
+
+
+def test_cmb_six_options_answer_f(tmp_path):
+    loaded = load(write_json(tmp_path / "cmb.json", [cmb_six(), cmb_six(id=22, question_type="多项选择题", answer="F，C")]), multi="exact")
+    single, multi = loaded.questions
+    assert (single.answer, list(single.options), single.specialty, single.level) == ("F", list("ABCDEF"), "cardiovascular", "senior")
+    assert isinstance(multi, MultiQuestion) and multi.answer == "CF"
+    assert loaded.kinds == {"single-6": 1, "multi": 1}
+
+
+def test_options_beyond_e_in_every_format(tmp_path):
+    eight = dict(zip("ABCDEFGH", "甲乙丙丁戊己庚辛"))
+    cmexam = cmexam_file(tmp_path, ["八选一", "\n".join(f"{k}、{v}" for k, v in eight.items()), "H", "", "心内科", "", "", ""])
+    assert load_questions(cmexam)[-1].answer == "H" and len(load_questions(cmexam)[-1].options) == 8
+    medqa = write_jsonl(tmp_path / "medqa.jsonl", [medqa_records()[0] | {"options": dict(SIX), "answer": "达比加群", "answer_idx": "F"}])
+    assert load_questions(medqa)[0].answer == "F"
+    mine = write_csv(tmp_path / "mine.csv", ["题目", *(f"选项{k}" for k in "ABCDEF"), "答案"], [["哪个", *SIX.values(), "F"]])
+    fields = {"stem": "题目", "answer": "答案"} | {k: f"选项{k}" for k in "ABCDEF"}
+    assert load_questions(mine, fields=fields)[0].options["F"] == "达比加群"
+    ours = write_jsonl(tmp_path / "ours.jsonl", [native_record(options=dict(SIX), answer="BF")])
+    (q,) = load_questions(ours, multi="exact")  # several letters up to H still mean a multi-answer question
+    assert isinstance(q, MultiQuestion) and q.answer == "BF"
+    with pytest.raises(DataError, match=r"expected 2–8 options labelled A, B, C… in order, got \['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'\]"):
+        load(write_json(tmp_path / "nine.json", [cmb_six(option=eight | {"I": "壬"})]))
+
+
+def test_bad_records_stop_a_strict_load_and_are_listed_with_skip_bad(tmp_path):
+    path = cmexam_file(tmp_path, ["答案为空的题", "A 甲\nB 乙", "", "", "", "", "", ""])  # as in CMExam's full release
+    with pytest.raises(DataError, match=r"cmexam\.csv:19: Answer: expected option letters such as 'C' or 'ABD', got ''"):
+        load(path)
+    loaded = load(path, skip_bad=True)
+    assert loaded.bad == [f"{path}:19: Answer: expected option letters such as 'C' or 'ABD', got ''"]
+    assert len(loaded.questions) == 3 and loaded.records == 5 and loaded.skipped == 1
+    only_bad = write_csv(tmp_path / "bad.csv", CMEXAM_HEADER, [["题", "A 甲\nB 乙", "", "", "", "", "", ""]])
+    with pytest.raises(DataError, match=r"bad\.csv: no questions left: 1 of 1 records are bad; the first: .*bad\.csv:2: Answer"):
+        load(only_bad, skip_bad=True)
+    with pytest.raises(DataError, match=r"other\.csv:1: header: expected CMExam columns"):  # a file, not a record
+        load(write_csv(tmp_path / "other.csv", ["x"], [["1"]]), skip_bad=True)
+
+
+@pytest.mark.skipif(not CMMLU_DIR.is_dir(), reason="the shared CMMLU data is not here")
+def test_a_directory_of_real_cmmlu_csvs_is_one_dataset():
+    loaded = load(CMMLU_DIR)  # clinical_knowledge.csv (237) and clinical_knowledge_dev.csv (5); README.md is ignored
+    assert len(loaded.questions) == 242 and loaded.encoding == "utf-8"
+    assert set(loaded.formats.values()) == {"mmlu"} and len(loaded.formats) == 2
+    ids = [q.id for q in loaded.questions]
+    assert len(set(ids)) == 242 and ids[0] == "clinical_knowledge-1" and ids[-1] == "clinical_knowledge_dev-5"
+    assert loaded.questions[-1].source == "clinical_knowledge_dev.csv:6"
+    assert {q.specialty for q in loaded.questions} == {"other"}  # general clinical knowledge: see mapping.toml
+    assert {len(q.options) for q in loaded.questions} == {4}
+
+
+def test_a_directory_of_csvs_prefixes_ids_and_refuses_mixed_kinds(tmp_path):
+    for subject in ("clinical_medicine_val", "physician_val"):  # C-Eval: both files number their rows from 0
+        write_csv(tmp_path / f"{subject}.csv", CEVAL_HEADER, [["0", "成人正常血钾范围是", "3.5–5.5", "2–3", "6–7", "1–2", "A", ""]])
+    qs = load_questions(tmp_path)
+    assert [(q.id, q.source) for q in qs] == [("clinical_medicine_val-0", "clinical_medicine_val.csv:2"), ("physician_val-0", "physician_val.csv:2")]
+    write_jsonl(tmp_path / "sample.jsonl", [native_record()])
+    with pytest.raises(DataError, match=r"holds \.csv and \.jsonl files: a directory is one dataset of one kind"):
+        load_questions(tmp_path)
+
+
+def test_gb18030_and_gbk_files_are_read_and_the_encoding_recorded(tmp_path):
+    row = ["0", "血氧饱和度SpO₂正常值是", "≥95%", "80%", "70%", "60%", "A"]  # ₂ is in GB18030, not in GBK
+    gb = tmp_path / "gb" / "clinical_knowledge.csv"
+    gb.parent.mkdir()
+    gb.write_bytes((",".join(MMLU_HEADER) + "\n" + ",".join(row) + "\n").encode("gb18030"))
+    loaded = load(gb)
+    assert loaded.questions[0].stem == row[1] and loaded.encoding == "gb18030"
+    cmb = tmp_path / "cmb.json"
+    cmb.write_bytes(json.dumps(cmb_records(), ensure_ascii=False).encode("gbk"))
+    assert load(cmb).encoding == "gb18030" and load(cmb, encoding="GBK").encoding == "gbk"  # GB18030 reads GBK alike
+    assert [q.stem for q in load(cmb).questions] == [cmb_records()[0]["question"], cmb_records()[2]["question"]]
+    # a directory whose files differ records both, in the order tried, and that value rereads it the same way
+    write_csv(gb.parent / "anatomy.csv", MMLU_HEADER, [["0", "心脏位于", "纵隔", "腹腔", "盆腔", "颅腔", "A"]])
+    mixed = load(gb.parent)
+    assert mixed.encoding == "utf-8,gb18030" and mixed.encodings == {str(gb.parent / "anatomy.csv"): "utf-8", str(gb): "gb18030"}
+    assert load(gb.parent, encoding=mixed.encoding).questions == mixed.questions
+
+
+def test_undecodable_files_and_unknown_encodings_are_one_clear_line(tmp_path):
+    path = tmp_path / "junk.jsonl"
+    path.write_bytes(b'{"id": "\xff\xfe"}\n')
+    with pytest.raises(DataError, match=r"junk\.jsonl: cannot decode as utf-8 or gb18030 \(utf-8: invalid start byte at byte 8; .*\); name its encoding with --encoding"):
+        load(path)
+    with pytest.raises(DataError, match=r"--encoding base64: 'base64' is not a text encoding"):
+        load(path, encoding="base64")
+    with pytest.raises(DataError, match=r"--encoding nope: 'nope' is not a text encoding"):
+        load(path, encoding="nope")
+
+
+def test_cli_skip_bad_and_encoding(tmp_path):
+    path = tmp_path / "cmexam.csv"
+    cmexam_file(tmp_path, ["答案为空的题", "A 甲\nB 乙", "", "", "", "", "", ""])
+    path.write_bytes(path.read_text(encoding="utf-8").encode("gb18030"))
+    strict = cli("inspect", path)
+    assert strict.returncode == 2 and "bad records (1):" in strict.stdout and "cmexam.csv:19: Answer" in strict.stdout
+    result = cli("inspect", path, "--skip-bad")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{path}: cmexam (gb18030)" in result.stdout and "bad records: 1" in result.stdout and "encoding: gb18030" in result.stdout
+    refused = cli("sample", path, "--per-cell", "1", "--out", tmp_path / "s.jsonl")
+    assert refused.returncode == 2 and "cmexam.csv:19: Answer" in refused.stderr
+    out = tmp_path / "s.jsonl"
+    sample = cli("sample", path, "--per-cell", "5", "--out", out, "--skip-bad", "--encoding", "gb18030")
+    assert sample.returncode == 0 and "1 bad records skipped" in sample.stdout and "高血压" in out.read_text(encoding="utf-8")
+    wrong = cli("inspect", path, "--encoding", "utf-8")
+    assert wrong.returncode == 2 and "unreadable files (1):" in wrong.stdout and "cmexam.csv: cannot decode as utf-8 (" in wrong.stdout

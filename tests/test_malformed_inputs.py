@@ -254,7 +254,7 @@ def _bad_data(tmp_path: Path, name: str, data: bytes) -> Path:
 DATA_CASES = [
     pytest.param("missing.jsonl", b'{"id": "1", "options": {"A": "x", "B": "y"}, "answer": "A"}\n', ":1: field 'stem'", id="missing-field"),
     pytest.param("torn.jsonl", json.dumps(native(1)).encode()[:50] + b"\n", ":1: not valid JSON", id="torn-record"),
-    pytest.param("gbk.jsonl", json.dumps(native(1), ensure_ascii=False).encode("gbk") + b"\n", "not UTF-8", id="non-utf8"),
+    pytest.param("junk.jsonl", b"\xff" + json.dumps(native(1)).encode() + b"\n", "cannot decode as utf-8 or gb18030", id="undecodable"),
     pytest.param("letter.jsonl", json.dumps(native(1) | {"answer": "F"}).encode() + b"\n", ":1:", id="bad-letter"),
     pytest.param("dup.jsonl", (json.dumps(native(1)) + "\n").encode() * 2, ":2: id: duplicate", id="duplicate-id"),
     pytest.param("header.csv", b"foo,bar\n1,2\n", ":1: header", id="unknown-csv"),

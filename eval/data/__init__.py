@@ -11,6 +11,7 @@ from pathlib import Path
 from eval.schema import Question
 
 BUNDLED = Path(str(files(__package__).joinpath("questions")))
+DATA_SUFFIXES = (".jsonl", ".json", ".csv")
 
 
 class DataError(Exception):
@@ -18,10 +19,16 @@ class DataError(Exception):
 
 
 def dataset_files(path: Path) -> list[Path]:
+    """The file itself, or a directory's data files: all its .jsonl, .json or .csv files (CMMLU and C-Eval ship one
+    CSV per subject), never two kinds: a sample converted to .jsonl beside its source CSVs would count twice."""
     if path.is_dir():
-        found = sorted(path.glob("*.jsonl"))
+        found = sorted(
+            f for f in path.iterdir() if f.suffix.lower() in DATA_SUFFIXES and f.is_file() and not f.name.startswith(".")
+        )
         if not found:
-            raise DataError(f"{path}: no .jsonl files in this directory")
+            raise DataError(f"{path}: no .jsonl, .json or .csv files in this directory")
+        if len(kinds := sorted({f.suffix.lower() for f in found})) > 1:
+            raise DataError(f"{path}: holds {' and '.join(kinds)} files: a directory is one dataset of one kind; split them")
         return found
     if not path.is_file():
         raise DataError(f"{path}: no such file or directory")
@@ -36,13 +43,22 @@ def load_questions(
     fields: dict[str, str] | None = None,
     mapping: Path | str | None = None,
     multi: str = "skip",
+    skip_bad: bool = False,
+    encoding: str | None = None,
 ) -> list[Question]:
-    """Questions from our JSONL (file or directory) or a real exam dataset; see eval/data/loaders.py."""
+    """Questions from our JSONL (file or directory) or a real exam dataset; see eval/data/loaders.py.
+
+    Just the questions: `eval.data.loaders.load` (same arguments) also says what was skipped and the encoding read."""
     from eval.data.loaders import load  # imported here: loaders imports DataError from this module
 
-    loaded = load(path, format, answers=answers, fields=fields, mapping=mapping, multi=multi)
+    loaded = load(
+        path, format, answers=answers, fields=fields, mapping=mapping, multi=multi, skip_bad=skip_bad, encoding=encoding
+    )
+    log = logging.getLogger(__name__)
     if loaded.skipped:  # never silent: a run on fewer questions than the file holds must say so
-        logging.getLogger(__name__).warning("%s: skipped %d multi-answer questions (multi='skip')", path, loaded.skipped)
+        log.warning("%s: skipped %d multi-answer questions (multi='skip')", path, loaded.skipped)
+    if loaded.bad:
+        log.warning("%s: skipped %d bad records (skip_bad), the first: %s", path, len(loaded.bad), loaded.bad[0])
     return loaded.questions
 
 

@@ -1,7 +1,7 @@
 """python -m eval.data inspect|sample: look at a dataset before a run, or cut a small stratified sample of it.
 
-  inspect PATH   counts by specialty x level, question kinds, and every validation problem found
-                 (exit 2 when there are problems: a run or a sample would refuse this file)
+  inspect PATH   counts by specialty x level, question kinds, the encoding read, and every bad record found
+                 (exit 2 when a run or a sample with the same options would refuse the data)
   sample PATH --per-cell N --seed S --out FILE
                  up to N random questions per specialty x level cell, written as our own JSONL
 """
@@ -22,7 +22,7 @@ KIND_NAMES = {"single-4": "single, 4 options", "single-5": "single, 5 options", 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("path", type=Path, help="dataset file, or a directory of .jsonl files")
+    common.add_argument("path", type=Path, help="dataset file, or a directory of .jsonl, .json or .csv files (one kind)")
     common.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: detected from the file")
     common.add_argument("--answers", type=Path, help="CMB: a separate answers file, joined by id")
     common.add_argument(
@@ -32,11 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common.add_argument("--map-file", type=Path, help='generic format: TOML of KEY = "FIELD" lines (--map wins)')
     common.add_argument("--mapping", type=Path, help="TOML of [[specialty]]/[[level]] rules checked before the bundled ones")
     common.add_argument("--multi", default="skip", choices=MULTI, help="multi-answer questions: skip (counted) or keep for exact set match")
+    common.add_argument("--skip-bad", action="store_true", help="leave malformed records out (each listed) instead of stopping")
+    common.add_argument("--encoding", help="the files' text encoding, e.g. gbk (default: UTF-8, else GB18030, per file)")
 
     p = argparse.ArgumentParser(prog="python -m eval.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     inspect = sub.add_parser("inspect", parents=[common], help="counts, kinds and validation problems")
-    inspect.add_argument("--problems", type=int, default=50, metavar="N", help="list at most N problems (0 = all; default 50)")
+    inspect.add_argument("--problems", type=int, default=50, metavar="N", help="list at most N bad records (0 = all; default 50)")
     sample = sub.add_parser("sample", parents=[common], help="a stratified sample as our own JSONL")
     sample.add_argument("--per-cell", type=int, required=True, metavar="N", help="questions per specialty x level cell")
     sample.add_argument("--seed", type=int, default=0)
@@ -58,10 +60,10 @@ def field_map(args: argparse.Namespace) -> dict[str, str] | None:
 
 
 def report(loaded: Loaded, max_problems: int, multi: str) -> str:
-    lines = [f"{file}: {fmt}" for file, fmt in loaded.formats.items()]
+    lines = [f"{file}: {fmt} ({loaded.encodings[file]})" for file, fmt in loaded.formats.items()]
     lines.append(
-        f"records: {loaded.records}  loaded: {len(loaded.questions)}  "
-        f"skipped multi-answer: {loaded.skipped}  problems: {len(loaded.problems)}"
+        f"records: {loaded.records}  loaded: {len(loaded.questions)}  skipped multi-answer: {loaded.skipped}  "
+        f"bad records: {len(loaded.bad)}  unreadable files: {len(loaded.problems)}  encoding: {loaded.encoding or '-'}"
     )
     lines += ["", "kinds (valid records)"]
     for k, n in sorted(loaded.kinds.items(), key=lambda kv: (kv[0] == "multi", kv[0])):
@@ -78,22 +80,27 @@ def report(loaded: Loaded, max_problems: int, multi: str) -> str:
     totals = [sum(cells[(s, lv)] for s in SPECIALTIES) for lv in levels]
     lines.append(f"{'total':<20}" + "".join(f"{n:>10}" for n in totals) + f"{sum(totals):>10}")
 
-    if loaded.problems:
-        shown = loaded.problems if max_problems <= 0 else loaded.problems[:max_problems]
-        lines += ["", f"problems ({len(loaded.problems)}):", *(f"  {p}" for p in shown)]
-        if len(shown) < len(loaded.problems):
-            lines.append(f"  … and {len(loaded.problems) - len(shown)} more (--problems 0 lists all)")
+    for title, problems in (("unreadable files", loaded.problems), ("bad records", loaded.bad)):
+        if problems:
+            shown = problems if max_problems <= 0 else problems[:max_problems]
+            lines += ["", f"{title} ({len(problems)}):", *(f"  {p}" for p in shown)]
+            if len(shown) < len(problems):
+                lines.append(f"  … and {len(problems) - len(shown)} more (--problems 0 lists all)")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        options = dict(answers=args.answers, fields=field_map(args), mapping=args.mapping, multi=args.multi)
+        options = dict(
+            answers=args.answers, fields=field_map(args), mapping=args.mapping, multi=args.multi,
+            skip_bad=args.skip_bad, encoding=args.encoding,
+        )
         if args.command == "inspect":
             loaded = load(args.path, args.format, strict=False, **options)
             print(report(loaded, args.problems, args.multi))
-            return 2 if loaded.problems else 0
+            refused = loaded.problems or (loaded.bad and not args.skip_bad) or not loaded.questions
+            return 2 if refused else 0
         loaded = load(args.path, args.format, **options)
         chosen = stratified(loaded.questions, args.per_cell, args.seed)
         try:
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cells = len({(q.specialty, q.level) for q in chosen})
     skipped = f"; {loaded.skipped} multi-answer questions skipped" if loaded.skipped else ""
+    skipped += f"; {len(loaded.bad)} bad records skipped (inspect lists them)" if loaded.bad else ""
     print(f"wrote {len(chosen)} of {len(loaded.questions)} questions ({cells} cells, up to {args.per_cell} each{skipped}) to {args.out}")
     return 0
 

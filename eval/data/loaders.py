@@ -2,12 +2,14 @@
 
 Formats: native (this project's JSONL), cmexam (CMExam CSV), cmb (CMB JSON, answers optionally in a second file),
 medqa (MedQA Mainland JSONL), mmlu (CMMLU / C-Eval CSV), generic (JSONL, JSON or CSV with a field mapping).
-`detect` tells them apart; `load` reads a file or a directory of .jsonl files. Department and exam-class names
-become specialty and level through the rules in mapping.toml.
+`detect` tells them apart; `load` reads a file or a directory of them (CMMLU and C-Eval ship one CSV per subject),
+in UTF-8 or GB18030/GBK (detected) or a named encoding. Department and exam-class names become specialty and level
+through the rules in mapping.toml.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -61,8 +63,11 @@ class Loaded:
     records: int = 0
     skipped: int = 0  # multi-answer questions left out under multi="skip"
     kinds: Counter = field(default_factory=Counter)  # over every valid record, skipped ones included
-    problems: list[str] = field(default_factory=list)  # only filled when strict=False
+    bad: list[str] = field(default_factory=list)  # "FILE:LINE: why" per record left out (skip_bad or strict=False)
+    problems: list[str] = field(default_factory=list)  # files that could not be read at all; only when strict=False
     formats: dict[str, str] = field(default_factory=dict)  # file -> format it was read as
+    encodings: dict[str, str] = field(default_factory=dict)  # file (answers file included) -> encoding it was read in
+    encoding: str = ""  # those encodings, comma-joined in the order tried: as `encoding`, it rereads the files alike
 
 
 # --- specialty and level rules --------------------------------------------------------------------------
@@ -148,13 +153,42 @@ def check_fields(fields: dict[str, str], origin: str = "--map") -> dict[str, str
 # A record that cannot even be parsed comes through as a DataError, so `load` can list it and go on.
 
 
-def _read(file: Path) -> str:
+# Without an encoding given: strict UTF-8, else strict GB18030, the superset of GBK and GB2312 in which Chinese
+# datasets otherwise come. Kept over a guessing library: with each of CMMLU clinical_knowledge's 237 questions alone
+# in GB18030, this rule decodes every one, while charset-normalizer 3.5 finds no encoding or cp874 for 11. And UTF-8
+# Chinese mixed with ASCII almost never decodes as GB18030 (three-byte characters leave a byte unpaired before the
+# next ASCII one), so a corrupt UTF-8 file fails both and is named, not misread.
+DETECT = ("utf-8", "gb18030")
+
+
+def encodings(encoding: str | None) -> tuple[str, ...]:
+    """The codecs to try, in order: DETECT for None, else the one named ("gbk") or several comma-joined."""
+    if encoding is None:
+        return DETECT
+    names = []
+    for name in (n.strip() for n in encoding.split(",")):
+        try:
+            "".encode(name)  # a LookupError for unknown names and for bytes-to-bytes codecs such as base64
+        except LookupError:
+            raise DataError(f"--encoding {encoding}: {name!r} is not a text encoding (e.g. utf-8, gb18030, big5)") from None
+        names.append(codecs.lookup(name).name)
+    return tuple(dict.fromkeys(names))
+
+
+def _read(file: Path, tried: tuple[str, ...] = DETECT) -> tuple[str, str]:
+    """The file's text, and the first of `tried` that decodes all of it."""
     try:
-        return file.read_text(encoding="utf-8-sig")  # -sig: spreadsheet exports often start with a BOM
-    except UnicodeDecodeError as e:
-        raise DataError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start}); convert it first (e.g. iconv -f GBK)") from None
+        data = file.read_bytes()
     except OSError as e:
         raise DataError(f"{file}: cannot read ({e.strerror})") from None
+    errors = []
+    for name in tried:
+        try:
+            return data.decode(name).removeprefix("\ufeff"), name  # spreadsheet exports often start with a BOM
+        except UnicodeDecodeError as e:
+            errors.append(f"{name}: {e.reason} at byte {e.start}")
+    tried_text = " or ".join(tried)
+    raise DataError(f"{file}: cannot decode as {tried_text} ({'; '.join(errors)}); name its encoding with --encoding")
 
 
 def _json_error(e: ValueError | RecursionError) -> str:
@@ -162,9 +196,9 @@ def _json_error(e: ValueError | RecursionError) -> str:
     return f"{e.msg}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else type(e).__name__ + (f": {e}"[:120] if str(e) else "")
 
 
-def _jsonl_rows(file: Path) -> Iterator[tuple[str, Any]]:
+def _jsonl_rows(file: Path, text: str) -> Iterator[tuple[str, Any]]:
     # Split on "\n" only: str.splitlines() also breaks on U+2028/U+0085, which JSON strings may hold raw.
-    for number, line in enumerate(_read(file).split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             where = f"{file}:{number}"
             try:
@@ -173,9 +207,9 @@ def _jsonl_rows(file: Path) -> Iterator[tuple[str, Any]]:
                 yield where, DataError(f"{where}: not valid JSON ({_json_error(e)})")
 
 
-def _json_rows(file: Path) -> Iterator[tuple[str, Any]]:
+def _json_rows(file: Path, text: str) -> Iterator[tuple[str, Any]]:
     try:
-        data = json.loads(_read(file))
+        data = json.loads(text)
     except (ValueError, RecursionError) as e:
         line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
         raise DataError(f"{file}{line}: not valid JSON ({_json_error(e)})") from None
@@ -185,8 +219,8 @@ def _json_rows(file: Path) -> Iterator[tuple[str, Any]]:
         yield f"{file}[{i}]", record  # JSON records are named by their index in the list
 
 
-def _csv_rows(file: Path) -> Iterator[tuple[str, Any]]:
-    reader = csv.DictReader(io.StringIO(_read(file)))
+def _csv_rows(file: Path, text: str) -> Iterator[tuple[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
     end = 1  # a record may span lines (CMExam options are one per line); name the line it starts on
     try:
         for row in reader:
@@ -196,9 +230,9 @@ def _csv_rows(file: Path) -> Iterator[tuple[str, Any]]:
         raise DataError(f"{file}:{reader.line_num}: not valid CSV ({e})") from None
 
 
-def _csv_header(file: Path) -> list[str]:
+def _csv_header(file: Path, text: str) -> list[str]:
     try:
-        first = next(csv.reader(io.StringIO(_read(file))), [])
+        first = next(csv.reader(io.StringIO(text)), [])
     except csv.Error as e:
         raise DataError(f"{file}:1: not valid CSV ({e})") from None
     return [name.strip() for name in first]
@@ -208,26 +242,30 @@ def _csv_header(file: Path) -> list[str]:
 _COLUMNS = {"cmexam": ("Question", "Options", "Answer"), "mmlu": ("Question|question", "A", "B", "C", "D", "Answer|answer")}
 
 
-def _check_header(file: Path, fmt: str) -> None:
-    cols = set(_csv_header(file))
+def _check_header(file: Path, text: str, fmt: str) -> None:
+    cols = set(_csv_header(file, text))
     for need in _COLUMNS[fmt]:
         if not cols & set(need.split("|")):
             raise DataError(f"{file}:1: {need.replace('|', ' or ')}: expected this column in the header for {fmt}, got {sorted(cols)}")
 
 
-def _rows_by_suffix(file: Path) -> Iterator[tuple[str, Any]]:
+def _rows_by_suffix(file: Path, text: str) -> Iterator[tuple[str, Any]]:
     readers = {".csv": _csv_rows, ".json": _json_rows, ".jsonl": _jsonl_rows}
     if file.suffix.lower() not in readers:
         raise DataError(f"{file}: expected a .jsonl, .json or .csv file")
-    return readers[file.suffix.lower()](file)
+    return readers[file.suffix.lower()](file, text)
 
 
-def detect(file: Path | str) -> str:
-    """Which format a file is in, from its extension and its first record's fields."""
+def detect(file: Path | str, text: str | None = None) -> str:
+    """Which format a file is in, from its extension and its first record's fields; `text`: the file, decoded."""
     file = Path(file)
     suffix = file.suffix.lower()
+    if suffix not in (".csv", ".json", ".jsonl"):
+        raise DataError(f"{file}: cannot tell the format: expected a .jsonl, .json or .csv file")
+    if text is None:
+        text, _ = _read(file)
     if suffix == ".csv":
-        cols = set(_csv_header(file))
+        cols = set(_csv_header(file, text))
         if {"Question", "Options", "Answer"} <= cols:
             return "cmexam"
         if {"A", "B", "C", "D"} <= cols and cols & {"Question", "question"}:
@@ -237,17 +275,15 @@ def detect(file: Path | str) -> str:
             f"(Question, A, B, C, D, Answer), got {sorted(cols)}; for other columns use --map"
         )
     if suffix == ".json":
-        first = next((r for _, r in _json_rows(file)), None)
+        first = next((r for _, r in _json_rows(file, text)), None)
         if isinstance(first, dict) and {"question", "option"} <= set(first):
             return "cmb"
         raise DataError(f"{file}[0]: option: expected CMB records (id, question, option, answer, …); for other fields use --map")
-    if suffix == ".jsonl":
-        first = next((r for _, r in _jsonl_rows(file)), None)
-        # Our own schema stays the default: anything that is not clearly MedQA gets the native loader's messages.
-        if isinstance(first, dict) and "stem" not in first and "question" in first and "options" in first:
-            return "medqa"
-        return "native"
-    raise DataError(f"{file}: cannot tell the format: expected a .jsonl, .json or .csv file")
+    first = next((r for _, r in _jsonl_rows(file, text)), None)
+    # Our own schema stays the default: anything that is not clearly MedQA gets the native loader's messages.
+    if isinstance(first, dict) and "stem" not in first and "question" in first and "options" in first:
+        return "medqa"
+    return "native"
 
 
 # --- one record in common terms, then checked and built ---------------------------------------------------
@@ -278,7 +314,7 @@ def _bad(where: str, name: str, expected: str) -> DataError:
 
 
 # A line of options: "A 文本", "A. 文本", "A、文本", "A）文本", or "A文本" (but not "Aspirin": no letter after it).
-_OPTION_LINE = re.compile(r"\s*([A-E])(?![A-Za-z])[\s.、．:：)）]*(.*)")
+_OPTION_LINE = re.compile(rf"\s*([{LETTERS[0]}-{LETTERS[-1]}])(?![A-Za-z])[\s.、．:：)）]*(.*)")
 
 
 def _options(value: Any, where: str, names: dict[str, str]) -> dict[str, str]:
@@ -298,8 +334,8 @@ def _options(value: Any, where: str, names: dict[str, str]) -> dict[str, str]:
     while pairs and not pairs[-1][1]:
         pairs.pop()
     letters = [k for k, _ in pairs]
-    if letters != list(LETTERS[: len(letters)]) or not 2 <= len(letters) <= 5:
-        raise _bad(where, name, f"2–5 options labelled A, B, C… in order, got {letters}")
+    if letters != list(LETTERS[: len(letters)]) or not 2 <= len(letters) <= len(LETTERS):
+        raise _bad(where, name, f"2–{len(LETTERS)} options labelled A, B, C… in order, got {letters}")
     for letter, text in pairs:
         if not text:
             raise _bad(where, names.get(letter, name), f"a text for option {letter}")
@@ -308,7 +344,7 @@ def _options(value: Any, where: str, names: dict[str, str]) -> dict[str, str]:
 
 def _letters(value: Any, where: str, name: str, options: dict[str, str]) -> str:
     text = re.sub(r"[\s,，、;；]", "", _text(value)).upper()  # "A, B" and "A、B" both mean AB
-    if not re.fullmatch(r"[A-E]+", text):
+    if not re.fullmatch(f"[{LETTERS[0]}-{LETTERS[-1]}]+", text):
         raise _bad(where, name, f"option letters such as 'C' or 'ABD', got {_text(value)!r}")
     if not set(text) <= set(options):
         raise _bad(where, name, f"letters among the options {''.join(options)}, got {text!r}")
@@ -461,7 +497,7 @@ def mmlu(row: dict, where: str, n: int, ctx: Ctx) -> Question:
     """CMMLU (Question, A–D, Answer) and C-Eval (id, question, A–D, answer, explanation); the subject is the file name."""
     stem = "Question" if "Question" in row else "question"
     answer = "Answer" if "Answer" in row else "answer"
-    letters = LETTERS if row.get("E") else LETTERS[:4]
+    letters = [k for k in LETTERS if k in row]  # A–D (the header is checked); a later column only if the file has it
     return build(
         Raw(
             id=f"{ctx.file.stem}-{row.get('id') or n}",
@@ -520,7 +556,7 @@ def generic(record: Any, where: str, n: int, ctx: Ctx) -> Question:
     )
 
 
-FORMAT_READERS: dict[str, tuple[Callable[[Path], Iterator[tuple[str, Any]]], Callable[..., Question]]] = {
+FORMAT_READERS: dict[str, tuple[Callable[[Path, str], Iterator[tuple[str, Any]]], Callable[..., Question]]] = {
     "native": (_jsonl_rows, native),
     "cmexam": (_csv_rows, cmexam),
     "cmb": (_json_rows, cmb),
@@ -530,11 +566,10 @@ FORMAT_READERS: dict[str, tuple[Callable[[Path], Iterator[tuple[str, Any]]], Cal
 }
 
 
-def read_answers(path: Path | str) -> dict[str, Any]:
+def read_answers(path: Path, text: str) -> dict[str, Any]:
     """A CMB answers file: records of the questions' shape with at least id and answer; JSON list or JSONL."""
-    path = Path(path)
     key: dict[str, Any] = {}
-    for where, record in _json_rows(path) if path.suffix.lower() == ".json" else _jsonl_rows(path):
+    for where, record in _json_rows(path, text) if path.suffix.lower() == ".json" else _jsonl_rows(path, text):
         if isinstance(record, DataError):
             raise record
         if not isinstance(record, dict) or "id" not in record or "answer" not in record:
@@ -552,11 +587,16 @@ def load(
     mapping: Path | str | None = None,
     multi: str = "skip",
     strict: bool = True,
+    skip_bad: bool = False,
+    encoding: str | None = None,
 ) -> Loaded:
-    """Read a file (or a directory of .jsonl files) into Questions.
+    """Read a file (or a directory of them, see dataset_files) into Questions.
 
-    strict: the first bad record raises DataError; otherwise every problem is collected in `problems`.
+    strict: the first bad record or unreadable file raises DataError; otherwise each is listed in `bad` or `problems`.
+    skip_bad: bad records are left out and listed in `bad` ("FILE:LINE: why"), but a file that cannot be read and a
+    dataset with no question left still raise.
     multi: "skip" leaves multi-answer questions out and counts them; "exact" keeps them as MultiQuestion.
+    encoding: None detects UTF-8 or GB18030 per file; else a codec name, or several comma-joined tried in order.
     """
     if format not in ("auto", *FORMATS):
         raise DataError(f"format {format!r}: expected one of auto, {', '.join(FORMATS)}")
@@ -564,21 +604,28 @@ def load(
         raise DataError(f"multi {multi!r}: expected one of {', '.join(MULTI)}")
     if format == "generic" and not fields:
         raise DataError("format generic: expected a field mapping (--map stem=题目 --map answer=答案 … or --map-file)")
+    tried = encodings(encoding)
     rules = load_mapping(mapping)
     ctx_fields = check_fields(fields) if fields else None
-    key = read_answers(answers) if answers is not None else None
     out, seen = Loaded(), {}
+
+    def read(file: Path) -> str:
+        text, out.encodings[str(file)] = _read(file, tried)
+        return text
+
+    key = read_answers(Path(answers), read(Path(answers))) if answers is not None else None
     for file in dataset_files(Path(path)):
         try:
-            fmt = format if format != "auto" else "generic" if ctx_fields else detect(file)
+            text = read(file)
+            fmt = format if format != "auto" else "generic" if ctx_fields else detect(file, text)
             if key is not None and fmt != "cmb":
                 raise DataError(f"{file}: --answers: only CMB data ({fmt} detected) takes a separate answers file")
             out.formats[str(file)] = fmt
             if fmt in _COLUMNS:
-                _check_header(file, fmt)
+                _check_header(file, text, fmt)
             rows, convert = FORMAT_READERS[fmt]
             ctx = Ctx(file, rules, ctx_fields, key)
-            for n, (where, record) in enumerate(rows(file), start=1):
+            for n, (where, record) in enumerate(rows(file, text), start=1):
                 out.records += 1
                 try:
                     if isinstance(record, DataError):
@@ -587,9 +634,9 @@ def load(
                     if q.id in seen:
                         raise DataError(f"{where}: id: duplicate question id {q.id!r} (first seen at {seen[q.id]})")
                 except DataError as e:
-                    if strict:
+                    if strict and not skip_bad:
                         raise
-                    out.problems.append(str(e))
+                    out.bad.append(str(e))
                     continue
                 seen[q.id] = where
                 out.kinds[kind(q)] += 1
@@ -601,7 +648,12 @@ def load(
             if strict:
                 raise
             out.problems.append(str(e))
+    out.encoding = ",".join(name for name in tried if name in out.encodings.values())
     if strict and not out.questions:
+        if out.bad:  # skip_bad, and nothing was good
+            also = f", {out.skipped} multi-answer skipped" if out.skipped else ""
+            bad = f"{len(out.bad)} of {out.records} records are bad{also}"
+            raise DataError(f"{path}: no questions left: {bad}; the first: {out.bad[0]}")
         if out.skipped:
             raise DataError(f"{path}: no questions left: all {out.skipped} are multi-answer and multi='skip' (use multi='exact')")
         raise DataError(f"{path}: the dataset is empty")
