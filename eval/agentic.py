@@ -20,7 +20,8 @@ from agents.llamacpp import BackendError, LlamaCppBackend  # noqa: E402
 from agents.openai_backend import CHAT_PROMPTS_VERSION, OpenAIBackend, RetryPolicy, api_key_from_env  # noqa: E402
 from agents.retrieve import Retrieval  # noqa: E402
 from eval import log as logsetup  # noqa: E402
-from eval.data import BUNDLED, DataError, dataset_sha256, load_questions, select  # noqa: E402
+from eval.data import BUNDLED, DataError, key_sha256, questions_sha256, select  # noqa: E402
+from eval.data.loaders import load  # noqa: E402
 from eval.gguf_info import inspect_gguf  # noqa: E402
 from eval.models import DEFAULT_MODEL, ModelError, model_sha256, resolve_model  # noqa: E402
 from eval.report import render_markdown, summarize  # noqa: E402
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--answers", type=Path, help="CMB: answers in a separate file, joined by id")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=SOURCE", help="generic format: our field = the dataset's field")
     p.add_argument("--mapping", type=Path, help="TOML of department/exam-class rules checked before the bundled ones")
+    p.add_argument("--encoding", help="dataset text encoding (default: detect UTF-8, else GB18030/GBK)")
+    p.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted in the report) instead of stopping")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"questions, stratified over specialty x level; 0 = all (default {DEFAULT_LIMIT})")
     p.add_argument("--specialty", action="append", default=[], choices=SPECIALTIES, help="keep only this specialty (repeatable)")
     p.add_argument("--level", action="append", default=[], choices=["attending", "senior"], help="keep only this level (repeatable)")
@@ -107,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         if bad := [pair for pair in args.map if "=" not in pair]:
             raise DataError(f"--map {bad[0]!r}: expected FIELD=SOURCE, e.g. --map stem=题目")
         fields = dict(pair.split("=", 1) for pair in args.map) or None
-        dataset = load_questions(args.data, args.format, answers=args.answers, fields=fields, mapping=args.mapping)
-        questions = select(dataset, specialties=args.specialty, levels=args.level, limit=args.limit or None)
+        loaded = load(
+            args.data, args.format, answers=args.answers, fields=fields, mapping=args.mapping, skip_bad=args.skip_bad, encoding=args.encoding
+        )
+        for problem in loaded.bad:
+            log.warning("data.skipped_bad_record", problem=problem)
+        questions = select(loaded.questions, specialties=args.specialty, levels=args.level, limit=args.limit or None)
         if args.shuffle_options is not None:
             questions = [shuffle_options(q, args.shuffle_options) for q in questions]
         if not questions:
@@ -126,8 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             model_sha256=model_sha256(model_path) if model_path else "",
             model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"}) if model_path else {},
             data=str(args.data),
-            data_sha256=dataset_sha256(args.data),
+            data_sha256=questions_sha256(questions),
+            key_sha256=key_sha256(questions),
             question_ids=[q.id for q in questions],
+            format=args.format,
+            answers=str(args.answers or ""),
+            fields=fields or {},
+            mapping=str(args.mapping or ""),
+            encoding=loaded.encoding,
+            skip_bad=args.skip_bad,
             n_ctx=args.n_ctx,
             n_gpu_layers=args.n_gpu_layers,
             seed=args.seed,
@@ -168,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
 
     model_name = f"{server.model_name} ({server.base_url})" if server else model_path.name
-    summary = summarize(model_name, str(args.data), names, names[1] if len(names) > 1 else None, questions, store.predictions().values())
+    baseline = names[1] if len(names) > 1 else None
+    summary = summarize(model_name, str(args.data), names, baseline, questions, store.predictions().values(), bad_records=len(loaded.bad))
     summary.model_info = config.model_info
     markdown = render_markdown(summary)
     (out / "report.md").write_text(markdown, encoding="utf-8")
@@ -197,7 +212,8 @@ def open_server(args: argparse.Namespace, model_path: Path | None) -> OpenAIBack
 def open_retrieval(args: argparse.Namespace, log) -> Retrieval:
     from retrieval.store import open_store
 
-    reserved = args.context_tokens + args.draft_tokens + args.critique_tokens + 1024  # question, instructions, turns
+    # reflect's conversation grows by a revision and a critique per extra round.
+    reserved = args.context_tokens + args.rounds * (args.draft_tokens + args.critique_tokens) + 1024  # + question, instructions
     if reserved > args.n_ctx:
         raise RetrievalError(f"--context-tokens {args.context_tokens} leaves too little of --n-ctx {args.n_ctx}; raise --n-ctx to at least {reserved}")
     log.info("guidelines.opening", store=str(args.guideline_store or "bundled (built once on first use)"))
@@ -205,12 +221,20 @@ def open_retrieval(args: argparse.Namespace, log) -> Retrieval:
 
 
 def check_variant(variant: str, strategies: list[str]) -> None:
-    """Refuse an unknown --prompt-variant before the run directory records it (strategies without variants ignore it)."""
-    from agents.prompts import load_prompts
+    """Refuse a --prompt-variant that would not be used, before the run directory records it.
 
-    for strategy in strategies:
-        if variant and "variants" in load_prompts(strategy):
+    The strategy under test (the first) must have it; a baseline whose prompt file has no variants at all keeps its
+    only prompts (its version is in the manifest), one that has variants must have this one too.
+    """
+    from agents.prompts import UnknownVariant, load_prompts
+
+    if not variant:
+        return
+    for i, strategy in enumerate(strategies):
+        if "variants" in load_prompts(strategy):
             load_prompts(strategy, variant)
+        elif i == 0:
+            raise UnknownVariant(f"{strategy}'s prompts have no variants, so --prompt-variant {variant} would be ignored")
 
 
 def prompts_version(names: list[str]) -> str:

@@ -11,35 +11,49 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval.data import load_questions
-from eval.report import _table
-from eval.schema import Prediction, RunConfig
+from eval.data import DataError, load_for_config, questions_sha256
+from eval.report import _table, regrade
+from eval.schema import Prediction, Question, RunConfig
 from eval.shuffle import original_letter
 from eval.stats import mcnemar_exact, wilson_interval
-from eval.store import MANIFEST, read_predictions
+from eval.store import RunDirError, read_manifest, read_predictions
+
+# The two runs may differ only in the option order: what it changes (the shown options and the key's letters) follows.
+MAY_DIFFER = {"shuffle_seed", "data_sha256", "key_sha256"}
 
 
-def _read(run: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction]]:
-    config = RunConfig.model_validate_json((run / MANIFEST).read_text(encoding="utf-8"))
-    return config, {k: p for k, p in read_predictions(run).items() if p.parse_status != "error"}
+class PositionBiasError(Exception):
+    pass
+
+
+def _read(run: Path) -> tuple[RunConfig, dict[str, Question], dict[tuple[str, str], Prediction]]:
+    """The run's config, its questions reloaded as the run read them, and its finished predictions graded by that key."""
+    config = read_manifest(run)
+    questions = {q.id: q for q in load_for_config(config).questions}
+    if questions_sha256(questions.values()) != config.data_sha256:
+        raise PositionBiasError(f"{run}: the questions in {config.data} changed since this run; re-run it")
+    found = read_predictions(run)
+    graded = {k: regrade(p, questions[k[1]]) for k, p in found.items() if p.parse_status != "error" and k[1] in questions}
+    return config, questions, graded
 
 
 def compare(original: Path, shuffled: Path) -> str:
-    base_config, base = _read(original)
-    config, moved = _read(shuffled)
+    base_config, _, base = _read(original)
+    config, questions, moved = _read(shuffled)
     if config.shuffle_seed is None or base_config.shuffle_seed is not None:
-        raise ValueError("the second run must be the one with --shuffle-options, the first without")
-    questions = {q.id: q for q in load_questions(config.data)}
+        raise PositionBiasError("the second run must be the one with --shuffle-options, the first without")
+    if changed := sorted(k for k in RunConfig.model_fields if k not in MAY_DIFFER and getattr(base_config, k) != getattr(config, k)):
+        raise PositionBiasError(f"the two runs differ in more than the option order (changed: {', '.join(changed)})")
     rows = []
     for graph in config.graphs:
         keys = [k for k in moved if k[0] == graph and k in base]
-        changed = sum(original_letter(moved[k].answer, questions[k[1]], config.shuffle_seed) != base[k].answer for k in keys)
-        low, high = wilson_interval(changed, len(keys))
+        changed_n = sum(original_letter(moved[k].answer, questions[k[1]], config.shuffle_seed) != base[k].answer for k in keys)
+        low, high = wilson_interval(changed_n, len(keys))
         b = sum(base[k].correct and not moved[k].correct for k in keys)
         c = sum(moved[k].correct and not base[k].correct for k in keys)
         acc = lambda preds: f"{100 * sum(p.correct for p in preds) / max(1, len(preds)):.1f}%"  # noqa: E731
         rows.append([
-            graph, len(keys), f"{changed} ({100 * changed / max(1, len(keys)):.1f}% [{100 * low:.1f}–{100 * high:.1f}])",
+            graph, len(keys), f"{changed_n} ({100 * changed_n / max(1, len(keys)):.1f}% [{100 * low:.1f}–{100 * high:.1f}])",
             acc([base[k] for k in keys]), acc([moved[k] for k in keys]), f"{mcnemar_exact(b, c):.3g}",
         ])
     header = ["graph", "n", "chosen option changed [95% CI]", "accuracy original", "accuracy shuffled", "McNemar p"]
@@ -53,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         print(compare(args.original, args.shuffled))
-    except (OSError, ValueError) as e:
+    except (PositionBiasError, RunDirError, DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from eval.analysis import draft_flips, flip_rows
-from eval.schema import SPECIALTIES, Accuracy, Comparison, GraphSummary, Prediction, Question, RunSummary
+from eval.schema import SPECIALTIES, Accuracy, AnswerKey, Comparison, GraphSummary, Prediction, Question, RunSummary
 from eval.stats import mcnemar_exact, wilson_interval
 
 LEVELS = ("attending", "senior")
@@ -22,8 +23,27 @@ def _per_question(predictions: Sequence[Prediction], key: str) -> float:
     return sum(getattr(p, key) for p in predictions) / len(predictions) if predictions else 0.0
 
 
-def summarize_graph(graph: str, predictions: Sequence[Prediction], questions: dict[str, Question]) -> GraphSummary:
-    scored = [p for p in predictions if p.parse_status != "error"]  # errors are retried on resume, not wrong
+def regrade(prediction: Prediction, question: Question) -> Prediction:
+    """The prediction graded against the current key: a corrected answer file changes the numbers, not the run."""
+    if prediction.gold == question.answer:
+        return prediction
+    return prediction.model_copy(update={"gold": question.answer, "correct": prediction.answer == question.answer})
+
+
+def answer_key(questions: Sequence[Question]) -> AnswerKey:
+    letters = Counter(q.answer for q in questions)
+    best = max(sorted(letters), key=letters.__getitem__, default=None)  # ties: the earliest letter
+    return AnswerKey(
+        letters=dict(sorted(letters.items())),
+        best_constant_letter=best,
+        best_constant_accuracy=letters[best] / len(questions) if best else 0.0,
+        chance=sum(1 / len(q.options) for q in questions) / len(questions) if questions else 0.0,
+    )
+
+
+def summarize_graph(graph: str, predictions: dict[str, Prediction], questions: dict[str, Question], scored_ids: Sequence[str]) -> GraphSummary:
+    """`predictions` by question id; accuracy and costs over `scored_ids`, the questions every graph has a result for."""
+    scored = [predictions[qid] for qid in scored_ids]
 
     def where(attr: str, value: str) -> list[Prediction]:
         return [p for p in scored if getattr(questions[p.question_id], attr) == value]
@@ -33,8 +53,8 @@ def summarize_graph(graph: str, predictions: Sequence[Prediction], questions: di
         overall=accuracy(scored),
         by_specialty={s: accuracy(where("specialty", s)) for s in SPECIALTIES if where("specialty", s)},
         by_level={lv: accuracy(where("level", lv)) for lv in LEVELS if where("level", lv)},
-        unparsed=sum(p.parse_status == "unparsed" for p in predictions),
-        errors=len(predictions) - len(scored),
+        unparsed=sum(p.parse_status == "unparsed" for p in scored),
+        errors=sum(p.parse_status == "error" for p in predictions.values()),
         draft_to_final=draft_flips(scored),
         prompt_tokens_per_q=_per_question(scored, "prompt_tokens"),
         prompt_tokens_evaluated_per_q=_per_question(scored, "prompt_tokens_evaluated"),
@@ -44,13 +64,9 @@ def summarize_graph(graph: str, predictions: Sequence[Prediction], questions: di
     )
 
 
-def compare(graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]]) -> Comparison:
-    chain, base = by_graph.get(graph, {}), by_graph.get(baseline, {})
-    pairs = [
-        (base[qid].correct, chain[qid].correct)
-        for qid in chain.keys() & base.keys()
-        if chain[qid].parse_status != "error" and base[qid].parse_status != "error"
-    ]
+def compare(graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]], scored_ids: Sequence[str]) -> Comparison:
+    chain, base = by_graph[graph], by_graph[baseline]
+    pairs = [(base[qid].correct, chain[qid].correct) for qid in scored_ids]
     r2w = sum(b and not c for b, c in pairs)
     w2r = sum(c and not b for b, c in pairs)
     return Comparison(
@@ -63,23 +79,49 @@ def compare(graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]
         wrong_to_right=w2r,
         difference=(w2r - r2w) / len(pairs) if pairs else 0.0,
         mcnemar_p=mcnemar_exact(r2w, w2r),
+        unparsed=sum(chain[qid].parse_status == "unparsed" for qid in scored_ids),
+        baseline_unparsed=sum(base[qid].parse_status == "unparsed" for qid in scored_ids),
     )
 
 
 def summarize(
-    model: str, data: str, graphs: Sequence[str], baseline: str | None, questions: Sequence[Question], predictions: Iterable[Prediction]
+    model: str,
+    data: str,
+    graphs: Sequence[str],
+    baseline: str | None,
+    questions: Sequence[Question],
+    predictions: Iterable[Prediction],
+    *,
+    bad_records: int = 0,
 ) -> RunSummary:
+    """Every graph is scored on the same questions: those with a result from all of them.
+
+    A question one graph could not answer (an error, retried on resume) leaves every graph's headline, so an
+    error never moves one denominator and the headline and the paired comparison count the same questions.
+    """
     wanted = {q.id: q for q in questions}
     by_graph: dict[str, dict[str, Prediction]] = {g: {} for g in graphs}
     for p in predictions:
         if p.question_id in wanted and p.graph in by_graph:
-            by_graph[p.graph][p.question_id] = p
+            by_graph[p.graph][p.question_id] = regrade(p, wanted[p.question_id])
+    dropped: Counter[str] = Counter()
+    scored_ids = []
+    for qid in wanted:
+        missing = [f"no result yet from {g}" for g in graphs if qid not in by_graph[g]]
+        failed = [f"error in {g}" for g in graphs if qid in by_graph[g] and by_graph[g][qid].parse_status == "error"]
+        dropped.update(missing + failed)
+        if not missing and not failed:
+            scored_ids.append(qid)
     return RunSummary(
         model=model,
         data=data,
         questions=len(wanted),
-        graphs=[summarize_graph(g, list(by_graph[g].values()), wanted) for g in graphs],
-        comparisons=[compare(g, baseline, by_graph) for g in graphs if baseline and g != baseline],
+        scored=len(scored_ids),
+        dropped=dict(dropped),
+        bad_records=bad_records,
+        key=answer_key([wanted[qid] for qid in scored_ids]),
+        graphs=[summarize_graph(g, by_graph[g], wanted, scored_ids) for g in graphs],
+        comparisons=[compare(g, baseline, by_graph, scored_ids) for g in graphs if baseline and g != baseline],
     )
 
 
@@ -118,12 +160,29 @@ def describe_model(info: dict) -> str:
     return f"{text}, {info['quantization']}"
 
 
+def _coverage(summary: RunSummary) -> str:
+    """Which questions the headline counts, and what the answer key alone would score on them."""
+    lines = [f"Scored: {summary.scored} of {summary.questions} questions, the same for every graph."]
+    if summary.dropped:
+        lines[0] += " Left out: " + "; ".join(f"{n} ({why})" for why, n in summary.dropped.items()) + "."
+    if summary.bad_records:
+        lines.append(f"{summary.bad_records} malformed records were skipped when loading (--skip-bad).")
+    if key := summary.key:
+        letters = " · ".join(f"{letter} {n}" for letter, n in key.letters.items())
+        lines.append(
+            f"Answer key: {letters}. Always answering {key.best_constant_letter} would score "
+            f"{_pct(key.best_constant_accuracy)}; a uniform guess scores {_pct(key.chance)}."
+        )
+    return "\n\n".join(lines)
+
+
 def render_markdown(summary: RunSummary) -> str:
     model = f"Model `{summary.model}`" + (f" ({describe_model(summary.model_info)})" if summary.model_info else "")
     parts = [
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
         f"{model} · data `{summary.data}` · {summary.questions} questions. "
         "Accuracy with Wilson 95% intervals; unparsed answers count as wrong; errors are excluded and retried on resume.",
+        _coverage(summary),
         "## Overall\n\n"
         + _table(
             ["graph", "accuracy [95% CI] (correct/n)", "unparsed", "errors", "calls/q", "prompt tok/q", "evaluated tok/q", "completion tok/q", "s/q"],
@@ -153,7 +212,8 @@ def render_markdown(summary: RunSummary) -> str:
                 [[f"{c.graph} right", c.both_right, c.wrong_to_right], [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong]],
             )
             + f"\n\nDifference {100 * c.difference:+.1f} points; flips: {c.right_to_wrong} right→wrong, "
-            f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}."
+            f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}. "
+            f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}."
         )
     for g in summary.graphs:
         if f := g.draft_to_final:

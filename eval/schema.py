@@ -111,8 +111,18 @@ class RunConfig(BaseModel):
     model_sha256: str
     model_info: dict = Field(default_factory=dict)  # GGUF facts: architecture, parameters, experts, quantization
     data: str
+    # What the model sees: sha256 of the selected questions' ids, stems and options, in run order (after any shuffle).
     data_sha256: str
+    # The answer key of those questions, hashed apart: a corrected key re-grades a run instead of re-running it.
+    key_sha256: str = ""
     question_ids: list[str]
+    # How the dataset was read: every input that decides a question or its key.
+    format: str = "auto"
+    answers: str = ""  # CMB: the separate answers file
+    fields: dict[str, str] = Field(default_factory=dict)  # --map FIELD=SOURCE
+    mapping: str = ""  # --mapping TOML (department / exam-class rules)
+    encoding: str = ""  # the encoding the files were read in (detected, or --encoding)
+    skip_bad: bool = False  # --skip-bad: malformed records skipped (counted in the report) instead of stopping the load
     n_ctx: int = 4096
     n_gpu_layers: int = 0
     seed: int = 0
@@ -148,6 +158,8 @@ class Comparison(BaseModel):
     wrong_to_right: int  # baseline wrong, chain right
     difference: float  # chain accuracy minus baseline accuracy on these n questions
     mcnemar_p: float
+    unparsed: int = 0  # of the n, the chain's answers that named no option (counted wrong above)
+    baseline_unparsed: int = 0
 
 
 class Flips(BaseModel):
@@ -176,10 +188,23 @@ class GraphSummary(BaseModel):
     calls_per_q: float
 
 
+class AnswerKey(BaseModel):
+    """What the answer key alone would score: the floor any accuracy must be read against."""
+
+    letters: dict[str, int]  # questions whose answer is each letter
+    best_constant_letter: str | None  # always answering this letter scores best
+    best_constant_accuracy: float
+    chance: float  # expected accuracy of a uniform guess over the options shown
+
+
 class RunSummary(BaseModel):
     model: str
     model_info: dict = Field(default_factory=dict)
     data: str
-    questions: int
+    questions: int  # selected for the run
+    scored: int = 0  # in every graph's headline: those with a result (not an error) from every graph
+    dropped: dict[str, int] = Field(default_factory=dict)  # why the others are not scored -> how many
+    bad_records: int = 0  # malformed records skipped by --skip-bad
+    key: AnswerKey | None = None
     graphs: list[GraphSummary]
     comparisons: list[Comparison]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from eval.schema import Question
+from eval.schema import LETTERS, Question
 
 
 def option_order(question: Question, seed: int) -> str:
@@ -17,11 +17,11 @@ def option_order(question: Question, seed: int) -> str:
 def shuffle_options(question: Question, seed: int) -> Question:
     order = option_order(question, seed)
     new = dict(zip(question.options, (question.options[old] for old in order)))
-    return question.model_copy(update={"options": new, "answer": "ABCDE"[order.index(question.answer)]})
+    return question.model_copy(update={"options": new, "answer": LETTERS[order.index(question.answer)]})
 
 
 def original_letter(answer: str | None, question: Question, seed: int) -> str | None:
     """The original letter of the option a shuffled run chose."""
     if answer is None:
         return None
-    return option_order(question, seed)["ABCDE".index(answer)]
+    return option_order(question, seed)[LETTERS.index(answer)]

@@ -7,11 +7,19 @@ import json
 import os
 from pathlib import Path
 
+import structlog
+
 from eval.schema import Prediction, RunConfig
 
 MANIFEST = "manifest.json"
 PREDICTIONS = "predictions.jsonl"
 LOCK = ".lock"
+
+log = structlog.get_logger()
+
+
+# Config fields that decide only how answers are graded, not what the model was asked.
+REGRADE_ONLY = {"key_sha256", "answers"}
 
 
 class RunDirError(Exception):
@@ -33,15 +41,18 @@ class RunStore:
         if fresh:
             for name in (MANIFEST, PREDICTIONS):
                 (out / name).unlink(missing_ok=True)
-        if manifest.exists():
-            previous = RunConfig.model_validate_json(manifest.read_text())
-            if previous != config:
-                changed = sorted(k for k in RunConfig.model_fields if getattr(previous, k) != getattr(config, k))
+        previous = RunConfig.model_validate_json(manifest.read_text()) if manifest.exists() else None
+        if previous is not None and previous != config:
+            changed = sorted(k for k in RunConfig.model_fields if getattr(previous, k) != getattr(config, k))
+            if not set(changed) <= REGRADE_ONLY:
                 raise RunDirError(
                     f"{out} holds a run with a different config (changed: {', '.join(changed)}); "
                     "use another --out, or --fresh to discard it"
                 )
-        else:
+            # Only the key changed: what the model was shown is the same, so its answers stand; reports grade
+            # every prediction against the key of the current manifest.
+            log.warning("run.answer_key_changed", out=str(out), note="finished predictions are kept and re-graded")
+        if previous != config:
             tmp = manifest.with_suffix(".tmp")
             tmp.write_text(config.model_dump_json(indent=2))
             os.replace(tmp, manifest)
@@ -89,3 +100,14 @@ def read_predictions(out: Path) -> dict[tuple[str, str], Prediction]:
             p = Prediction.model_validate_json(line)
             found[(p.graph, p.question_id)] = p
     return found
+
+
+def read_manifest(out: Path) -> RunConfig:
+    """A run directory's config; RunDirError (one line) when `out` is not a run directory or its manifest is unreadable."""
+    path = out / MANIFEST
+    try:
+        return RunConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{out}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)") from None
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path}: unreadable manifest ({str(e).splitlines()[0]})") from None

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eval.schema import Question
+from eval.schema import Question, RunConfig
+
+if TYPE_CHECKING:
+    from eval.data.loaders import Loaded
 
 BUNDLED = Path(str(files(__package__).joinpath("questions")))
 DATA_SUFFIXES = (".jsonl", ".json", ".csv")
@@ -77,10 +83,11 @@ def select(
     levels: Iterable[str] = (),
     limit: int | None = None,
 ) -> list[Question]:
-    """Filter, then take `limit` questions stratified round-robin over specialty x level cells.
+    """Filter, then take `limit` questions stratified round-robin over specialty x level cells, balancing answer letters.
 
-    A plain head-of-file limit would test one specialty only; round-robin keeps small runs balanced
-    and deterministic.
+    A plain head-of-file limit would test one specialty only; round-robin keeps small runs balanced and
+    deterministic. Within each cell the next question taken is the first (in file order) whose answer letter has
+    been chosen least so far: an unbalanced key makes "always answer A" look like skill and moves the chance line.
     """
     wanted_s, wanted_l = set(specialties), set(levels)
     kept = [
@@ -92,9 +99,54 @@ def select(
     for q in kept:
         cells.setdefault((q.specialty, q.level), []).append(q)
     chosen: list[Question] = []
+    taken: Counter[str] = Counter()
     queues = list(cells.values())
     while len(chosen) < limit:
         for queue in queues:
             if queue and len(chosen) < limit:
-                chosen.append(queue.pop(0))
+                pick = min(queue, key=lambda q: taken[q.answer])  # min keeps the first of equals: file order
+                queue.remove(pick)
+                chosen.append(pick)
+                taken[pick.answer] += 1
     return chosen
+
+
+def questions_sha256(questions: Iterable[Question]) -> str:
+    """What the model is shown, in order: ids, stems and options (not the key, not the metadata)."""
+    return _sha256([q.id, q.stem, q.options] for q in questions)
+
+
+def key_sha256(questions: Iterable[Question]) -> str:
+    return _sha256([q.id, q.answer] for q in questions)
+
+
+def _sha256(rows: Iterable[list]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def load_for_config(config: RunConfig) -> Loaded:
+    """A run's questions reloaded exactly as the run read them (same format, key, field map, mapping, encoding),
+    in its order and, for a shuffled run, in its option order; `.questions` holds just those."""
+    from eval.data.loaders import load
+    from eval.shuffle import shuffle_options
+
+    loaded = load(
+        config.data,
+        config.format,
+        answers=config.answers or None,
+        fields=config.fields or None,
+        mapping=config.mapping or None,
+        skip_bad=config.skip_bad,
+        encoding=config.encoding or None,
+    )
+    by_id = {q.id: q for q in loaded.questions}
+    if missing := [qid for qid in config.question_ids if qid not in by_id]:
+        raise DataError(f"{config.data}: {len(missing)} of the run's questions are no longer there (e.g. {missing[0]!r})")
+    chosen = [by_id[qid] for qid in config.question_ids]
+    if config.shuffle_seed is not None:
+        chosen = [shuffle_options(q, config.shuffle_seed) for q in chosen]
+    loaded.questions = chosen
+    return loaded
