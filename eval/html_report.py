@@ -84,14 +84,18 @@ def read_run(run_dir: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction
 
 def run_questions(config: RunConfig, predictions: Sequence[Prediction], data: Path | None, fmt: str) -> tuple[dict[str, Question], list[str]]:
     """The run's questions from its dataset; stand-ins (no text, specialty 'other') when it cannot be read."""
-    from eval.data import DataError, dataset_sha256, load_questions
+    from eval.data import DataError, load_for_config, load_questions, questions_sha256
 
     notes = []
     source = data or Path(config.data)
     try:
-        loaded = {q.id: q for q in load_questions(source, fmt)}
-        if data is None and dataset_sha256(source) != config.data_sha256:
-            notes.append(f"{source} changed since the run; question texts shown are today's")
+        if data is None:  # read exactly as the run did: its format, key, field map, mapping and encoding
+            run_order = load_for_config(config).questions
+            loaded = {q.id: q for q in run_order}
+            if questions_sha256(run_order) != config.data_sha256:
+                notes.append(f"{source} changed since the run; question texts shown are today's")
+        else:
+            loaded = {q.id: q for q in load_questions(source, fmt)}
     except (DataError, OSError, ValueError) as e:
         loaded = {}
         notes.append(f"could not read the questions from {source} ({e}); pass --data/--format to show their text and breakdowns")
