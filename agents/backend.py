@@ -8,6 +8,17 @@ from typing import Protocol
 
 from eval.schema import Message
 
+# Leading whitespace and the tokenizers' visible space markers: SentencePiece's "▁", GPT-2 byte-level BPE's "Ġ".
+_TOKEN_SPACE = " \t\r\n▁Ġ"
+
+
+def letter_of_token(text: str) -> str:
+    """What a token spells as an answer: " A", "▁A", "ĠA" and "A" all spell "A".
+
+    Both backends count a token toward option X exactly when this returns X, so they score the same tokens.
+    """
+    return text.lstrip(_TOKEN_SPACE).rstrip()
+
 
 @dataclass
 class Completion:

@@ -7,14 +7,17 @@ the question, which every node of one question starts with) only evaluate what f
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from agents.backend import Completion
+from agents.backend import Completion, letter_of_token
 from eval.schema import Message
 
 
@@ -80,7 +83,6 @@ class LlamaCppBackend:
             bos_token=text(bos) if bos != -1 else "",
             stop_token_ids=[eos],
         )
-        self._candidate_ids: dict[str, list[int]] = {}
 
     # -- prompt handling -------------------------------------------------------------------
 
@@ -165,18 +167,37 @@ class LlamaCppBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    @functools.cached_property
+    def _tokens_by_char(self) -> dict[str, list[int]]:
+        return tokens_by_char(self.llm)
+
     def _ids(self, candidate: str) -> list[int]:
-        """Token ids that spell `candidate` as one token, with and without a leading space."""
-        if candidate not in self._candidate_ids:
-            ids = set()
-            for variant in (candidate, " " + candidate):
-                toks = self.llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
-                if len(toks) == 1:
-                    ids.add(toks[0])
-            if not ids:
-                raise BackendError(f"the tokenizer has no single token for option {candidate!r}")
-            self._candidate_ids[candidate] = sorted(ids)
-        return self._candidate_ids[candidate]
+        """Every token that spells `candidate`: after "答案：" a SentencePiece model writes "A", elsewhere "▁A"."""
+        ids = self._tokens_by_char.get(candidate)
+        if not ids:
+            raise BackendError(f"the model's vocabulary has no token that spells option {candidate!r}")
+        return ids
+
+
+def tokens_by_char(llm) -> dict[str, list[int]]:
+    """Token ids grouped by the one character each spells (letter_of_token of its decoded piece), in one vocabulary pass.
+
+    Decoded pieces, not tokenizer output: tokenize("A") gives only "▁A" when the model adds a space prefix, and
+    a byte-fallback token <0x41> spells "A" too.
+    """
+    import llama_cpp
+
+    found: defaultdict[str, list[int]] = defaultdict(list)
+    buf = ctypes.create_string_buffer(64)
+    for token in range(llm.n_vocab()):
+        n = llama_cpp.llama_token_to_piece(llm._model.vocab, token, buf, len(buf), 0, False)
+        if n < 0:  # the piece needs -n bytes
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(llm._model.vocab, token, buf, len(buf), 0, False)
+        text = letter_of_token(buf.raw[:n].decode("utf-8", "replace"))
+        if len(text) == 1:
+            found[text].append(token)
+    return dict(found)
 
 
 def _logsumexp(x: np.ndarray) -> float:

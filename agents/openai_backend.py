@@ -35,7 +35,7 @@ import httpx
 import structlog
 
 from agents.answer import parse_letter
-from agents.backend import Completion
+from agents.backend import Completion, letter_of_token
 from agents.llamacpp import BackendError
 from eval.schema import Message
 
@@ -184,10 +184,10 @@ def _logsumexp(values: list[float]) -> float:
 
 
 def scores_from_top(top: Sequence[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
-    """Log-probability of each candidate from one position's top log-probabilities ("C" and " C" both count)."""
+    """Log-probability of each candidate from one position's top log-probabilities ("C", " C", "▁C" all count)."""
     scores = {}
     for c in candidates:
-        found = [lp for token, lp in top if token.strip() == c and lp is not None]
+        found = [lp for token, lp in top if letter_of_token(token) == c and lp is not None]
         scores[c] = _logsumexp(found) if found else -math.inf
     return scores
 

@@ -11,9 +11,12 @@ What llama.cpp reads (Mixtral is arch `llama` with `llama.expert_count` > 0):
   n_expert) and ffn_down_exps (n_ff, n_embd, n_expert), n_ff being the size of one expert (feed_forward_length);
 - token_embd, output_norm, output;
 - a SentencePiece-style (`llama`) vocabulary with byte fallback: <unk> <s> </s>, the ChatML control tokens,
-  the 256 byte tokens <0x00>..<0xFF>, printable ASCII, "▁A".."▁E", and the 7,445 characters of GB2312 (the
+  the 256 byte tokens <0x00>..<0xFF>, printable ASCII, "▁A".."▁H", and the 7,445 characters of GB2312 (the
   common Chinese characters and full-width punctuation), so Chinese text is about one token per character
   and anything else falls back to bytes.
+
+`space_prefix=True` (`--space-prefix`) turns on llama.cpp's SentencePiece space prefix, as every real Mixtral
+GGUF has: then "A" alone tokenizes to "▁A", while the "A" after "答案：" stays the bare token "A".
 
 Shapes below are given numpy-style (slowest axis first), the reverse of ggml's ne[] order.
 """
@@ -47,6 +50,7 @@ class TinyMoEConfig:
     n_experts_used: int = 2
     context_length: int = 4096
     seed: int = 0
+    space_prefix: bool = False
 
 
 def build_vocab() -> tuple[list[str], list[float], list[int]]:
@@ -76,7 +80,7 @@ def build_vocab() -> tuple[list[str], list[float], list[int]]:
         if ch not in seen:
             seen.add(ch)
             add(ch, TokenType.NORMAL, -1000.0 - i)
-    for letter in "ABCDE":
+    for letter in "ABCDEFGH":
         add("▁" + letter, TokenType.NORMAL, -10.0)
     return tokens, scores, types
 
@@ -138,8 +142,7 @@ def write_tiny_moe(path: str | Path, config: TinyMoEConfig = TinyMoEConfig()) ->
     w.add_eos_token_id(tokens.index("<|im_end|>"))
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    # No leading-space prefix: "A" must tokenize to the single token "A" (the backend scores option letters).
-    w.add_add_space_prefix(False)
+    w.add_add_space_prefix(c.space_prefix)
     w.add_chat_template(CHATML_TEMPLATE)
 
     f32 = np.float32
@@ -178,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experts", type=int, default=d.n_experts)
     p.add_argument("--experts-used", type=int, default=d.n_experts_used)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--space-prefix", action="store_true", help="SentencePiece space prefix on, as in real Mixtral GGUFs")
     args = p.parse_args(argv)
-    config = TinyMoEConfig(n_layers=args.layers, n_embd=args.hidden, n_experts=args.experts, n_experts_used=args.experts_used, seed=args.seed)
+    config = TinyMoEConfig(
+        n_layers=args.layers, n_embd=args.hidden, n_experts=args.experts, n_experts_used=args.experts_used,
+        seed=args.seed, space_prefix=args.space_prefix,
+    )
     start = time.perf_counter()
     try:
         path = write_tiny_moe(args.out, config)

@@ -31,6 +31,14 @@ def tiny_backend(tiny_model):
     return LlamaCppBackend(tiny_model, n_ctx=2048)
 
 
+@pytest.fixture(scope="session")
+def tiny_moe_sp(tmp_path_factory) -> Path:
+    """The tiny generated Mixtral (eval.tinymoe) with the SentencePiece space prefix on, as real Mixtral GGUFs have."""
+    from eval.tinymoe import TinyMoEConfig, write_tiny_moe
+
+    return write_tiny_moe(tmp_path_factory.mktemp("tinymoe-sp") / "tiny-moe-sp.gguf", TinyMoEConfig(space_prefix=True))
+
+
 @pytest.fixture
 def question() -> Question:
     return Question(
