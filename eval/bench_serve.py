@@ -31,7 +31,7 @@ import structlog
 from agents.llamacpp import BackendError
 from agents.openai_backend import OpenAIBackend, RetryPolicy
 from eval import log as logsetup
-from eval.data import BUNDLED, dataset_sha256, load_questions, select
+from eval.data import BUNDLED, key_sha256, load_questions, questions_sha256, select
 from eval.models import ModelError, resolve_model
 from eval.runner import run
 from eval.schema import RunConfig
@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     questions = select(load_questions(BUNDLED), limit=args.questions)
     config = RunConfig(
-        graphs=[args.graph], model=f"bench:{model.name}", model_sha256="", data=str(BUNDLED), data_sha256=dataset_sha256(BUNDLED),
+        graphs=[args.graph], model=f"bench:{model.name}", model_sha256="", data=str(BUNDLED), data_sha256=questions_sha256(questions),
+        key_sha256=key_sha256(questions),
         question_ids=[q.id for q in questions], n_ctx=args.n_ctx,
     )  # fmt: skip
     servers: list[LocalServer] = []

@@ -68,14 +68,6 @@ def load_questions(
     return loaded.questions
 
 
-def dataset_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    for file in dataset_files(Path(path)):
-        digest.update(file.name.encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
 def select(
     questions: Iterable[Question],
     *,
