@@ -49,7 +49,9 @@ class LlamaCppBackend:
         seed: int = 0,
         repeat_penalty: float = 1.1,
         flash_attn: bool = False,
+        chat_template: str | None = None,
     ):
+        """`chat_template` (Jinja) replaces the GGUF's own; a base model without one needs it."""
         from llama_cpp import Llama, llama_chat_format
 
         from eval.gguf_info import check_fits, inspect_gguf
@@ -72,9 +74,9 @@ class LlamaCppBackend:
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"llama.cpp could not load {model_path}: {e}") from None
-        template = self.llm.metadata.get("tokenizer.chat_template")
+        template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise BackendError(f"{model_path} has no chat template in its GGUF metadata")
+            raise BackendError(f"{model_path} has no chat template in its GGUF metadata (a base model? evaluate its instruct version)")
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         text = self.llm._model.token_get_text
         self._formatter = llama_chat_format.Jinja2ChatFormatter(
@@ -96,14 +98,28 @@ class LlamaCppBackend:
         return tokens, stop
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
-        """How many leading tokens are already in the KV cache (at least one token is always re-evaluated)."""
+        """How many leading tokens are already in the KV cache; the last two are always re-evaluated.
+
+        Two, not one: llama.cpp computes a one-token batch on another kernel path (matrix-vector) than a longer one,
+        which moves a small model's option log-probabilities by up to 0.09 nats; with two the scores of a prompt do
+        not depend on what the cache held before it.
+        """
         cached = self.llm.input_ids[: self.llm.n_tokens]
         common = 0
-        for a, b in zip(cached, tokens[:-1]):
+        for a, b in zip(cached, tokens[:-2]):
             if a != b:
                 break
             common += 1
         return common
+
+    def _keep_cached_prefix(self, tokens: list[int]) -> int:
+        """Drop from the KV cache everything after the prefix `tokens` can reuse; returns that prefix's length."""
+        reused = self._reusable_prefix(tokens)
+        if reused == 0 or not self.llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+            reused = 0
+            self.llm.reset()
+        self.llm.n_tokens = reused
+        return reused
 
     # -- Backend interface -----------------------------------------------------------------
 
@@ -121,8 +137,8 @@ class LlamaCppBackend:
         from llama_cpp import LlamaGrammar
 
         tokens, template_stop = self._tokens(messages, assistant_prefix)
-        reused = self._reusable_prefix(tokens)
         start = time.perf_counter()
+        reused = self._keep_cached_prefix(tokens)  # create_completion then evaluates exactly tokens[reused:]
         out = self.llm.create_completion(
             tokens,
             max_tokens=min(max_tokens, self.llm.n_ctx() - len(tokens)),
@@ -146,11 +162,7 @@ class LlamaCppBackend:
 
         tokens, _ = self._tokens(messages, assistant_prefix)
         start = time.perf_counter()
-        reused = self._reusable_prefix(tokens)
-        if reused == 0 or not self.llm._ctx.kv_cache_seq_rm(-1, reused, -1):
-            reused = 0
-            self.llm.reset()
-        self.llm.n_tokens = reused
+        reused = self._keep_cached_prefix(tokens)
         self.llm.eval(tokens[reused:])
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self.llm.n_vocab(),))
         logprobs = logits - _logsumexp(logits)

@@ -53,8 +53,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eval.analysis import answered_letters, draft_flips, letter_p_text
-from eval.schema import Level, Prediction, Question, RunConfig, Specialty
+from eval.analysis import answer_key, answered_letters, draft_flips, key_text, letter_p_text, regrade
+from eval.schema import AnswerKey, Level, Prediction, Question, RunConfig, Specialty
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
 MATCHED_CONTROL = "sc"  # the compute-matched control: this graph with k = a chain's model calls per question
@@ -365,6 +365,7 @@ class Ablation:
     baseline: Cell
     rows: list[dict]
     notes: list[str]
+    key: AnswerKey
 
 
 def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None = None) -> Ablation:
@@ -384,6 +385,8 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
     questions = {q: every[q] for q in ids if q in every}
     if len(questions) < len(ids):
         notes.append(f"{len(ids) - len(questions)} question ids of the runs are not in the dataset; they are left out of the breakdowns")
+    for run in done:  # a corrected answer file re-grades every cell
+        run.predictions = {q: regrade(p, questions[q]) if q in questions else p for q, p in run.predictions.items()}
 
     rows: list[dict] = []
     for run in runs:
@@ -412,7 +415,7 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
             f"no compute-matched control for some cells: add {', '.join(missing)} to the grid "
             f"(the k values to `samples`) to compare each chain with {MATCHED_CONTROL} at equal model calls"
         )
-    return Ablation(grid, out, questions, runs, baseline, rows, notes)
+    return Ablation(grid, out, questions, runs, baseline, rows, notes, answer_key(list(questions.values())))
 
 
 def _accuracy(run: CellRun) -> float | None:
@@ -542,6 +545,7 @@ def render_markdown(ablation: Ablation) -> str:
         f"# Ablation: {', '.join(g.graphs)} × variants {', '.join(g.variants) or 'default'} × retrieval "
         f"{'/'.join('on' if r else 'off' for r in g.retrieval)} × {len(g.models)} model(s)",
         f"{scope}, the same for every cell; seed {g.seed}; sc: k ∈ {{{', '.join(map(str, g.samples))}}} at temperature {g.sample_temperature}.",
+        key_text(ablation.key),
         "\n".join(lines),
         f"Accuracy with Wilson 95% intervals; unparsed answers count as wrong, errors are left out. Δ: paired "
         f"difference in accuracy points against {base} of the same model, with a paired percentile bootstrap 95% "

@@ -5,13 +5,21 @@ Each is computed here once, so the three cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
-from eval.schema import Flips, Prediction, Question
+from eval.schema import AnswerKey, Flips, Prediction, Question
 from eval.stats import LetterBias, letter_bias
 
 # Trace nodes that record a chain's first proposal (Prediction.draft_answer), and what to call it.
 FIRST_PROPOSAL = {"draft": "draft", "sample": "first sample"}
+
+
+def regrade(prediction: Prediction, question: Question) -> Prediction:
+    """The prediction graded against the current key: a corrected answer file changes the numbers, not the run."""
+    if prediction.gold == question.answer:
+        return prediction
+    return prediction.model_copy(update={"gold": question.answer, "correct": prediction.answer == question.answer})
 
 
 def draft_flips(predictions: Iterable[Prediction]) -> Flips | None:
@@ -61,3 +69,24 @@ def letter_p_text(p: float | None, why: str) -> str:
     if p is not None:
         return f"{p:.3g}"
     return "–, too few answers; see python -m eval.position_bias" if why.startswith("expected count") else "–"
+
+
+def answer_key(questions: Sequence[Question]) -> AnswerKey:
+    """What the key alone would score: its letters, the best constant letter, and a uniform guess."""
+    letters = Counter(q.answer for q in questions)
+    best = max(sorted(letters), key=letters.__getitem__, default=None)  # ties: the earliest letter
+    return AnswerKey(
+        letters=dict(sorted(letters.items())),
+        best_constant_letter=best,
+        best_constant_accuracy=letters[best] / len(questions) if best else 0.0,
+        chance=sum(1 / len(q.options) for q in questions) / len(questions) if questions else 0.0,
+    )
+
+
+def key_text(key: AnswerKey) -> str:
+    """The key's line in every report: a model must beat both baselines to have learned anything."""
+    letters = " · ".join(f"{letter} {n}" for letter, n in key.letters.items())
+    return (
+        f"Answer key: {letters}. Always answering {key.best_constant_letter} would score "
+        f"{100 * key.best_constant_accuracy:.1f}%; a uniform guess scores {100 * key.chance:.1f}%."
+    )

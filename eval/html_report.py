@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.analysis import answered_letters, draft_flips, flip_rows, letter_p_text
+from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
 from eval.schema import LETTERS, Message, Prediction, Question, RunConfig, TraceStep
 
 LEVELS = ("attending", "senior")
@@ -128,7 +128,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
             graph=g.graph,
             model=Path(config.model).name,
             config=config,
-            predictions={q: p for (graph, q), p in found.items() if graph == g.graph and q in questions},
+            predictions={q: regrade(p, questions[q]) for (graph, q), p in found.items() if graph == g.graph and q in questions},
             summary=g,
         )
         for g in summary.graphs
@@ -148,6 +148,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         + (f" · variant <code>{_e(config.prompt_variant)}</code>" if config.prompt_variant else "")
         + (f" · sc: k={config.samples}, temperature {config.sample_temperature}" if any(_base(g) == "sc" for g in graphs) else "")
         + (f" · retrieval <code>{_e(config.retrieval)}</code>" if config.retrieval else ""),
+        _e(key_text(summary.key)),
     ]
     for c in columns:
         if (finished := sum(p.parse_status != "error" for p in c.predictions.values())) < len(questions):
@@ -181,6 +182,7 @@ def load_ablation_page(out: Path) -> Page:
         f"graphs {_e(', '.join(g.graphs))} × prompt variants {_e(', '.join(g.variants) or 'default')} × retrieval "
         f"{'/'.join('on' if r else 'off' for r in g.retrieval)} · sc: k ∈ {{{', '.join(map(str, g.samples))}}}, temperature {g.sample_temperature}"
         f" · baseline <b>{_e(ablation.baseline.label)}</b>",
+        _e(key_text(ablation.key)),
     ]
     page = Page(f"Ablation: {out.name}", meta, ablation.questions, columns, comparisons, notes=list(ablation.notes))
     page.headline = _ablation_headline(ablation.rows, ablation.baseline.label, several, g)

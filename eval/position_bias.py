@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from eval.analysis import regrade
 from eval.data import DataError, load_for_config, questions_sha256
-from eval.report import _table, regrade
+from eval.report import _table
 from eval.schema import Prediction, Question, RunConfig
 from eval.shuffle import original_letter
 from eval.stats import mcnemar_exact, wilson_interval

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from eval.analysis import draft_flips, flip_rows
+from eval.analysis import answer_key, draft_flips, flip_rows, key_text, regrade
 from eval.schema import SPECIALTIES, Accuracy, AnswerKey, Comparison, GraphSummary, Prediction, Question, RunSummary
 from eval.stats import mcnemar_exact, wilson_interval
 
@@ -21,24 +21,6 @@ def accuracy(predictions: Iterable[Prediction]) -> Accuracy:
 
 def _per_question(predictions: Sequence[Prediction], key: str) -> float:
     return sum(getattr(p, key) for p in predictions) / len(predictions) if predictions else 0.0
-
-
-def regrade(prediction: Prediction, question: Question) -> Prediction:
-    """The prediction graded against the current key: a corrected answer file changes the numbers, not the run."""
-    if prediction.gold == question.answer:
-        return prediction
-    return prediction.model_copy(update={"gold": question.answer, "correct": prediction.answer == question.answer})
-
-
-def answer_key(questions: Sequence[Question]) -> AnswerKey:
-    letters = Counter(q.answer for q in questions)
-    best = max(sorted(letters), key=letters.__getitem__, default=None)  # ties: the earliest letter
-    return AnswerKey(
-        letters=dict(sorted(letters.items())),
-        best_constant_letter=best,
-        best_constant_accuracy=letters[best] / len(questions) if best else 0.0,
-        chance=sum(1 / len(q.options) for q in questions) / len(questions) if questions else 0.0,
-    )
 
 
 def summarize_graph(graph: str, predictions: dict[str, Prediction], questions: dict[str, Question], scored_ids: Sequence[str]) -> GraphSummary:
@@ -168,11 +150,7 @@ def _coverage(summary: RunSummary) -> str:
     if summary.bad_records:
         lines.append(f"{summary.bad_records} malformed records were skipped when loading (--skip-bad).")
     if key := summary.key:
-        letters = " · ".join(f"{letter} {n}" for letter, n in key.letters.items())
-        lines.append(
-            f"Answer key: {letters}. Always answering {key.best_constant_letter} would score "
-            f"{_pct(key.best_constant_accuracy)}; a uniform guess scores {_pct(key.chance)}."
-        )
+        lines.append(key_text(key))
     return "\n\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, TINY
 
 from eval.ablate import Cell, GridError, analyse, cells, load_grid, write_outputs
+from eval.analysis import answer_key, key_text
 from eval.data import BUNDLED, load_questions, select
 from eval.schema import Message, Prediction, RunConfig, TraceStep
 from eval.stats import holm, paired_bootstrap_diff, paired_counts, quantile
@@ -235,6 +236,25 @@ def test_table_from_known_outcomes(tmp_path):
     assert [r["cell"] for r in table] == list(rows) and float(table[1]["diff"]) == pytest.approx(0.25)
     document = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert document["baseline"] == "single" and len(document["question_ids"]) == 20 and len(document["rows"]) == 4
+    # The key's letters and the best constant letter, so an accuracy can be read against them.
+    key = answer_key(QUESTIONS)
+    assert key_text(key) in markdown and sum(key.letters.values()) == 20 and key.best_constant_accuracy <= 0.3
+
+
+def test_a_corrected_answer_key_regrades_every_cell(tmp_path):
+    """The grid's data now says question 0's answer is what single answered wrongly; no cell is re-run."""
+    out = make_ablation(tmp_path)
+    fixed = []
+    for q in load_questions(BUNDLED):
+        if q.id == QUESTIONS[0].id:
+            q = q.model_copy(update={"answer": next(letter for letter in q.letters if letter != q.answer)})
+        fixed.append(q.model_dump_json())
+    (tmp_path / "fixed.jsonl").write_text("\n".join(fixed) + "\n", encoding="utf-8")
+    grid = load_grid(write_grid(tmp_path, SYNTHETIC + f'data = "{tmp_path / "fixed.jsonl"}"\n'))
+    rows = {r["cell"]: r for r in analyse(grid, out).rows}
+    # single was right on questions 0-9, cot answered that same wrong letter on 0-4: question 0 flips both.
+    assert (rows["single"]["correct"], rows["cot[zh]"]["correct"]) == (9, 16)
+    assert (rows["cot[zh]"]["right_to_wrong"], rows["cot[zh]"]["wrong_to_right"]) == (4, 11)
 
 
 # -- a real tiny grid --------------------------------------------------------------------------

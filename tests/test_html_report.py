@@ -1,6 +1,7 @@
 """The HTML report: structure from a real tiny run, a synthetic run and an ablation; headless Chromium when present."""
 
 import base64
+import html
 import json
 import shutil
 import subprocess
@@ -95,6 +96,7 @@ def test_report_for_a_real_run(tiny_run):
         assert page.count(f"<b>{i}. sample</b>") == 2
     assert page.count("votes ") == 2 and page.count("the same prompt as the step above") == 2 * 4
     assert "k=5, temperature 0.7" in page and "first sample" in page
+    assert "Answer key: " in page and "a uniform guess scores 20.0%" in page
     assert "[the question and its options, as shown above]" in page  # shown once per question, not in every prompt
 
 
@@ -154,7 +156,9 @@ def test_anchors_are_unique_and_url_safe():
 
 
 def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
-    from test_ablate import make_ablation
+    from test_ablate import QUESTIONS, make_ablation
+
+    from eval.analysis import answer_key, key_text
 
     out = make_ablation(tmp_path)
     result = report(str(out))
@@ -173,6 +177,7 @@ def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     assert flips in page
     assert page.count("–, too few answers; see python -m eval.position_bias") == 4  # 20 questions: 4 expected per letter
     assert page.count("<details class='pred'>") == 4 * len(ids)
+    assert html.escape(key_text(answer_key(QUESTIONS))) in page
 
 
 def test_not_a_run_directory_is_one_clear_line(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from eval.models import PACKAGED_MODELS, ModelError, PackagedModel, materialize, resolve_model
+from eval.models import DEFAULT_MODEL, PACKAGED_MODELS, ModelError, PackagedModel, materialize, resolve_model
 
 
 def test_packaged_model_missing_names_the_install_command():
@@ -49,10 +49,17 @@ def test_split_model_is_assembled_and_verified(tmp_path, monkeypatch):
     assert "fakemodel_part1" not in sys.modules  # located, never imported
 
 
-def test_pinned_models_are_declared_consistently():
+def test_pinned_models_match_their_packages():
     for model in PACKAGED_MODELS.values():
         assert len(model.packages) == len(model.files)
-        assert model.size > 0
+        for package, file in zip(model.packages, model.files):
+            assert file.split("/")[0] == package.split("==")[0].replace("-", "_"), (model.name, file)
+    # The installed ones against their pinned size and sha256 (materialize raises on a mismatch).
+    for name in (DEFAULT_MODEL, "smollm2-135m", "gemma3-270m"):
+        model = PACKAGED_MODELS[name]
+        path = materialize(model)
+        with open(path, "rb") as f:
+            assert f.read(4) == b"GGUF" and path.stat().st_size == model.size
 
 
 def test_model_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
