@@ -34,11 +34,17 @@ PATTERNS = (
     # 答案：C / 最终答案是C / 答案应该是C / 建议答案：C / 答案应选择(D) / 正确答案为C项
     Pattern("answer_zh", _REF + r"答案" + _ZH_ADVERB + r"(?:是|为|选择|选)?[ \t]*:?\s*{L}", STATEMENT),
     # 选B / 故选C / 应选择(D) / 本题选D / 最佳选择是B; never 选项A, 不选A
-    Pattern("choose_zh", r"(?<!不)(?<!不应)(?<!不能)(?<!排除)选(?:择|用|定)?(?!项)[ \t]*(?:是|为)?[ \t]*:?[ \t]*{L}", STATEMENT),
+    Pattern(
+        "choose_zh",
+        r"(?<!不)(?<!不应)(?<!不能)(?<!排除)选(?:择|用|定)?(?!项)[ \t]*(?:是|为)?[ \t]*:?[ \t]*{L}",
+        STATEMENT,
+    ),
     # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D
     Pattern(
         "correct_zh",
-        r"(?:正确|最佳|最合适|最恰当|最符合|最可能)的?(?:选项|答案|选择|诊断)?" + _ZH_ADVERB + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
+        r"(?:正确|最佳|最合适|最恰当|最符合|最可能)的?(?:选项|答案|选择|诊断)?"
+        + _ZH_ADVERB
+        + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
         STATEMENT,
     ),
     # 应改为C / 建议改选C / 更正为C / (草稿答案B不对，)应为C
@@ -68,7 +74,9 @@ PATTERNS = (
     # \boxed{D} (a LaTeX \text{} inside is unwrapped by normalise)
     Pattern("boxed", r"\\boxed[ \t]*\{[ \t]*{L}", STATEMENT),
     # C项正确 / 选项B最符合 / B是正确的 — a verdict on one option, used when nothing states an answer
-    Pattern("verdict_zh", r"(?:选项)?{L}(?:项|选项)?(?:是)?(?:正确|最佳|最符合|最合适|最恰当|正确答案|最佳答案)", VERDICT),
+    Pattern(
+        "verdict_zh", r"(?:选项)?{L}(?:项|选项)?(?:是)?(?:正确|最佳|最符合|最合适|最恰当|正确答案|最佳答案)", VERDICT
+    ),
     # Option C is correct / (B) is the best answer / C is the most likely diagnosis
     Pattern(
         "verdict_en",
@@ -202,7 +210,9 @@ def best_letter(scores: dict[str, float]) -> str | None:
     return max(finite, key=finite.__getitem__) if finite else None
 
 
-def choose_by_scores(backend: Backend, node: str, messages: Sequence[Message], letters: Sequence[str], prefix: str) -> dict:
+def choose_by_scores(
+    backend: Backend, node: str, messages: Sequence[Message], letters: Sequence[str], prefix: str
+) -> dict:
     """One forward pass; the answer is the option letter with the highest next-token log-probability.
 
     Returns the graph-state update (answer, method, trace step).

@@ -52,7 +52,9 @@ class Backend(Protocol):
         """
         ...
 
-    def score_next(self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = "") -> Completion:
+    def score_next(
+        self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = ""
+    ) -> Completion:
         """Log-probability of each candidate as the next token of the assistant's reply, in one forward pass.
 
         The reply is primed with `assistant_prefix` (e.g. "答案："); `scores` maps candidate -> log-probability.

@@ -76,7 +76,9 @@ class LlamaCppBackend:
             raise BackendError(f"llama.cpp could not load {model_path}: {e}") from None
         template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise BackendError(f"{model_path} has no chat template in its GGUF metadata (a base model? evaluate its instruct version)")
+            raise BackendError(
+                f"{model_path} has no chat template in its GGUF metadata (a base model? evaluate its instruct version)"
+            )
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         text = self.llm._model.token_get_text
         self._formatter = llama_chat_format.Jinja2ChatFormatter(
@@ -93,7 +95,9 @@ class LlamaCppBackend:
         prompt = result.prompt + assistant_prefix
         tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
         if len(tokens) >= self.llm.n_ctx():
-            raise BackendError(f"prompt of {len(tokens)} tokens does not fit the context window (n_ctx={self.llm.n_ctx()})")
+            raise BackendError(
+                f"prompt of {len(tokens)} tokens does not fit the context window (n_ctx={self.llm.n_ctx()})"
+            )
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return tokens, stop
 
@@ -157,14 +161,18 @@ class LlamaCppBackend:
             seconds=time.perf_counter() - start,
         )
 
-    def score_next(self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = "") -> Completion:
+    def score_next(
+        self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = ""
+    ) -> Completion:
         import llama_cpp
 
         tokens, _ = self._tokens(messages, assistant_prefix)
         start = time.perf_counter()
         reused = self._keep_cached_prefix(tokens)
         self.llm.eval(tokens[reused:])
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self.llm.n_vocab(),))
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self.llm.n_vocab(),)
+        )
         logprobs = logits - _logsumexp(logits)
         scores = {c: float(_logsumexp(logprobs[self._ids(c)])) for c in candidates}
         return Completion(

@@ -110,13 +110,20 @@ class RetryPolicy:
         for attempt in range(self.retries + 1):
             try:
                 return fn()
-            except Exception as e:  # noqa: BLE001 - classified just below
+            except Exception as e:
                 if not is_transient(e):
                     raise
                 if attempt == self.retries:
                     raise ServerError(f"{what} failed after {attempt + 1} attempts: {_describe(e)}") from e
                 d = self.delay(attempt, e)
-                log.warning("server.retry", request=what, attempt=attempt + 1, of=self.retries + 1, wait_s=round(d, 3), error=_describe(e))
+                log.warning(
+                    "server.retry",
+                    request=what,
+                    attempt=attempt + 1,
+                    of=self.retries + 1,
+                    wait_s=round(d, 3),
+                    error=_describe(e),
+                )
                 self.sleep(d)
         raise AssertionError("unreachable")
 
@@ -260,7 +267,9 @@ class OpenAIBackend:
         self._headers = {"Authorization": f"Bearer {self._api_key}"}
         self._template = _ChatTemplate(model_path) if model_path and prompt_mode != "chat" else None
         if prompt_mode == "completions" and self._template is None:
-            raise BackendError("prompt mode 'completions' needs the GGUF the server serves (--model) for its chat template")
+            raise BackendError(
+                "prompt mode 'completions' needs the GGUF the server serves (--model) for its chat template"
+            )
         self._caps: Capabilities | None = None
         self._mode: Literal["completions", "chat"] = "chat"
         self._llama_cpp = False  # set by probe(): the server takes repeat_penalty and grammar
@@ -305,17 +314,25 @@ class OpenAIBackend:
         try:
             r = self._http.get(url, headers=self._headers, timeout=min(self.timeout, 10.0))
         except httpx.ConnectError as e:
-            raise BackendError(f"no server answers at {url} ({e}); start it first, e.g. python -m llama_cpp.server --model MODEL.gguf") from None
+            raise BackendError(
+                f"no server answers at {url} ({e}); start it first, e.g. python -m llama_cpp.server --model MODEL.gguf"
+            ) from None
         except httpx.HTTPError as e:
             raise BackendError(f"the server at {url} did not answer: {type(e).__name__}: {e}") from None
         if r.status_code in (401, 403):
-            raise BackendError(f"the server at {url} refused the API key (HTTP {r.status_code}); set it with --api-key-env NAME")
+            raise BackendError(
+                f"the server at {url} refused the API key (HTTP {r.status_code}); set it with --api-key-env NAME"
+            )
         if r.status_code != 200:
-            raise BackendError(f"{url} answered HTTP {r.status_code}: {r.text.strip()[:200]}; is --base-url the server's /v1 URL?")
+            raise BackendError(
+                f"{url} answered HTTP {r.status_code}: {r.text.strip()[:200]}; is --base-url the server's /v1 URL?"
+            )
         try:
             return [m["id"] for m in r.json()["data"]]
         except (ValueError, KeyError, TypeError):
-            raise BackendError(f"{url} did not answer an OpenAI model list; is --base-url the server's /v1 URL?") from None
+            raise BackendError(
+                f"{url} did not answer an OpenAI model list; is --base-url the server's /v1 URL?"
+            ) from None
 
     def _detect(self) -> Capabilities:
         models = self._models()
@@ -340,15 +357,28 @@ class OpenAIBackend:
         methods = []
         if self._supported(lambda: self._first_top(self._request(probe_msgs, "", max_tokens=1, logprobs=True))):
             methods.append("next_token")
-        if self._supported(lambda: self._request(probe_msgs, "", max_tokens=3, grammar='root ::= "Z"').text.strip() == "Z"):
+        if self._supported(
+            lambda: self._request(probe_msgs, "", max_tokens=3, grammar='root ::= "Z"').text.strip() == "Z"
+        ):
             methods.append("grammar")
         if mode == "chat" and self._supported(
-            lambda: self._request(probe_msgs, "", max_tokens=24, json_schema=_answer_schema(["A", "B"])).text.lstrip().startswith("{")
+            lambda: (
+                self._request(probe_msgs, "", max_tokens=24, json_schema=_answer_schema(["A", "B"]))
+                .text.lstrip()
+                .startswith("{")
+            )
         ):
             methods.append("json")
         methods.append("regex")
         caps = Capabilities(prompt_mode=mode, methods=methods, tokenize=tokenize, llama_cpp=llama_cpp, models=models)
-        log.info("server.ready", url=self.base_url, model=self.model_name, prompt_mode=mode, methods=methods, tokenize=tokenize or "estimate (characters)")
+        log.info(
+            "server.ready",
+            url=self.base_url,
+            model=self.model_name,
+            prompt_mode=mode,
+            methods=methods,
+            tokenize=tokenize or "estimate (characters)",
+        )
         return caps
 
     def _supported(self, attempt: Callable[[], Any]) -> bool:
@@ -357,7 +387,12 @@ class OpenAIBackend:
 
         try:
             return bool(self.retry.call("capability probe", attempt))
-        except (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError, openai.APIStatusError) as e:
+        except (
+            openai.BadRequestError,
+            openai.NotFoundError,
+            openai.UnprocessableEntityError,
+            openai.APIStatusError,
+        ) as e:
             log.debug("server.unsupported", error=_describe(e))
             return False
         except ServerError as e:
@@ -380,10 +415,18 @@ class OpenAIBackend:
         return None, 0, False
 
     def _tokenize_json(self, kind: str, text: str) -> dict:
-        if kind == "extras":  # llama_cpp.server: POST /extras/tokenize {"input"} -> {"tokens"} (BOS included when the vocab adds one)
+        if (
+            kind == "extras"
+        ):  # llama_cpp.server: POST /extras/tokenize {"input"} -> {"tokens"} (BOS included when the vocab adds one)
             r = self._http.post(f"{self.root_url}/extras/tokenize", json={"input": text}, headers=self._headers)
         else:  # llama-server takes "content", vLLM "prompt"; each ignores the other's field
-            body = {"content": text, "prompt": text, "model": self.model_name, "add_special": False, "add_special_tokens": False}
+            body = {
+                "content": text,
+                "prompt": text,
+                "model": self.model_name,
+                "add_special": False,
+                "add_special_tokens": False,
+            }
             r = self._http.post(f"{self.root_url}/tokenize", json=body, headers=self._headers)
         r.raise_for_status()
         data = r.json()
@@ -393,8 +436,15 @@ class OpenAIBackend:
     # -- requests ---------------------------------------------------------------------------------
 
     def _complete_raw(
-        self, prompt: str, *, max_tokens: int, stop: Sequence[str] = (), logprobs: bool = False, extra: dict | None = None,
-        temperature: float = 0.0, seed: int | None = None,
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        logprobs: bool = False,
+        extra: dict | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> _Reply:
         client = self._chat_model().root_client
         body = dict(extra or {})
@@ -415,15 +465,31 @@ class OpenAIBackend:
         if logprobs and choice.logprobs:
             if choice.logprobs.top_logprobs:  # the legacy completions format: one {token: logprob} per position
                 top = list(choice.logprobs.top_logprobs[0].items())
-            elif content := (choice.logprobs.model_extra or {}).get("content"):  # llama-server answers in the chat format
+            elif content := (choice.logprobs.model_extra or {}).get(
+                "content"
+            ):  # llama-server answers in the chat format
                 top = [(t["token"], t["logprob"]) for t in content[0].get("top_logprobs", [])]
         usage = resp.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
-        return _Reply(choice.text or "", prompt_tokens, _evaluated(resp, prompt_tokens), usage.completion_tokens if usage else 0, top)
+        return _Reply(
+            choice.text or "",
+            prompt_tokens,
+            _evaluated(resp, prompt_tokens),
+            usage.completion_tokens if usage else 0,
+            top,
+        )
 
     def _chat_raw(
-        self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = (), logprobs: bool = False, extra: dict | None = None,
-        json_schema: dict | None = None, temperature: float = 0.0, seed: int | None = None,
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        logprobs: bool = False,
+        extra: dict | None = None,
+        json_schema: dict | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> _Reply:
         import openai
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -436,7 +502,12 @@ class OpenAIBackend:
             body["max_tokens"] = max_tokens
         if self._llama_cpp:
             body["repeat_penalty"] = self.repeat_penalty
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "extra_body": body, "temperature": temperature, "seed": self.seed if seed is None else seed}
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "extra_body": body,
+            "temperature": temperature,
+            "seed": self.seed if seed is None else seed,
+        }
         if stop:
             kwargs["stop"] = list(stop)
         if logprobs:
@@ -454,7 +525,12 @@ class OpenAIBackend:
             c = e.completion
             usage = c.usage
             text = c.choices[0].message.content or ""
-            return _Reply(text, usage.prompt_tokens if usage else 0, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+            return _Reply(
+                text,
+                usage.prompt_tokens if usage else 0,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+            )
         top = None
         if logprobs:
             content = (msg.response_metadata.get("logprobs") or {}).get("content") or []
@@ -485,11 +561,23 @@ class OpenAIBackend:
             assert self._template is not None
             prompt, template_stop = self._template.render(messages, assistant_prefix)
             return self._complete_raw(
-                prompt, max_tokens=max_tokens, stop=[*stop, *template_stop], logprobs=logprobs, extra=extra, temperature=temperature, seed=seed
+                prompt,
+                max_tokens=max_tokens,
+                stop=[*stop, *template_stop],
+                logprobs=logprobs,
+                extra=extra,
+                temperature=temperature,
+                seed=seed,
             )
         return self._chat_raw(
-            _with_hint(messages, hint), max_tokens=max_tokens, stop=stop, logprobs=logprobs, extra=extra, json_schema=json_schema,
-            temperature=temperature, seed=seed,
+            _with_hint(messages, hint),
+            max_tokens=max_tokens,
+            stop=stop,
+            logprobs=logprobs,
+            extra=extra,
+            json_schema=json_schema,
+            temperature=temperature,
+            seed=seed,
         )
 
     def _first_top(self, reply: _Reply) -> list[tuple[str, float]]:
@@ -516,7 +604,14 @@ class OpenAIBackend:
         reply = self.retry.call(
             "chat",
             lambda: self._request(
-                messages, assistant_prefix, max_tokens=max_tokens, stop=stop, grammar=grammar, hint=hint, temperature=temperature, seed=seed
+                messages,
+                assistant_prefix,
+                max_tokens=max_tokens,
+                stop=stop,
+                grammar=grammar,
+                hint=hint,
+                temperature=temperature,
+                seed=seed,
             ),
         )
         text = reply.text
@@ -530,7 +625,9 @@ class OpenAIBackend:
             seconds=time.perf_counter() - start,
         )
 
-    def score_next(self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = "") -> Completion:
+    def score_next(
+        self, messages: Sequence[Message], candidates: Sequence[str], *, assistant_prefix: str = ""
+    ) -> Completion:
         caps = self.capabilities
         letters = "、".join(candidates)
         start = time.perf_counter()
@@ -538,7 +635,12 @@ class OpenAIBackend:
         for method in caps.methods:
             if method == "next_token":
                 hint = f"请只回答一个选项字母（{letters}），不要输出其他内容。"
-                reply = used.add(self.retry.call("score", lambda: self._request(messages, assistant_prefix, max_tokens=1, logprobs=True, hint=hint)))
+                reply = used.add(
+                    self.retry.call(
+                        "score",
+                        lambda: self._request(messages, assistant_prefix, max_tokens=1, logprobs=True, hint=hint),
+                    )
+                )
                 scores = scores_from_top(reply.top or [], candidates)
                 if any(math.isfinite(v) for v in scores.values()):
                     best = max(scores, key=scores.__getitem__)
@@ -548,19 +650,37 @@ class OpenAIBackend:
             if method == "grammar":
                 hint = f"请只回答一个选项字母（{letters}）。"
                 grammar = _letters_grammar(candidates)
-                reply = used.add(self.retry.call("score", lambda: self._request(messages, assistant_prefix, max_tokens=2, grammar=grammar, hint=hint)))
+                reply = used.add(
+                    self.retry.call(
+                        "score",
+                        lambda: self._request(messages, assistant_prefix, max_tokens=2, grammar=grammar, hint=hint),
+                    )
+                )
                 letter = letter_from_text(reply.text, candidates)
             elif method == "json":
                 hint = f'请只输出 JSON：{{"answer": "X"}}，X 为一个选项字母（{letters}）。'
-                reply = used.add(self.retry.call("score", lambda: self._request(messages, assistant_prefix, max_tokens=24, json_schema=_answer_schema(candidates), hint=hint)))
+                reply = used.add(
+                    self.retry.call(
+                        "score",
+                        lambda: self._request(
+                            messages, assistant_prefix, max_tokens=24, json_schema=_answer_schema(candidates), hint=hint
+                        ),
+                    )
+                )
                 letter = letter_from_json(reply.text, candidates)
             else:
                 hint = f"请只回答一个选项字母（{letters}）。"
-                reply = used.add(self.retry.call("score", lambda: self._request(messages, assistant_prefix, max_tokens=16, hint=hint)))
+                reply = used.add(
+                    self.retry.call(
+                        "score", lambda: self._request(messages, assistant_prefix, max_tokens=16, hint=hint)
+                    )
+                )
                 letter = letter_from_text(reply.text, candidates, assistant_prefix)
             if letter:
                 # No probabilities from these methods: the committed letter scores 0, the others -inf.
-                return used.completion(letter, {c: 0.0 if c == letter else -math.inf for c in candidates}, method, start, text=reply.text)
+                return used.completion(
+                    letter, {c: 0.0 if c == letter else -math.inf for c in candidates}, method, start, text=reply.text
+                )
         return used.completion("", {c: -math.inf for c in candidates}, caps.methods[-1], start, text=used.last_text)
 
     def count_tokens(self, text: str) -> int:
@@ -590,7 +710,9 @@ class _Usage:
         self.last_text = reply.text
         return reply
 
-    def completion(self, letter: str, scores: dict[str, float], method: str, start: float, *, text: str | None = None) -> Completion:
+    def completion(
+        self, letter: str, scores: dict[str, float], method: str, start: float, *, text: str | None = None
+    ) -> Completion:
         return Completion(
             text=(letter if text is None else text).strip(),
             prompt_tokens=self.prompt_tokens,

@@ -16,7 +16,9 @@ def sample_seeds(seed: int, k: int) -> list[int]:
     return [seed * SEED_STRIDE + i for i in range(k)]
 
 
-def sample_node(state: dict, *, backend: Backend, prompts: dict, max_tokens: int, k: int, temperature: float, seed: int) -> dict:
+def sample_node(
+    state: dict, *, backend: Backend, prompts: dict, max_tokens: int, k: int, temperature: float, seed: int
+) -> dict:
     """k drafts of the same prompt, one trace step each; every draft after the first reuses the cached prompt.
 
     The drafts run one after another inside this node, never as parallel graph branches: one backend (one
@@ -26,7 +28,9 @@ def sample_node(state: dict, *, backend: Backend, prompts: dict, max_tokens: int
     messages = question_messages(prompts["system"], question, prompts["instruction"], state.get("passages", ()))
     steps, votes = [], []
     for draw in sample_seeds(seed, k):
-        completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["prefix"], temperature=temperature, seed=draw)
+        completion = backend.chat(
+            messages, max_tokens=max_tokens, assistant_prefix=prompts["prefix"], temperature=temperature, seed=draw
+        )
         steps.append(trace_step("sample", messages, completion))
         votes.append(parse_letter(completion.text, question.letters, question.options))
     # The first draft is what one sampled chain of thought would have answered: the report shows what voting changed.

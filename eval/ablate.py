@@ -157,7 +157,9 @@ def load_grid(path: Path) -> Grid:
         raise GridError(f"{path}: {where}: {first['msg']}") from None
     for arg in grid.extra_args:
         if arg.split("=", 1)[0] in RESERVED:
-            raise GridError(f"{path}: extra_args may not set {arg.split('=', 1)[0]}; the grid sets it (use its own key)")
+            raise GridError(
+                f"{path}: extra_args may not set {arg.split('=', 1)[0]}; the grid sets it (use its own key)"
+            )
     return grid
 
 
@@ -177,7 +179,9 @@ def cells(grid: Grid) -> list[Cell]:
         if variants := prompts.get("variants"):
             wanted = grid.variants or [prompts["default_variant"]]
             if missing := [v for v in wanted if v not in variants]:
-                raise GridError(f"graph {base!r} has no prompt variant {missing[0]!r}; its variants: {', '.join(variants)}")
+                raise GridError(
+                    f"graph {base!r} has no prompt variant {missing[0]!r}; its variants: {', '.join(variants)}"
+                )
         else:
             wanted = [""]
         ks: list[int | None] = list(grid.samples) if base in SAMPLING_GRAPHS else [None]
@@ -208,7 +212,18 @@ def model_slug(model: str) -> str:
 
 def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
     """The evaluator's arguments for one (model, cell), without --out."""
-    argv = ["--graph", cell.graph, "--baseline", "none", "--model", model, "--limit", str(grid.limit), "--seed", str(grid.seed)]
+    argv = [
+        "--graph",
+        cell.graph,
+        "--baseline",
+        "none",
+        "--model",
+        model,
+        "--limit",
+        str(grid.limit),
+        "--seed",
+        str(grid.seed),
+    ]
     for s in grid.specialty:
         argv += ["--specialty", s]
     for lv in grid.level:
@@ -247,14 +262,16 @@ def run_cell(argv: list[str], settings: dict, out: Path, *, recheck: bool = Fals
             status = agentic.main([*argv, "--out", str(out)])
     except (KeyboardInterrupt, GridError):
         raise
-    except Exception:  # noqa: BLE001 - one broken cell must not end the grid; its traceback is shown
+    except Exception:
         traceback.print_exc()
         status = 1
     gc.collect()  # let go of this cell's model before the next one loads
     if status == 0:
         config = RunConfig.model_validate_json((out / "manifest.json").read_text(encoding="utf-8"))
         if wrong := {k: getattr(config, k) for k, v in settings.items() if getattr(config, k) != v}:
-            raise GridError(f"{out}: the evaluator did not record the cell's settings {settings} (manifest has {wrong})")
+            raise GridError(
+                f"{out}: the evaluator did not record the cell's settings {settings} (manifest has {wrong})"
+            )
         predictions = read_predictions(out, config)
         complete = all(qid in predictions and predictions[qid].parse_status != "error" for qid in config.question_ids)
         marker.write_text(json.dumps({**record, "complete": complete}, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -301,7 +318,9 @@ def load_grid_questions(grid: Grid) -> dict[str, Question]:
     from eval.data import BUNDLED, load_questions
 
     fields = dict(grid.map) or None
-    questions = load_questions(grid.data or BUNDLED, grid.format, answers=grid.answers or None, fields=fields, mapping=grid.mapping or None)
+    questions = load_questions(
+        grid.data or BUNDLED, grid.format, answers=grid.answers or None, fields=fields, mapping=grid.mapping or None
+    )
     return {q.id: q for q in questions}
 
 
@@ -316,11 +335,17 @@ def scored(predictions: dict[str, Prediction]) -> list[Prediction]:
 
 def paired_outcomes(baseline: dict[str, Prediction], other: dict[str, Prediction]) -> tuple[list[bool], list[bool]]:
     """Correctness of both on the questions both answered without error, in question-id order."""
-    both = sorted(q for q in baseline.keys() & other.keys() if baseline[q].parse_status != "error" and other[q].parse_status != "error")
+    both = sorted(
+        q
+        for q in baseline.keys() & other.keys()
+        if baseline[q].parse_status != "error" and other[q].parse_status != "error"
+    )
     return [baseline[q].correct for q in both], [other[q].correct for q in both]
 
 
-def compare(baseline: dict[str, Prediction], other: dict[str, Prediction], *, resamples: int = 2000, seed: int = 0) -> dict:
+def compare(
+    baseline: dict[str, Prediction], other: dict[str, Prediction], *, resamples: int = 2000, seed: int = 0
+) -> dict:
     """Paired comparison of `other` against `baseline`: n, difference with bootstrap CI, McNemar p, flips."""
     from eval.stats import mcnemar_exact, paired_bootstrap_diff, paired_counts
 
@@ -348,7 +373,9 @@ def matched_control(run: CellRun, runs: list[CellRun]) -> tuple[CellRun | None, 
         return None, ""
     k = max(1, round(sum(model_calls(p) for p in preds) / len(preds)))
     variants = load_prompts(MATCHED_CONTROL).get("variants", {})
-    variant = run.cell.variant if run.cell.variant in variants else load_prompts(MATCHED_CONTROL).get("default_variant", "")
+    variant = (
+        run.cell.variant if run.cell.variant in variants else load_prompts(MATCHED_CONTROL).get("default_variant", "")
+    )
     want = Cell(MATCHED_CONTROL + ("+rag" if run.cell.rag else ""), variant, k)
     for other in runs:
         if other.model == run.model and other.cell == want and other.status == "done":
@@ -380,11 +407,15 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
     done = [r for r in runs if r.config]
     ids = done[0].config.question_ids if done else []
     if differing := [r.label for r in done if r.config.question_ids != ids]:
-        notes.append(f"cells {', '.join(differing)} ran on other questions than {done[0].label}; comparisons use the questions both answered")
+        notes.append(
+            f"cells {', '.join(differing)} ran on other questions than {done[0].label}; comparisons use the questions both answered"
+        )
     every = load_grid_questions(grid) if done else {}
     questions = {q: every[q] for q in ids if q in every}
     if len(questions) < len(ids):
-        notes.append(f"{len(ids) - len(questions)} question ids of the runs are not in the dataset; they are left out of the breakdowns")
+        notes.append(
+            f"{len(ids) - len(questions)} question ids of the runs are not in the dataset; they are left out of the breakdowns"
+        )
     for run in done:  # a corrected answer file re-grades every cell
         run.predictions = {q: regrade(p, questions[q]) if q in questions else p for q, p in run.predictions.items()}
 
@@ -398,13 +429,19 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
         control, wanted = matched_control(run, runs) if run.config else (None, "")
         row["matched_cell"] = wanted
         if control:
-            c = compare(control.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed)
-            row |= {"matched_found": True, "matched_accuracy": _accuracy(control)} | {f"matched_{k}": v for k, v in c.items()}
+            c = compare(
+                control.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed
+            )
+            row |= {"matched_found": True, "matched_accuracy": _accuracy(control)} | {
+                f"matched_{k}": v for k, v in c.items()
+            }
         # Answered letters against a uniform guess over the options shown (a first look at position bias).
         bias = answered_letters(run.predictions.values(), questions)
         row |= {"letter_chi2": bias.statistic, "letter_p": bias.p, "letter_note": bias.why}
         rows.append(row)
-    if unfinished := [f"{r['cell']} ({r['n']}/{len(questions)})" for r in rows if r.get("n") is not None and r["n"] < len(questions)]:
+    if unfinished := [
+        f"{r['cell']} ({r['n']}/{len(questions)})" for r in rows if r.get("n") is not None and r["n"] < len(questions)
+    ]:
         notes.append(f"unfinished or with errors: {', '.join(unfinished)}; run the grid again to resume them")
     for key, found in (("holm_p", "mcnemar_p"), ("matched_holm_p", "matched_mcnemar_p")):
         family = [r for r in rows if r.get(found) is not None]
@@ -540,7 +577,11 @@ def render_markdown(ablation: Ablation) -> str:
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells_) + " |")
     n = len(ablation.questions)
-    scope = f"{n} questions" + (f", specialty {', '.join(g.specialty)}" if g.specialty else "") + (f", level {', '.join(g.level)}" if g.level else "")
+    scope = (
+        f"{n} questions"
+        + (f", specialty {', '.join(g.specialty)}" if g.specialty else "")
+        + (f", level {', '.join(g.level)}" if g.level else "")
+    )
     parts = [
         f"# Ablation: {', '.join(g.graphs)} × variants {', '.join(g.variants) or 'default'} × retrieval "
         f"{'/'.join('on' if r else 'off' for r in g.retrieval)} × {len(g.models)} model(s)",
@@ -600,10 +641,16 @@ def load_ablation(out: Path) -> Ablation:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m eval.ablate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m eval.ablate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("grid", type=Path, help="grid TOML (format above)")
     p.add_argument("--out", type=Path, help="ablation directory (default runs/ablate-GRIDNAME); re-running resumes")
-    p.add_argument("--recheck", action="store_true", help="hand finished cells to the evaluator's resume too (re-verifies model and data files)")
+    p.add_argument(
+        "--recheck",
+        action="store_true",
+        help="hand finished cells to the evaluator's resume too (re-verifies model and data files)",
+    )
     p.add_argument("--no-run", action="store_true", help="only rebuild the table from what the cells hold")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their evaluator commands, run nothing")
     return p.parse_args(argv)
@@ -635,9 +682,14 @@ def main(argv: list[str] | None = None) -> int:
             cell_out = out / model_slug(model) / cell.slug
             print(f"[{i}/{len(plan)}] {model} · {cell.label} -> {cell_out}", file=sys.stderr, flush=True)
             try:
-                status, reused = run_cell(agentic_argv(grid, model, cell), cell.settings(grid), cell_out, recheck=args.recheck)
+                status, reused = run_cell(
+                    agentic_argv(grid, model, cell), cell.settings(grid), cell_out, recheck=args.recheck
+                )
             except KeyboardInterrupt:
-                print(f"\ninterrupted: finished cells and predictions are kept; run the same command again to resume ({out})", file=sys.stderr)
+                print(
+                    f"\ninterrupted: finished cells and predictions are kept; run the same command again to resume ({out})",
+                    file=sys.stderr,
+                )
                 return 130
             except GridError as e:
                 print(f"error: {e}", file=sys.stderr)
@@ -655,7 +707,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths = write_outputs(ablation)
     print(render_markdown(ablation))
-    print(f"table: {paths['md']} ({paths['csv'].name}, {paths['json'].name})\nhtml: python -m eval.html_report {out}", file=sys.stderr)
+    print(
+        f"table: {paths['md']} ({paths['csv'].name}, {paths['json'].name})\nhtml: python -m eval.html_report {out}",
+        file=sys.stderr,
+    )
     return 1 if any(s != "done" for s in statuses.values()) else 0
 
 

@@ -93,8 +93,14 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
     backend = LlamaCppBackend(path, n_threads=n_threads)
     chosen = select(load_questions(BUNDLED), limit=questions)
     config = RunConfig(
-        graphs=["reflect", "single"], model=str(path), model_sha256="", data="bundled", data_sha256="",
-        question_ids=[q.id for q in chosen], draft_tokens=draft_tokens, critique_tokens=critique_tokens,
+        graphs=["reflect", "single"],
+        model=str(path),
+        model_sha256="",
+        data="bundled",
+        data_sha256="",
+        question_ids=[q.id for q in chosen],
+        draft_tokens=draft_tokens,
+        critique_tokens=critique_tokens,
     )
     pp, tg = raw_throughput(backend)
     result: dict = {"model": path.name, "questions": len(chosen), "raw_prompt_tok_s": pp, "raw_gen_tok_s": tg}
@@ -145,7 +151,9 @@ def render(result: dict, baseline: dict | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m eval.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default=DEFAULT_MODEL, help="GGUF path or packaged model name")
     p.add_argument("--questions", type=int, default=7, help="bundled questions, stratified (default 7)")
     p.add_argument("--n-threads", type=int, default=None)

@@ -70,7 +70,9 @@ class LocalServer:
                 pass
             time.sleep(0.3)
         tail = self.log_path.read_text(errors="replace")[-1500:]
-        raise BackendError(f"llama_cpp.server did not start (is the server extra installed? pip install -e '.[server]'):\n{tail}")
+        raise BackendError(
+            f"llama_cpp.server did not start (is the server extra installed? pip install -e '.[server]'):\n{tail}"
+        )
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -135,7 +137,11 @@ class _BalancerHandler(BaseHTTPRequestHandler):
             data = resp.read()
             conn.close()
         except OSError as e:
-            data, status, ctype = json.dumps({"error": {"message": f"upstream {up}: {e}"}}).encode(), 502, "application/json"
+            data, status, ctype = (
+                json.dumps({"error": {"message": f"upstream {up}: {e}"}}).encode(),
+                502,
+                "application/json",
+            )
         else:
             status, ctype = resp.status, resp.getheader("content-type", "application/json")
         finally:
@@ -180,16 +186,28 @@ def _median(runs: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.bench_serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m eval.bench_serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="smollm2-135m", help="GGUF path or packaged model name (default smollm2-135m)")
     p.add_argument("--questions", type=int, default=12, help="bundled questions, stratified (default 12)")
     p.add_argument("--graph", default="single", help="graph to run (default single)")
     p.add_argument("--concurrency", default="1,2,4", help="comma-separated levels (default 1,2,4)")
-    p.add_argument("--replicas", type=int, default=1, help="llama_cpp.server processes behind one least-connections proxy (default 1)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="llama_cpp.server processes behind one least-connections proxy (default 1)",
+    )
     p.add_argument("--n-threads", type=int, default=1, help="threads per server (default 1)")
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--base-url", help="measure this running server instead of starting llama_cpp.server")
-    p.add_argument("--rounds", type=int, default=1, help="repeat every level this often, in rotated order, and keep the median (shared machines drift)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat every level this often, in rotated order, and keep the median (shared machines drift)",
+    )
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -219,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print("note: llama_cpp.server has no parallel slots (no --n_parallel setting): each server evaluates one "
                       "request at a time; concurrency helps only across --replicas", file=sys.stderr)  # fmt: skip
-                servers = [LocalServer(model, n_ctx=args.n_ctx, n_threads=args.n_threads, log_path=work / f"server{i}.log") for i in range(args.replicas)]
+                servers = [
+                    LocalServer(model, n_ctx=args.n_ctx, n_threads=args.n_threads, log_path=work / f"server{i}.log")
+                    for i in range(args.replicas)
+                ]
                 for s in servers:
                     s.wait()
                 if len(servers) > 1:
@@ -229,12 +250,24 @@ def main(argv: list[str] | None = None) -> int:
             backend = OpenAIBackend(base_url, model_path=model, retry=RetryPolicy(retries=2))
             caps = backend.probe()
             warm = questions[:1]  # load the model's pages and the system-prompt prefix before timing
-            measure(backend, args.graph, warm, config.model_copy(update={"question_ids": [q.id for q in warm]}), 1, work / "warm")
+            measure(
+                backend,
+                args.graph,
+                warm,
+                config.model_copy(update={"question_ids": [q.id for q in warm]}),
+                1,
+                work / "warm",
+            )
             runs: dict[int, list[dict]] = {c: [] for c in levels}
             for r in range(args.rounds):
                 for c in levels[r % len(levels) :] + levels[: r % len(levels)]:
                     runs[c].append(measure(backend, args.graph, questions, config, c, work))
-                    log.info("bench.level", round=r + 1, concurrency=c, questions_per_minute=runs[c][-1]["questions_per_minute"])
+                    log.info(
+                        "bench.level",
+                        round=r + 1,
+                        concurrency=c,
+                        questions_per_minute=runs[c][-1]["questions_per_minute"],
+                    )
             results = [_median(runs[c]) for c in levels]
         except BackendError as e:
             print(f"error: {e}", file=sys.stderr)
@@ -252,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "model": model.name,
         "graph": args.graph,
-        "server": args.base_url or f"llama_cpp.server x{args.replicas} (n_threads={args.n_threads}, n_ctx={args.n_ctx}, no parallel slots)",
+        "server": args.base_url
+        or f"llama_cpp.server x{args.replicas} (n_threads={args.n_threads}, n_ctx={args.n_ctx}, no parallel slots)",
         "prompt_mode": caps.prompt_mode,
         "method": caps.methods[0],
         "questions": len(questions),
@@ -261,11 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         "results": [{k: v for k, v in r.items() if k not in ("answers", "answers_differ")} for r in results],
     }
     print(f"{summary['graph']} on {summary['model']}, {summary['questions']} questions, {summary['server']}")
-    print(f"| concurrency | seconds (median of {args.rounds}) | questions/min | speed-up | every round (q/min) | errors |")
+    print(
+        f"| concurrency | seconds (median of {args.rounds}) | questions/min | speed-up | every round (q/min) | errors |"
+    )
     print("|---|---|---|---|---|---|")
     for r in summary["results"]:
         rounds = ", ".join(str(x) for x in r["rounds"])
-        print(f"| {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} | {r['speedup']}x | {rounds} | {r['errors']} |")
+        print(
+            f"| {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} | {r['speedup']}x | {rounds} | {r['errors']} |"
+        )
     print(f"same answers at every concurrency: {'yes' if same else 'no'}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")

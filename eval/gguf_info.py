@@ -91,7 +91,9 @@ def inspect_gguf(path: str | Path, *, sha256: bool = True) -> ModelInfo:
     n_used = _int(value(f"{arch}.expert_used_count")) or 0
     if n_experts > 1:
         if not 0 < n_used <= n_experts:
-            raise ModelError(f"{path}: {arch}.expert_count is {n_experts} but {arch}.expert_used_count is {n_used or 'missing'}")
+            raise ModelError(
+                f"{path}: {arch}.expert_count is {n_experts} but {arch}.expert_used_count is {n_used or 'missing'}"
+            )
         active = total - expert * (n_experts - n_used) // n_experts
     else:
         active = total
@@ -212,6 +214,7 @@ def format_info(info: ModelInfo) -> str:
 
 # -- reading -------------------------------------------------------------------------------
 
+
 class _HeaderReader(GGUFReader):
     """GGUFReader that reads each metadata array in one step.
 
@@ -259,10 +262,14 @@ class _HeaderReader(GGUFReader):
             try:
                 block, size = GGML_QUANT_SIZES[GGMLQuantizationType(int(raw_dtype[0]))]
             except (ValueError, KeyError):
-                raise ValueError(f"tensor {bytes(name).decode(errors='replace')} has unknown type {int(raw_dtype[0])}") from None
+                raise ValueError(
+                    f"tensor {bytes(name).decode(errors='replace')} has unknown type {int(raw_dtype[0])}"
+                ) from None
             end = int(start_offs) + int(offset[0]) + int(np.prod(dims.astype(object))) * size // block
             if end > len(self.data):
-                raise ValueError(f"tensor {bytes(name).decode(errors='replace')} runs to byte {end:,}, the file has {len(self.data):,}")
+                raise ValueError(
+                    f"tensor {bytes(name).decode(errors='replace')} runs to byte {end:,}, the file has {len(self.data):,}"
+                )
         super()._build_tensors(start_offs, fields)
 
 

@@ -60,7 +60,9 @@ class Page:
     meta: list[str]  # lines under the title (HTML)
     questions: dict[str, Question]
     columns: list[Column]
-    comparisons: list[dict]  # {"column", "baseline", n, diff, diff_ci_low, diff_ci_high, mcnemar_p, holm_p, right_to_wrong, wrong_to_right}
+    comparisons: list[
+        dict
+    ]  # {"column", "baseline", n, diff, diff_ci_low, diff_ci_high, mcnemar_p, holm_p, right_to_wrong, wrong_to_right}
     headline: str = ""  # HTML table(s)
     notes: list[str] = field(default_factory=list)
 
@@ -77,12 +79,16 @@ def read_run(run_dir: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction
 
     manifest = run_dir / MANIFEST
     if not manifest.exists():
-        raise ReportError(f"{run_dir}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)")
+        raise ReportError(
+            f"{run_dir}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)"
+        )
     config = RunConfig.model_validate_json(manifest.read_text(encoding="utf-8"))
     return config, read_predictions(run_dir)
 
 
-def run_questions(config: RunConfig, predictions: Sequence[Prediction], data: Path | None, fmt: str) -> tuple[dict[str, Question], list[str]]:
+def run_questions(
+    config: RunConfig, predictions: Sequence[Prediction], data: Path | None, fmt: str
+) -> tuple[dict[str, Question], list[str]]:
     """The run's questions from its dataset; stand-ins (no text, specialty 'other') when it cannot be read."""
     from eval.data import DataError, load_for_config, load_questions, questions_sha256
 
@@ -98,7 +104,9 @@ def run_questions(config: RunConfig, predictions: Sequence[Prediction], data: Pa
             loaded = {q.id: q for q in load_questions(source, fmt)}
     except (DataError, OSError, ValueError) as e:
         loaded = {}
-        notes.append(f"could not read the questions from {source} ({e}); pass --data/--format to show their text and breakdowns")
+        notes.append(
+            f"could not read the questions from {source} ({e}); pass --data/--format to show their text and breakdowns"
+        )
     questions: dict[str, Question] = {}
     by_id = {p.question_id: p for p in predictions}
     for qid in config.question_ids:
@@ -120,7 +128,9 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
     questions, notes = run_questions(config, list(found.values()), data, fmt)
     graphs = config.graphs
     baseline = graphs[1] if len(graphs) > 1 else None
-    summary = summarize(Path(config.model).name, config.data, graphs, baseline, list(questions.values()), found.values())
+    summary = summarize(
+        Path(config.model).name, config.data, graphs, baseline, list(questions.values()), found.values()
+    )
     columns = [
         Column(
             key=g.graph,
@@ -128,7 +138,9 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
             graph=g.graph,
             model=Path(config.model).name,
             config=config,
-            predictions={q: regrade(p, questions[q]) for (graph, q), p in found.items() if graph == g.graph and q in questions},
+            predictions={
+                q: regrade(p, questions[q]) for (graph, q), p in found.items() if graph == g.graph and q in questions
+            },
             summary=g,
         )
         for g in summary.graphs
@@ -146,13 +158,19 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         f"Model <code>{_e(model)}</code> · data <code>{_e(config.data)}</code> · {len(questions)} questions · seed {config.seed}",
         f"Budgets: draft {config.draft_tokens}, critique {config.critique_tokens} tokens · prompts <code>{_e(config.prompts_version)}</code>"
         + (f" · variant <code>{_e(config.prompt_variant)}</code>" if config.prompt_variant else "")
-        + (f" · sc: k={config.samples}, temperature {config.sample_temperature}" if any(_base(g) == "sc" for g in graphs) else "")
+        + (
+            f" · sc: k={config.samples}, temperature {config.sample_temperature}"
+            if any(_base(g) == "sc" for g in graphs)
+            else ""
+        )
         + (f" · retrieval <code>{_e(config.retrieval)}</code>" if config.retrieval else ""),
         _e(key_text(summary.key)),
     ]
     for c in columns:
         if (finished := sum(p.parse_status != "error" for p in c.predictions.values())) < len(questions):
-            notes.append(f"{c.title}: {finished} of {len(questions)} questions finished (the run is incomplete or has errors; rerun it to resume)")
+            notes.append(
+                f"{c.title}: {finished} of {len(questions)} questions finished (the run is incomplete or has errors; rerun it to resume)"
+            )
     page = Page(f"{' vs '.join(graphs)}", meta, questions, columns, comparisons, notes=notes)
     page.headline = _run_headline(page)
     return page
@@ -169,13 +187,42 @@ def load_ablation_page(out: Path) -> Page:
             continue
         title = f"{model_slug(run.model)} · {run.label}" if several else run.label
         preds = {q: p for q, p in run.predictions.items() if q in ablation.questions}
-        columns.append(Column(title, title, run.cell.graph, run.model, run.config, preds, summary_of(run, ablation.questions), group=model_slug(run.model)))
+        columns.append(
+            Column(
+                title,
+                title,
+                run.cell.graph,
+                run.model,
+                run.config,
+                preds,
+                summary_of(run, ablation.questions),
+                group=model_slug(run.model),
+            )
+        )
     comparisons = []
     for row in ablation.rows:
         if row.get("diff") is not None:
             title = f"{model_slug(row['model'])} · {row['cell']}" if several else row["cell"]
             base = f"{model_slug(row['model'])} · {row['baseline']}" if several else row["baseline"]
-            comparisons.append({"column": title, "baseline": base, **{k: row.get(k) for k in ("n", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p", "right_to_wrong", "wrong_to_right")}})
+            comparisons.append(
+                {
+                    "column": title,
+                    "baseline": base,
+                    **{
+                        k: row.get(k)
+                        for k in (
+                            "n",
+                            "diff",
+                            "diff_ci_low",
+                            "diff_ci_high",
+                            "mcnemar_p",
+                            "holm_p",
+                            "right_to_wrong",
+                            "wrong_to_right",
+                        )
+                    },
+                }
+            )
     g = ablation.grid
     meta = [
         f"{len(ablation.questions)} questions, the same for every cell · models: {', '.join(f'<code>{_e(m)}</code>' for m in g.models)} · seed {g.seed}",
@@ -228,7 +275,9 @@ def heatmap(page: Page) -> str:
     n = len(page.columns)
     per_row = min(n, 4)
     rows = math.ceil(n / per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(2.2 + 2.3 * per_row, 0.9 + 0.42 * len(specialties) * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, per_row, figsize=(2.2 + 2.3 * per_row, 0.9 + 0.42 * len(specialties) * rows), squeeze=False
+    )
     for ax in axes.flat[n:]:
         ax.axis("off")
     cmap = plt.get_cmap("RdYlGn").copy()
@@ -240,7 +289,9 @@ def heatmap(page: Page) -> str:
                 outcomes = [
                     p.correct
                     for q, p in column.predictions.items()
-                    if p.parse_status != "error" and page.questions[q].specialty == s and (page.questions[q].level or "(none)") == lv
+                    if p.parse_status != "error"
+                    and page.questions[q].specialty == s
+                    and (page.questions[q].level or "(none)") == lv
                 ]
                 if outcomes:
                     grid[i, j] = sum(outcomes) / len(outcomes)
@@ -268,11 +319,17 @@ def cost_scatter(page: Page) -> str:
     for ax, (xlabel, cost) in zip(
         axes,
         [
-            ("tokens per question (prompt evaluated + generated)", lambda s: s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q),
+            (
+                "tokens per question (prompt evaluated + generated)",
+                lambda s: s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
+            ),
             ("seconds per question", lambda s: s.seconds_per_q),
         ],
     ):
-        drawn = sorted((c for c in page.columns if c.summary.overall.total), key=lambda c: (cost(c.summary), c.summary.overall.accuracy))
+        drawn = sorted(
+            (c for c in page.columns if c.summary.overall.total),
+            key=lambda c: (cost(c.summary), c.summary.overall.accuracy),
+        )
         xs = [cost(c.summary) for c in drawn]
         for rank, column in enumerate(drawn):
             s = column.summary
@@ -280,9 +337,17 @@ def cost_scatter(page: Page) -> str:
             err = [[y - s.overall.ci_low], [s.overall.ci_high - y]]
             colour = colours(groups.index(colour_of(column)) % 10)
             marker = markers.get(_base(column.graph), "o")
-            ax.errorbar([x], [y], yerr=err, fmt=marker, color=colour, ecolor=colour, alpha=0.85, capsize=3, markersize=7)
+            ax.errorbar(
+                [x], [y], yerr=err, fmt=marker, color=colour, ecolor=colour, alpha=0.85, capsize=3, markersize=7
+            )
             # Neighbours along x get staggered labels so that close points stay readable.
-            ax.annotate(column.key.split(" · ")[-1], (x, y), textcoords="offset points", xytext=(5, 4 + 11 * (rank % 4)), fontsize=8)
+            ax.annotate(
+                column.key.split(" · ")[-1],
+                (x, y),
+                textcoords="offset points",
+                xytext=(5, 4 + 11 * (rank % 4)),
+                fontsize=8,
+            )
         ax.set_xlabel(xlabel)
         if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
             ax.set_xscale("log")
@@ -415,9 +480,13 @@ def _messages_html(messages: Sequence[Message], previous: TraceStep | None, ques
                      '<p class="muted">the same prompt as the step above</p>')  # fmt: skip
     for m in new:
         if previous and m.role == "assistant" and m.content == previous.output:
-            parts.append('<div class="msg assistant"><span class="role">assistant</span><span class="muted">the reply above</span></div>')
+            parts.append(
+                '<div class="msg assistant"><span class="role">assistant</span><span class="muted">the reply above</span></div>'
+            )
         else:
-            parts.append(f'<div class="msg {m.role}"><span class="role">{m.role}</span><pre>{_content_html(m.content, question_text)}</pre></div>')
+            parts.append(
+                f'<div class="msg {m.role}"><span class="role">{m.role}</span><pre>{_content_html(m.content, question_text)}</pre></div>'
+            )
     return "".join(parts)
 
 
@@ -425,7 +494,11 @@ def _step_html(step: TraceStep, previous: TraceStep | None, question: Question, 
     from agents.answer import parse_letter
     from agents.prompts import render_question
 
-    facts = [f"{step.prompt_tokens} prompt tokens ({step.prompt_tokens_evaluated} evaluated)", f"{step.completion_tokens} generated", f"{step.seconds:.2f} s"]
+    facts = [
+        f"{step.prompt_tokens} prompt tokens ({step.prompt_tokens_evaluated} evaluated)",
+        f"{step.completion_tokens} generated",
+        f"{step.seconds:.2f} s",
+    ]
     body = [_messages_html(step.messages, previous, render_question(question)) if step.node != "retrieve" else ""]
     if step.passages is not None:
         query = step.messages[0].content if step.messages else ""
@@ -439,9 +512,12 @@ def _step_html(step: TraceStep, previous: TraceStep | None, question: Question, 
         total = sum(math.exp(v) for v in step.scores.values())
         best = max(step.scores, key=step.scores.__getitem__)
         cells = "".join(
-            f"<td class='{'best' if k == best else ''}'>{_e(k)}: {math.exp(v) / total:.0%}</td>" for k, v in step.scores.items()
+            f"<td class='{'best' if k == best else ''}'>{_e(k)}: {math.exp(v) / total:.0%}</td>"
+            for k, v in step.scores.items()
         )
-        body.append(f"<table class='scores'><tr><th>next-token probability (renormalised over the options)</th>{cells}</tr></table>")
+        body.append(
+            f"<table class='scores'><tr><th>next-token probability (renormalised over the options)</th>{cells}</tr></table>"
+        )
     elif step.node != "retrieve":
         named = parse_letter(step.output, question.letters)
         facts.append(f"names {named}" if named else "names no option")
@@ -456,11 +532,17 @@ def _prediction_html(column: Column, p: Prediction | None, question: Question) -
     if p is None:
         return f"<details class='pred'><summary>{_e(column.title)}: {_outcome(None)} not run</summary></details>"
     head = [f"<b>{_e(column.title)}</b>", _outcome(p)]
-    info = [f"answer by {p.answer_method}" if p.answer else "", f"{len(p.trace)} step{'s' if len(p.trace) != 1 else ''}", f"{p.seconds:.1f} s"]
+    info = [
+        f"answer by {p.answer_method}" if p.answer else "",
+        f"{len(p.trace)} step{'s' if len(p.trace) != 1 else ''}",
+        f"{p.seconds:.1f} s",
+    ]
     if p.draft_answer is not None or any(s.node in ("draft", "sample") for s in p.trace):
         first = "first sample" if any(s.node == "sample" for s in p.trace) else "draft"
         changed = p.draft_answer != p.answer
-        head.append(f"<span class='{'changed' if changed else 'muted'}'>{first} {_e(p.draft_answer or 'unparsed')} → {_e(p.answer or 'unparsed')}</span>")
+        head.append(
+            f"<span class='{'changed' if changed else 'muted'}'>{first} {_e(p.draft_answer or 'unparsed')} → {_e(p.answer or 'unparsed')}</span>"
+        )
     samples = [s for s in p.trace if s.node == "sample"]
     if samples:
         votes = tally([parse_letter(s.output, question.letters) for s in samples])
@@ -481,7 +563,11 @@ def _prediction_html(column: Column, p: Prediction | None, question: Question) -
 def questions_section(page: Page) -> str:
     ids = list(page.questions)
     anchor = anchors(ids)
-    differ = [q for q in ids if len({(c.predictions.get(q).correct if c.predictions.get(q) else None) for c in page.columns}) > 1]
+    differ = [
+        q
+        for q in ids
+        if len({(c.predictions.get(q).correct if c.predictions.get(q) else None) for c in page.columns}) > 1
+    ]
     header = "".join(f"<th>{_e(c.title)}</th>" for c in page.columns)
     rows = []
     for qid in ids:
@@ -502,7 +588,9 @@ def questions_section(page: Page) -> str:
         options = "".join(
             f"<li class='{'key' if k == q.answer else ''}'><b>{_e(k)}.</b> {_e(v)}</li>" for k, v in q.options.items()
         )
-        outcomes = " ".join(f"<span class='muted'>{_e(c.title)}</span> {_outcome(c.predictions.get(qid))}" for c in page.columns)
+        outcomes = " ".join(
+            f"<span class='muted'>{_e(c.title)}</span> {_outcome(c.predictions.get(qid))}" for c in page.columns
+        )
         rationale = f"<p class='rationale'><b>Rationale:</b> {_e(q.rationale)}</p>" if q.rationale else ""
         preds = "".join(_prediction_html(c, c.predictions.get(qid), q) for c in page.columns)
         sections.append(
@@ -559,7 +647,16 @@ def _run_headline(page: Page) -> str:
             f"{s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q:.0f}", f"{s.seconds_per_q:.2f}",
             _letter_p(c, page.questions),
         ])  # fmt: skip
-    header = ["graph", "accuracy [Wilson 95% CI] (correct/n)", "unparsed", "errors", "steps/q", "tokens/q", "s/q", "letters vs uniform, χ² p"]
+    header = [
+        "graph",
+        "accuracy [Wilson 95% CI] (correct/n)",
+        "unparsed",
+        "errors",
+        "steps/q",
+        "tokens/q",
+        "s/q",
+        "letters vs uniform, χ² p",
+    ]
     table = _table(header, rows, "headline")
     if page.comparisons:
         comp_rows = [
@@ -571,7 +668,15 @@ def _run_headline(page: Page) -> str:
             for c in page.comparisons
         ]  # fmt: skip
         table += "<h3>Paired against the baseline</h3>" + _table(
-            ["comparison", "n", "Δ accuracy, points [95% paired bootstrap CI]", "McNemar exact p", "Holm p", "right → wrong", "wrong → right"],
+            [
+                "comparison",
+                "n",
+                "Δ accuracy, points [95% paired bootstrap CI]",
+                "McNemar exact p",
+                "Holm p",
+                "right → wrong",
+                "wrong → right",
+            ],
             comp_rows,
         )
     return table
@@ -681,10 +786,18 @@ def render(page: Page) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.html_report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dir", type=Path, help="a run directory (python -m eval.agentic --out) or an ablation directory (python -m eval.ablate --out)")
+    p = argparse.ArgumentParser(
+        prog="python -m eval.html_report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "dir",
+        type=Path,
+        help="a run directory (python -m eval.agentic --out) or an ablation directory (python -m eval.ablate --out)",
+    )
     p.add_argument("--out", type=Path, help="where to write the page (default DIR/report.html)")
-    p.add_argument("--data", type=Path, help="run directory only: read the questions from here instead of the path in its manifest")
+    p.add_argument(
+        "--data", type=Path, help="run directory only: read the questions from here instead of the path in its manifest"
+    )
     p.add_argument("--format", default="auto", help="dataset format for --data (see python -m eval.data)")
     args = p.parse_args(argv)
     from eval.data import DataError

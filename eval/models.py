@@ -89,7 +89,10 @@ DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("CLINICAL_EVAL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "clinical-eval"
+    root = (
+        os.environ.get("CLINICAL_EVAL_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "clinical-eval"
+    )
     return Path(root)
 
 
@@ -136,9 +139,13 @@ def _verified_marker(path: Path) -> Path:
 def _check(model: PackagedModel, path: Path) -> None:
     size = path.stat().st_size
     if size != model.size:
-        raise ModelError(f"{path}: {size:,} bytes, expected {model.size:,} for {model.name}; reinstall with: {model.install_command}")
+        raise ModelError(
+            f"{path}: {size:,} bytes, expected {model.size:,} for {model.name}; reinstall with: {model.install_command}"
+        )
     if model.sha256 and sha256_file(path) != model.sha256:
-        raise ModelError(f"{path}: sha256 does not match the pinned hash for {model.name}; reinstall with: {model.install_command}")
+        raise ModelError(
+            f"{path}: sha256 does not match the pinned hash for {model.name}; reinstall with: {model.install_command}"
+        )
 
 
 def materialize(model: PackagedModel) -> Path:
@@ -146,7 +153,9 @@ def materialize(model: PackagedModel) -> Path:
     parts = [_installed_part(rel) for rel in model.files]
     missing = [pkg for pkg, part in zip(model.packages, parts) if part is None]
     if missing:
-        raise ModelError(f"model {model.name!r} is not installed (missing {', '.join(missing)}); install it with: {model.install_command}")
+        raise ModelError(
+            f"model {model.name!r} is not installed (missing {', '.join(missing)}); install it with: {model.install_command}"
+        )
     if len(parts) == 1:
         path = parts[0]
         assert path is not None
@@ -197,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from eval.gguf_info import format_info, inspect_gguf
 
-    p = argparse.ArgumentParser(prog="python -m eval.models", description="Inspect GGUF models (nothing is loaded into llama.cpp).")
+    p = argparse.ArgumentParser(
+        prog="python -m eval.models", description="Inspect GGUF models (nothing is loaded into llama.cpp)."
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    inspect = sub.add_parser("inspect", help="architecture, parameters (total and active per token), experts, quantization, context, chat template, size, sha256")
+    inspect = sub.add_parser(
+        "inspect",
+        help="architecture, parameters (total and active per token), experts, quantization, context, chat template, size, sha256",
+    )
     inspect.add_argument("model", help=f"GGUF path or packaged model name ({', '.join(PACKAGED_MODELS)})")
     inspect.add_argument("--json", action="store_true", help="print the ModelInfo as JSON")
     inspect.add_argument("--no-sha256", action="store_true", help="skip hashing the file (a minute for a 25 GB model)")

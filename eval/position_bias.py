@@ -34,7 +34,9 @@ def _read(run: Path) -> tuple[RunConfig, dict[str, Question], dict[tuple[str, st
     if questions_sha256(questions.values()) != config.data_sha256:
         raise PositionBiasError(f"{run}: the questions in {config.data} changed since this run; re-run it")
     found = read_predictions(run)
-    graded = {k: regrade(p, questions[k[1]]) for k, p in found.items() if p.parse_status != "error" and k[1] in questions}
+    graded = {
+        k: regrade(p, questions[k[1]]) for k, p in found.items() if p.parse_status != "error" and k[1] in questions
+    }
     return config, questions, graded
 
 
@@ -43,26 +45,38 @@ def compare(original: Path, shuffled: Path) -> str:
     config, questions, moved = _read(shuffled)
     if config.shuffle_seed is None or base_config.shuffle_seed is not None:
         raise PositionBiasError("the second run must be the one with --shuffle-options, the first without")
-    if changed := sorted(k for k in RunConfig.model_fields if k not in MAY_DIFFER and getattr(base_config, k) != getattr(config, k)):
+    if changed := sorted(
+        k for k in RunConfig.model_fields if k not in MAY_DIFFER and getattr(base_config, k) != getattr(config, k)
+    ):
         raise PositionBiasError(f"the two runs differ in more than the option order (changed: {', '.join(changed)})")
     rows = []
     for graph in config.graphs:
         keys = [k for k in moved if k[0] == graph and k in base]
-        changed_n = sum(original_letter(moved[k].answer, questions[k[1]], config.shuffle_seed) != base[k].answer for k in keys)
+        changed_n = sum(
+            original_letter(moved[k].answer, questions[k[1]], config.shuffle_seed) != base[k].answer for k in keys
+        )
         low, high = wilson_interval(changed_n, len(keys))
         b = sum(base[k].correct and not moved[k].correct for k in keys)
         c = sum(moved[k].correct and not base[k].correct for k in keys)
         acc = lambda preds: f"{100 * sum(p.correct for p in preds) / max(1, len(preds)):.1f}%"  # noqa: E731
-        rows.append([
-            graph, len(keys), f"{changed_n} ({100 * changed_n / max(1, len(keys)):.1f}% [{100 * low:.1f}–{100 * high:.1f}])",
-            acc([base[k] for k in keys]), acc([moved[k] for k in keys]), f"{mcnemar_exact(b, c):.3g}",
-        ])
+        rows.append(
+            [
+                graph,
+                len(keys),
+                f"{changed_n} ({100 * changed_n / max(1, len(keys)):.1f}% [{100 * low:.1f}–{100 * high:.1f}])",
+                acc([base[k] for k in keys]),
+                acc([moved[k] for k in keys]),
+                f"{mcnemar_exact(b, c):.3g}",
+            ]
+        )
     header = ["graph", "n", "chosen option changed [95% CI]", "accuracy original", "accuracy shuffled", "McNemar p"]
     return f"# Position bias (shuffle seed {config.shuffle_seed})\n\n" + _table(header, rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.position_bias", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m eval.position_bias", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("original", type=Path)
     p.add_argument("shuffled", type=Path)
     args = p.parse_args(argv)

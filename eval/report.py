@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from eval.analysis import answer_key, draft_flips, flip_rows, key_text, regrade
-from eval.schema import SPECIALTIES, Accuracy, AnswerKey, Comparison, GraphSummary, Prediction, Question, RunSummary
+from eval.schema import SPECIALTIES, Accuracy, Comparison, GraphSummary, Prediction, Question, RunSummary
 from eval.stats import mcnemar_exact, wilson_interval
 
 LEVELS = ("attending", "senior")
@@ -23,7 +23,9 @@ def _per_question(predictions: Sequence[Prediction], key: str) -> float:
     return sum(getattr(p, key) for p in predictions) / len(predictions) if predictions else 0.0
 
 
-def summarize_graph(graph: str, predictions: dict[str, Prediction], questions: dict[str, Question], scored_ids: Sequence[str]) -> GraphSummary:
+def summarize_graph(
+    graph: str, predictions: dict[str, Prediction], questions: dict[str, Question], scored_ids: Sequence[str]
+) -> GraphSummary:
     """`predictions` by question id; accuracy and costs over `scored_ids`, the questions every graph has a result for."""
     scored = [predictions[qid] for qid in scored_ids]
 
@@ -46,7 +48,9 @@ def summarize_graph(graph: str, predictions: dict[str, Prediction], questions: d
     )
 
 
-def compare(graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]], scored_ids: Sequence[str]) -> Comparison:
+def compare(
+    graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]], scored_ids: Sequence[str]
+) -> Comparison:
     chain, base = by_graph[graph], by_graph[baseline]
     pairs = [(base[qid].correct, chain[qid].correct) for qid in scored_ids]
     r2w = sum(b and not c for b, c in pairs)
@@ -163,7 +167,17 @@ def render_markdown(summary: RunSummary) -> str:
         _coverage(summary),
         "## Overall\n\n"
         + _table(
-            ["graph", "accuracy [95% CI] (correct/n)", "unparsed", "errors", "calls/q", "prompt tok/q", "evaluated tok/q", "completion tok/q", "s/q"],
+            [
+                "graph",
+                "accuracy [95% CI] (correct/n)",
+                "unparsed",
+                "errors",
+                "calls/q",
+                "prompt tok/q",
+                "evaluated tok/q",
+                "completion tok/q",
+                "s/q",
+            ],
             [
                 [
                     g.graph,
@@ -187,7 +201,10 @@ def render_markdown(summary: RunSummary) -> str:
             f"## {c.graph} vs {c.baseline} (paired, n={c.n})\n\n"
             + _table(
                 ["", f"{c.baseline} right", f"{c.baseline} wrong"],
-                [[f"{c.graph} right", c.both_right, c.wrong_to_right], [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong]],
+                [
+                    [f"{c.graph} right", c.both_right, c.wrong_to_right],
+                    [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong],
+                ],
             )
             + f"\n\nDifference {100 * c.difference:+.1f} points; flips: {c.right_to_wrong} right→wrong, "
             f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}. "
@@ -195,5 +212,8 @@ def render_markdown(summary: RunSummary) -> str:
         )
     for g in summary.graphs:
         if f := g.draft_to_final:
-            parts.append(f"## {g.graph}: {f.first} → final answer\n\n" + _table([f"{f.first} → final", "questions"], flip_rows(f)))
+            parts.append(
+                f"## {g.graph}: {f.first} → final answer\n\n"
+                + _table([f"{f.first} → final", "questions"], flip_rows(f))
+            )
     return "\n\n".join(parts) + "\n"

@@ -51,9 +51,11 @@ def predict(name: str, graph, question: Question) -> Prediction:
     start = time.perf_counter()
     try:
         state = graph.invoke({"question": question, "trace": []})
-    except Exception as e:  # noqa: BLE001 - one failing question must not end a run of thousands
+    except Exception as e:
         # A server error that survived its retries is one clear line; anything else keeps its traceback.
-        log.error("question.failed", graph=name, question=question.id, error=str(e), exc_info=not isinstance(e, BackendError))
+        log.error(
+            "question.failed", graph=name, question=question.id, error=str(e), exc_info=not isinstance(e, BackendError)
+        )
         return Prediction(
             question_id=question.id,
             graph=name,
@@ -76,19 +78,34 @@ def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunSt
     """
     done = store.done()
     todo = [(q, name) for q in questions for name in graphs if (name, q.id) not in done]
-    log.info("run.start", questions=len(questions), graphs=list(graphs), done=len(done), todo=len(todo), concurrency=concurrency)
+    log.info(
+        "run.start",
+        questions=len(questions),
+        graphs=list(graphs),
+        done=len(done),
+        todo=len(todo),
+        concurrency=concurrency,
+    )
     with tqdm(total=len(todo), unit="pred", desc="evaluating", disable=None) as bar:
         if concurrency <= 1:
             for question, name in todo:
                 prediction = predict(name, graphs[name], question)
                 store.append(prediction)
-                log.debug("question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct)
+                log.debug(
+                    "question.done",
+                    graph=name,
+                    question=question.id,
+                    answer=prediction.answer,
+                    correct=prediction.correct,
+                )
                 bar.update()
         else:
             _run_concurrently(todo, graphs, store, bar, concurrency)
 
 
-def _run_concurrently(todo: list[tuple[Question, str]], graphs: dict[str, Callable], store: RunStore, bar: tqdm, concurrency: int) -> None:
+def _run_concurrently(
+    todo: list[tuple[Question, str]], graphs: dict[str, Callable], store: RunStore, bar: tqdm, concurrency: int
+) -> None:
     by_question: dict[str, tuple[Question, list[str]]] = {}
     for question, name in todo:
         by_question.setdefault(question.id, (question, []))[1].append(name)
@@ -103,7 +120,9 @@ def _run_concurrently(todo: list[tuple[Question, str]], graphs: dict[str, Callab
             with write:
                 store.append(prediction)
                 bar.update()
-            log.debug("question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct)
+            log.debug(
+                "question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct
+            )
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="question")
     futures = [pool.submit(work, question, names) for question, names in by_question.values()]
@@ -115,7 +134,9 @@ def _run_concurrently(todo: list[tuple[Question, str]], graphs: dict[str, Callab
         stop.set()
         running = sum(f.running() for f in futures)
         if running:
-            log.warning("run.stopping", in_flight=running, note="questions in flight finish their current graph and are saved")
+            log.warning(
+                "run.stopping", in_flight=running, note="questions in flight finish their current graph and are saved"
+            )
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()

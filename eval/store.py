@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from pathlib import Path
 
@@ -108,6 +107,8 @@ def read_manifest(out: Path) -> RunConfig:
     try:
         return RunConfig.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunDirError(f"{out}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)") from None
+        raise RunDirError(
+            f"{out}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)"
+        ) from None
     except (OSError, ValueError) as e:
         raise RunDirError(f"{path}: unreadable manifest ({str(e).splitlines()[0]})") from None

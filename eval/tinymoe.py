@@ -181,11 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experts", type=int, default=d.n_experts)
     p.add_argument("--experts-used", type=int, default=d.n_experts_used)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--space-prefix", action="store_true", help="SentencePiece space prefix on, as in real Mixtral GGUFs")
+    p.add_argument(
+        "--space-prefix", action="store_true", help="SentencePiece space prefix on, as in real Mixtral GGUFs"
+    )
     args = p.parse_args(argv)
     config = TinyMoEConfig(
-        n_layers=args.layers, n_embd=args.hidden, n_experts=args.experts, n_experts_used=args.experts_used,
-        seed=args.seed, space_prefix=args.space_prefix,
+        n_layers=args.layers,
+        n_embd=args.hidden,
+        n_experts=args.experts,
+        n_experts_used=args.experts_used,
+        seed=args.seed,
+        space_prefix=args.space_prefix,
     )
     start = time.perf_counter()
     try:

@@ -9,10 +9,10 @@ from functools import partial
 
 from langgraph.graph import END, StateGraph
 
+from agents.answer import parse_letter
 from agents.backend import Backend
 from agents.critique import critique_node
 from agents.draft import draft_node
-from agents.answer import parse_letter
 from agents.extract import extract_answer
 from agents.prompts import load_prompts
 from agents.retrieve import Retrieval
@@ -26,7 +26,9 @@ def build(backend: Backend, config: RunConfig, retrieval: Retrieval | None = Non
     prompts = load_prompts("reflect")
     graph = StateGraph(ChainState)
     graph.add_node("draft", partial(draft_node, backend=backend, prompts=prompts, max_tokens=config.draft_tokens))
-    graph.add_node("critique", partial(critique_node, backend=backend, prompts=prompts, max_tokens=config.critique_tokens))
+    graph.add_node(
+        "critique", partial(critique_node, backend=backend, prompts=prompts, max_tokens=config.critique_tokens)
+    )
     graph.add_node("extract", partial(extract_answer, backend=backend, prompts=prompts))
     connect_entry(graph, "draft", backend, retrieval)
     graph.add_edge("draft", "critique")

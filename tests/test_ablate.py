@@ -24,7 +24,10 @@ from eval.store import RunStore
     ("p", "adjusted"),
     [
         ([0.01, 0.02, 0.03, 0.04, 0.05], [0.05, 0.08, 0.09, 0.09, 0.09]),  # R: p.adjust(c(.01,.02,.03,.04,.05), "holm")
-        ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),  # statsmodels multipletests(method="holm"), input order kept
+        (
+            [0.01, 0.04, 0.03, 0.005],
+            [0.03, 0.06, 0.06, 0.02],
+        ),  # statsmodels multipletests(method="holm"), input order kept
         ([0.5, 0.9], [1.0, 1.0]),  # capped at 1
         ([], []),
     ],
@@ -95,7 +98,12 @@ def write_grid(tmp_path: Path, text: str) -> Path:
 
 
 def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
-    grid = load_grid(write_grid(tmp_path, 'graphs = ["single", "cot", "sc", "reflect+rag"]\nvariants = ["zh", "en"]\nretrieval = [false, true]\nsamples = [3, 5]\n'))
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            'graphs = ["single", "cot", "sc", "reflect+rag"]\nvariants = ["zh", "en"]\nretrieval = [false, true]\nsamples = [3, 5]\n',
+        )
+    )
     labels = [c.label for c in cells(grid)]
     assert labels == [
         "single", "single+rag",
@@ -105,7 +113,11 @@ def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
         "reflect+rag",
     ]  # fmt: skip
     sc = Cell("sc+rag", "en", 3)
-    assert sc.slug == "sc+rag_en_k3" and sc.settings(grid) == {"prompt_variant": "en", "samples": 3, "sample_temperature": 0.7}
+    assert sc.slug == "sc+rag_en_k3" and sc.settings(grid) == {
+        "prompt_variant": "en",
+        "samples": 3,
+        "sample_temperature": 0.7,
+    }
     assert Cell("single").settings(grid) == {}
 
 
@@ -130,7 +142,10 @@ def test_unknown_baseline_lists_the_cells(tmp_path):
         [sys.executable, "-m", "eval.ablate", str(write_grid(tmp_path, 'graphs = ["cot", "sc"]\nbaseline = "single"\n')), "--dry-run"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 2 and "baseline 'single' is not a cell of this grid; choose one of: cot[zh], sc[zh,k=5]" in result.stderr
+    assert (
+        result.returncode == 2
+        and "baseline 'single' is not a cell of this grid; choose one of: cot[zh], sc[zh,k=5]" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -144,7 +159,9 @@ limit = 20
 """
 
 
-def write_cell(out: Path, graph: str, correct: list[bool], calls: int, drafts: dict[int, str | None] | None = None, **settings) -> None:
+def write_cell(
+    out: Path, graph: str, correct: list[bool], calls: int, drafts: dict[int, str | None] | None = None, **settings
+) -> None:
     """drafts: question index -> the first proposal ("right", "wrong", "other wrong" or None: named no option);
     the others' first proposal is their final answer."""
     config = RunConfig(
@@ -156,17 +173,38 @@ def write_cell(out: Path, graph: str, correct: list[bool], calls: int, drafts: d
     for i, (q, ok) in enumerate(zip(QUESTIONS, correct)):
         wrong = [letter for letter in q.letters if letter != q.answer]
         answer = q.answer if ok else wrong[0]
-        first = {"right": q.answer, "wrong": wrong[0], "other wrong": wrong[1], None: None}[drafts[i]] if i in drafts else answer
+        first = (
+            {"right": q.answer, "wrong": wrong[0], "other wrong": wrong[1], None: None}[drafts[i]]
+            if i in drafts
+            else answer
+        )
         node = {"single": "answer", "cot": "reason", "reflect": "draft", "sc": "sample"}[graph]
         trace = [
-            TraceStep(node=node, messages=[Message(role="user", content=q.stem)], output=f"答案：{answer}", prompt_tokens=100, completion_tokens=10, seconds=0.5)
+            TraceStep(
+                node=node,
+                messages=[Message(role="user", content=q.stem)],
+                output=f"答案：{answer}",
+                prompt_tokens=100,
+                completion_tokens=10,
+                seconds=0.5,
+            )
             for _ in range(calls)
         ]
         store.append(
             Prediction(
-                question_id=q.id, graph=graph, answer=answer, gold=q.answer, correct=ok, parse_status="ok", answer_method="regex",
-                draft_answer=first if graph in ("reflect", "sc") else None, trace=trace, prompt_tokens=100 * calls,
-                completion_tokens=10 * calls, seconds=0.5 * calls, model_calls=calls,
+                question_id=q.id,
+                graph=graph,
+                answer=answer,
+                gold=q.answer,
+                correct=ok,
+                parse_status="ok",
+                answer_method="regex",
+                draft_answer=first if graph in ("reflect", "sc") else None,
+                trace=trace,
+                prompt_tokens=100 * calls,
+                completion_tokens=10 * calls,
+                seconds=0.5 * calls,
+                model_calls=calls,
             )  # fmt: skip
         )
     store.close()
@@ -211,7 +249,9 @@ def test_table_from_known_outcomes(tmp_path):
     assert (reflect["matched_right_to_wrong"], reflect["matched_wrong_to_right"]) == (3, 7)
     assert reflect["matched_diff"] == pytest.approx(0.2) and reflect["matched_holm_p"] == pytest.approx(0.34375)
     # Drafts: 2 named no option; of the 18 others, 4 changed: 1 right -> wrong, 2 wrong -> right, 1 wrong -> wrong.
-    flips = {k: reflect[f"first_to_final_{k}"] for k in ("n", "unparsed", "changed", "right_to_wrong", "wrong_to_right")}
+    flips = {
+        k: reflect[f"first_to_final_{k}"] for k in ("n", "unparsed", "changed", "right_to_wrong", "wrong_to_right")
+    }
     assert flips == {"n": 20, "unparsed": 2, "changed": 4, "right_to_wrong": 1, "wrong_to_right": 2}
     # 20 five-option questions expect 4 answers per letter, too few for the chi-square test.
     assert reflect["letter_p"] is None and reflect["letter_note"] == "expected count < 5"
@@ -271,7 +311,9 @@ extra_args = ["--n-threads", "1", "--n-ctx", "2048", "--draft-tokens", "8"]
 
 
 def ablate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eval.ablate", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.ablate", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_tiny_grid_end_to_end_and_reuse(tmp_path):
@@ -282,7 +324,9 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
     cell_dirs = {c: out / TINY / c for c in ("cot_zh", "sc_zh_k1")}
     manifests = {c: json.loads((d / "manifest.json").read_text()) for c, d in cell_dirs.items()}
     ids = manifests["cot_zh"]["question_ids"]
-    assert len(ids) == 2 and all(m["question_ids"] == ids for m in manifests.values()), "every cell on the same questions"
+    assert len(ids) == 2 and all(m["question_ids"] == ids for m in manifests.values()), (
+        "every cell on the same questions"
+    )
     assert manifests["sc_zh_k1"]["samples"] == 1 and manifests["sc_zh_k1"]["sample_temperature"] == 0.9
     assert manifests["cot_zh"]["prompt_variant"] == "zh" and manifests["cot_zh"]["samples"] == 5  # untouched default
     for c, d in cell_dirs.items():
@@ -293,7 +337,11 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
     assert list(rows) == ["cot[zh]", "sc[zh,k=1]"]
     # cot makes one model call per question: its compute-matched control is sc with k=1 (sampled instead of greedy).
     assert rows["cot[zh]"]["matched_cell"] == "sc[zh,k=1]" and rows["cot[zh]"]["matched_found"]
-    assert rows["sc[zh,k=1]"]["calls_per_q"] == 1.0 and rows["sc[zh,k=1]"]["baseline"] == "cot[zh]" and rows["sc[zh,k=1]"]["n"] == 2
+    assert (
+        rows["sc[zh,k=1]"]["calls_per_q"] == 1.0
+        and rows["sc[zh,k=1]"]["baseline"] == "cot[zh]"
+        and rows["sc[zh,k=1]"]["n"] == 2
+    )
     assert "| smollm2-135m | sc[zh,k=1] |" in result.stdout and (out / "ablation.csv").exists()
 
     before = {c: (d / "predictions.jsonl").read_bytes() for c, d in cell_dirs.items()}

@@ -36,7 +36,11 @@ CASES = [
     ("zh-truncated-before-the-letter", "分析：患者突发胸痛，心电图示下壁导联ST段抬高，\n答案：", None),
     ("zh-b-ultrasound-is-not-b", "分析：胸痛伴血压下降，应首选B超检查心包积液。", None),
     ("zh-truncated-option-by-option", "分析：\nA. 急性心包炎：胸痛与体位有关，不符合。\nB. 急性下壁心肌梗死：", None),
-    ("zh-options-echoed-then-cut-off", "分析：\n选项：\nA. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞\nE. 气胸", None),
+    (
+        "zh-options-echoed-then-cut-off",
+        "分析：\n选项：\nA. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞\nE. 气胸",
+        None,
+    ),
     ("zh-repeated-answer", "分析：下壁心梗。\n答案：B\n答案：B\n答案：B", "B"),
     ("zh-verdict-only", "分析：A项错误，C项错误，B项正确。", "B"),
     ("zh-option-text-instead-of-letter", "分析：下壁导联ST段抬高。\n答案：急性下壁心肌梗死", "B"),

@@ -12,7 +12,18 @@ from eval.bench import KEYS, main, render
 @pytest.fixture(scope="module")
 def result(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    args = ["--model", "smollm2-135m", "--questions", "1", "--draft-tokens", "16", "--critique-tokens", "16", "--n-threads", "1"]
+    args = [
+        "--model",
+        "smollm2-135m",
+        "--questions",
+        "1",
+        "--draft-tokens",
+        "16",
+        "--critique-tokens",
+        "16",
+        "--n-threads",
+        "1",
+    ]
     assert main([*args, "--json", str(out)]) == 0
     return json.loads(out.read_text())
 

@@ -23,7 +23,9 @@ def test_every_bundled_question_is_well_formed():
         assert q.answer in q.options, q.id
         assert q.rationale.strip(), f"{q.id}: missing rationale"
         assert q.source, q.id
-        assert not any(text.lstrip().startswith(f"{k}.") for k, text in q.options.items()), f"{q.id}: option carries its letter"
+        assert not any(text.lstrip().startswith(f"{k}.") for k, text in q.options.items()), (
+            f"{q.id}: option carries its letter"
+        )
 
 
 def test_bundled_answers_are_spread_over_letters():

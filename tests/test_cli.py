@@ -34,7 +34,9 @@ def test_reflect_vs_single_end_to_end_and_resume(cli, tmp_path):
 
     again = cli("--graph", "reflect", *ARGS, "--out", str(out))
     assert again.returncode == 0, again.stderr
-    assert (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines() == lines, "resume must not redo or duplicate"
+    assert (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines() == lines, (
+        "resume must not redo or duplicate"
+    )
 
     changed = cli("--graph", "reflect", *ARGS, "--seed", "7", "--out", str(out))
     assert changed.returncode == 2 and "changed: seed" in changed.stderr and "Traceback" not in changed.stderr
@@ -42,7 +44,22 @@ def test_reflect_vs_single_end_to_end_and_resume(cli, tmp_path):
 
 def test_filters_and_no_baseline(cli, tmp_path):
     out = tmp_path / "run"
-    result = cli("--graph", "single", "--baseline", "none", "--model", TINY, "--specialty", "neurology", "--level", "senior", "--limit", "2", "--out", str(out))
+    result = cli(
+        "--graph",
+        "single",
+        "--baseline",
+        "none",
+        "--model",
+        TINY,
+        "--specialty",
+        "neurology",
+        "--level",
+        "senior",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["question_id"] for p in predictions] == ["neuro-sen-01", "neuro-sen-02"]
@@ -64,6 +81,8 @@ def test_user_errors_are_one_clear_line(cli, tmp_path):
 
 
 def test_unknown_prompt_variant_is_refused_before_anything_is_written(cli, tmp_path):
-    result = cli("--graph", "cot", "--baseline", "none", "--prompt-variant", "xx", "--model", TINY, "--out", str(tmp_path / "r"))
+    result = cli(
+        "--graph", "cot", "--baseline", "none", "--prompt-variant", "xx", "--model", TINY, "--out", str(tmp_path / "r")
+    )
     assert result.returncode == 2 and "no prompt variant 'xx'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()

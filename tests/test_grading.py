@@ -23,7 +23,9 @@ def test_default_sample_balances_answer_letters_within_the_stratification(limit)
 
 
 def test_balance_never_overrides_the_stratification():
-    qs = [_q(f"{s}-{i}", s, "A") for s in ("cardiovascular", "neurology") for i in range(3)] + [_q("n-b", "neurology", "B")]
+    qs = [_q(f"{s}-{i}", s, "A") for s in ("cardiovascular", "neurology") for i in range(3)] + [
+        _q("n-b", "neurology", "B")
+    ]
     chosen = select(qs, limit=2)  # one per cell; within neurology the B question evens the letters
     assert [q.id for q in chosen] == ["cardiovascular-0", "n-b"]
     assert [q.id for q in select(qs, limit=4)] == ["cardiovascular-0", "n-b", "cardiovascular-1", "neurology-0"]
@@ -36,7 +38,12 @@ def _q(qid: str, specialty: str = "cardiovascular", answer: str = "A", n_options
 
 def _p(qid: str, graph: str, answer: str | None, gold: str, status: str = "ok") -> Prediction:
     return Prediction(
-        question_id=qid, graph=graph, answer=answer, gold=gold, correct=answer == gold, parse_status=status,
+        question_id=qid,
+        graph=graph,
+        answer=answer,
+        gold=gold,
+        correct=answer == gold,
+        parse_status=status,
         answer_method="none" if answer is None else "next_token",
     )
 
@@ -48,7 +55,10 @@ def test_report_gives_the_keys_letters_and_the_best_constant_letter():
     assert summary.key.letters == {"A": 2, "B": 1, "C": 1}
     assert (summary.key.best_constant_letter, summary.key.best_constant_accuracy) == ("A", 0.5)
     assert summary.key.chance == pytest.approx((3 / 5 + 1 / 4) / 4)
-    assert "Answer key: A 2 · B 1 · C 1. Always answering A would score 50.0%; a uniform guess scores 21.3%." in render_markdown(summary)
+    assert (
+        "Answer key: A 2 · B 1 · C 1. Always answering A would score 50.0%; a uniform guess scores 21.3%."
+        in render_markdown(summary)
+    )
 
 
 def test_an_error_in_one_graph_removes_the_question_from_every_headline():
@@ -79,8 +89,13 @@ def test_summary_grades_against_the_current_key_not_the_recorded_one():
 
 def _config(questions, **changes) -> RunConfig:
     base = dict(
-        graphs=["single"], model="m", model_sha256="x", data="d", data_sha256=questions_sha256(questions),
-        key_sha256=key_sha256(questions), question_ids=[q.id for q in questions],
+        graphs=["single"],
+        model="m",
+        model_sha256="x",
+        data="d",
+        data_sha256=questions_sha256(questions),
+        key_sha256=key_sha256(questions),
+        question_ids=[q.id for q in questions],
     )
     return RunConfig(**(base | changes))
 
@@ -112,14 +127,37 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_a_changed_answers_file_regrades_on_the_next_run(tmp_path):
     """CMB-style data with its key in a second file: correcting the key changes the report, not the predictions."""
     records = [
-        {"id": i, "exam_type": "医师考试", "exam_class": "主治医师", "exam_subject": "心内科", "question": f"题目{i}",
-         "question_type": "单项选择题", "option": {"A": "甲", "B": "乙", "C": "丙", "D": "丁"}}
+        {
+            "id": i,
+            "exam_type": "医师考试",
+            "exam_class": "主治医师",
+            "exam_subject": "心内科",
+            "question": f"题目{i}",
+            "question_type": "单项选择题",
+            "option": {"A": "甲", "B": "乙", "C": "丙", "D": "丁"},
+        }
         for i in range(3)
     ]
     data, answers = tmp_path / "cmb.json", tmp_path / "answers.json"
     data.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-    common = ("-m", "eval.agentic", "--graph", "single", "--baseline", "none", "--model", TINY, "--data", str(data),
-              "--answers", str(answers), "--limit", "0", "--out", str(tmp_path / "run"))
+    common = (
+        "-m",
+        "eval.agentic",
+        "--graph",
+        "single",
+        "--baseline",
+        "none",
+        "--model",
+        TINY,
+        "--data",
+        str(data),
+        "--answers",
+        str(answers),
+        "--limit",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+    )
     answers.write_text(json.dumps([{"id": i, "answer": "A"} for i in range(3)]), encoding="utf-8")
     first = _run(*common)
     assert first.returncode == 0, first.stderr
@@ -136,7 +174,11 @@ def test_a_changed_answers_file_regrades_on_the_next_run(tmp_path):
 
 def test_prompt_variant_on_a_strategy_without_variants_is_refused(cli, tmp_path):
     result = cli("--graph", "reflect", "--prompt-variant", "en", "--model", TINY, "--out", str(tmp_path / "r"))
-    assert result.returncode == 2 and "reflect's prompts have no variants" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "reflect's prompts have no variants" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     assert not (tmp_path / "r").exists()
 
 

@@ -14,9 +14,9 @@ from conftest import ROOT, TINY
 
 pytest.importorskip("matplotlib", reason="the HTML report draws with matplotlib: pip install matplotlib")
 
-from eval.html_report import anchors  # noqa: E402
-from eval.schema import Message, Prediction, RetrievedPassage, RunConfig, TraceStep  # noqa: E402
-from eval.store import RunStore  # noqa: E402
+from eval.html_report import anchors
+from eval.schema import Message, Prediction, RetrievedPassage, RunConfig, TraceStep
+from eval.store import RunStore
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -50,7 +50,9 @@ def parse(page: str) -> Structure:
 
 
 def report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eval.html_report", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.html_report", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_self_contained(s: Structure) -> None:
@@ -75,8 +77,29 @@ def assert_question_anchors(s: Structure, question_ids: list[str]) -> None:
 def tiny_run(tmp_path_factory) -> Path:
     """sc (k=5 by default) on 2 questions with the real tiny model and tiny budgets."""
     out = tmp_path_factory.mktemp("html") / "run"
-    args = ["--graph", "sc", "--baseline", "none", "--model", TINY, "--limit", "2", "--draft-tokens", "8", "--n-threads", "1", "--n-ctx", "2048"]
-    result = subprocess.run([sys.executable, "-m", "eval.agentic", *args, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    args = [
+        "--graph",
+        "sc",
+        "--baseline",
+        "none",
+        "--model",
+        TINY,
+        "--limit",
+        "2",
+        "--draft-tokens",
+        "8",
+        "--n-threads",
+        "1",
+        "--n-ctx",
+        "2048",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "eval.agentic", *args, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -112,21 +135,54 @@ def synthetic_run(root: Path) -> Path:
     ]  # fmt: skip
     data.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
     out = root / "run"
-    config = RunConfig(graphs=["reflect+rag", "single"], model="m.gguf", model_sha256="", data=str(data), data_sha256="", question_ids=["x 1", "x/1"])
+    config = RunConfig(
+        graphs=["reflect+rag", "single"],
+        model="m.gguf",
+        model_sha256="",
+        data=str(data),
+        data_sha256="",
+        question_ids=["x 1", "x/1"],
+    )
     store = RunStore(out, config)
     for q in questions:
         system = Message(role="system", content="你是医生。")
         user = Message(role="user", content=f"题目：{q['stem']}\n请作答。")
         retrieve = TraceStep(node="retrieve", messages=[Message(role="user", content=q["stem"])], output="1 of 1 passages",
                              passages=[RetrievedPassage(id="p", source="guide.md", title="指南", score=0.5, text="<i>要点</i>")])  # fmt: skip
-        draft = TraceStep(node="draft", messages=[system, user], output="分析：……答案：A", prompt_tokens=50, completion_tokens=9, seconds=1)
-        critique_msgs = [system, user, Message(role="assistant", content=draft.output), Message(role="user", content="请审核。")]
-        critique = TraceStep(node="critique", messages=critique_msgs, output="建议答案：B", prompt_tokens=70, completion_tokens=5, seconds=1)
+        draft = TraceStep(
+            node="draft",
+            messages=[system, user],
+            output="分析：……答案：A",
+            prompt_tokens=50,
+            completion_tokens=9,
+            seconds=1,
+        )
+        critique_msgs = [
+            system,
+            user,
+            Message(role="assistant", content=draft.output),
+            Message(role="user", content="请审核。"),
+        ]
+        critique = TraceStep(
+            node="critique",
+            messages=critique_msgs,
+            output="建议答案：B",
+            prompt_tokens=70,
+            completion_tokens=5,
+            seconds=1,
+        )
         extract = TraceStep(node="extract", messages=[*critique_msgs, Message(role="assistant", content="建议答案：B"), Message(role="user", content="答案？")],
                             output="B", prompt_tokens=80, seconds=0.1, scores={"A": -2.0, "B": -0.2})  # fmt: skip
         store.append(Prediction(question_id=q["id"], graph="reflect+rag", answer="B", gold=q["answer"], correct=q["answer"] == "B", parse_status="ok",
                                 answer_method="next_token", draft_answer="A", trace=[retrieve, draft, critique, extract], model_calls=4, seconds=2))  # fmt: skip
-        single = TraceStep(node="answer", messages=[system, user], output="A", prompt_tokens=50, seconds=0.1, scores={"A": -0.1, "B": -3.0})
+        single = TraceStep(
+            node="answer",
+            messages=[system, user],
+            output="A",
+            prompt_tokens=50,
+            seconds=0.1,
+            scores={"A": -0.1, "B": -3.0},
+        )
         store.append(Prediction(question_id=q["id"], graph="single", answer="A", gold=q["answer"], correct=q["answer"] == "A", parse_status="ok",
                                 answer_method="next_token", trace=[single], model_calls=1, seconds=0.1))  # fmt: skip
     store.close()
@@ -148,7 +204,9 @@ def test_report_for_a_synthetic_run_escapes_text_and_shows_why_the_chain_changed
     assert "draft A → B" in page  # the chain changed its first answer, shown in the summary line
     assert "the reply above" in page and "continues the conversation above" in page
     assert "B: 86%" in page  # next-token scores, renormalised over the options
-    assert "[the question and its options, as shown above]" not in page  # stems differ from render_question here: shown whole
+    assert (
+        "[the question and its options, as shown above]" not in page
+    )  # stems differ from render_question here: shown whole
 
 
 def test_anchors_are_unique_and_url_safe():
@@ -175,7 +233,9 @@ def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     flips = "<tr><th>first proposal → final</th><th>reflect (draft)</th><th>sc[zh,k=3] (first sample)</th></tr>"
     flips += "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     assert flips in page
-    assert page.count("–, too few answers; see python -m eval.position_bias") == 4  # 20 questions: 4 expected per letter
+    assert (
+        page.count("–, too few answers; see python -m eval.position_bias") == 4
+    )  # 20 questions: 4 expected per letter
     assert page.count("<details class='pred'>") == 4 * len(ids)
     assert html.escape(key_text(answer_key(QUESTIONS))) in page
 
@@ -189,7 +249,14 @@ def test_not_a_run_directory_is_one_clear_line(tmp_path):
 
 
 def chromium() -> str | None:
-    return next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shutil.which("chromium-browser")) if p and Path(p).exists()), None)
+    return next(
+        (
+            p
+            for p in (shutil.which("chromium"), "/usr/bin/chromium", shutil.which("chromium-browser"))
+            if p and Path(p).exists()
+        ),
+        None,
+    )
 
 
 def test_headless_chromium_renders_the_page_and_opens_a_linked_question(tiny_run, tmp_path):
@@ -201,11 +268,17 @@ def test_headless_chromium_renders_the_page_and_opens_a_linked_question(tiny_run
         assert report(str(tiny_run)).returncode == 0
     qid = json.loads((tiny_run / "manifest.json").read_text())["question_ids"][1]
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", f"{page.as_uri()}#q-{qid}"], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", f"{page.as_uri()}#q-{qid}"], capture_output=True, text=True, timeout=120
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     # The page's script opened the linked question's section; the others stay closed.
     assert f'<section class="question" id="q-{qid}"><details open="">' in dom.stdout
     assert dom.stdout.count('<details open="">') == 1
     shot = tmp_path / "page.png"
-    subprocess.run([browser, *flags, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *flags, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.read_bytes().startswith(PNG) and shot.stat().st_size > 20_000

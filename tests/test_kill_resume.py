@@ -14,7 +14,20 @@ from conftest import ROOT, TINY
 
 from eval.schema import Prediction
 
-ARGS = ("--graph", "reflect", "--model", TINY, "--limit", "6", "--draft-tokens", "48", "--critique-tokens", "32", "--n-ctx", "2048")
+ARGS = (
+    "--graph",
+    "reflect",
+    "--model",
+    TINY,
+    "--limit",
+    "6",
+    "--draft-tokens",
+    "48",
+    "--critique-tokens",
+    "32",
+    "--n-ctx",
+    "2048",
+)
 GRAPHS = ("reflect", "single")
 BLIND, AFTER_PROGRESS = 4, 3  # kills of each kind; at least 5 of the 7 must land on a live process
 SEED = 20240501
@@ -68,8 +81,17 @@ def without_columns(markdown: str, dropped: set[str]) -> str:
 
 # What must not depend on kills: accuracies, flips, parse counts, calls and tokens generated. Left out: seconds, and
 # evaluated prompt tokens (a resumed process starts with a cold KV cache, so it re-evaluates more).
-GRAPH_FIELDS = ("overall", "by_specialty", "by_level", "unparsed", "errors", "draft_to_final", "calls_per_q", "prompt_tokens_per_q",
-                "completion_tokens_per_q")
+GRAPH_FIELDS = (
+    "overall",
+    "by_specialty",
+    "by_level",
+    "unparsed",
+    "errors",
+    "draft_to_final",
+    "calls_per_q",
+    "prompt_tokens_per_q",
+    "completion_tokens_per_q",
+)
 
 
 def comparable_summary(path: Path) -> dict:
@@ -92,7 +114,10 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
     slices = [0.3 + 3.7 * i / BLIND for i in range(BLIND + 1)]
     blind = [rng.uniform(lo, hi) for lo, hi in zip(slices, slices[1:])]
     rng.shuffle(blind)
-    plan = [("blind", blind[i // 2]) if i % 2 == 0 else ("progress", rng.uniform(0.0, 2.0)) for i in range(BLIND + AFTER_PROGRESS)]
+    plan = [
+        ("blind", blind[i // 2]) if i % 2 == 0 else ("progress", rng.uniform(0.0, 2.0))
+        for i in range(BLIND + AFTER_PROGRESS)
+    ]
     for attempt, (how, delay) in enumerate(plan):
         before = complete_lines(path)
         err = tmp_path / f"stderr-{attempt}.log"

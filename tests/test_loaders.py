@@ -41,15 +41,60 @@ def write_json(path: Path, records) -> Path:
     return path
 
 
-CMEXAM_HEADER = ["Question", "Options", "Answer", "Explanation", "Clinical Department", "Disease Group", "Competency", "Difficulty level"]
+CMEXAM_HEADER = [
+    "Question",
+    "Options",
+    "Answer",
+    "Explanation",
+    "Clinical Department",
+    "Disease Group",
+    "Competency",
+    "Difficulty level",
+]
 
 
 def cmexam_file(tmp_path: Path, *extra: list[str]) -> Path:
     rows = [
-        ["高血压患者首选的一线降压药物类别不包括", "A 利尿剂\nB 钙通道阻滞剂\nC ACEI\nD ARB\nE 硝普钠", "E", "硝普钠用于急症。", "心血管内科", "循环系统疾病", "医学知识", "3"],
-        ["癫痫持续状态首选的药物是", "A 地西泮静注\nB 口服丙戊酸\nC 苯巴比妥口服\nD 卡马西平", "A", "", "内科", "神经系统疾病", "临床诊疗", "2"],
-        ["慢性颅内血肿的手术方式是", "A 钻孔引流\nB 开颅切除\nC 观察\nD 腰穿", "A", "", "神经外科", "神经系统疾病", "临床诊疗", "4"],
-        ["下列属于肾病综合征表现的有", "A 大量蛋白尿\nB 低白蛋白血症\nC 高血压必有\nD 水肿", "DBA", "", "肾内科", "泌尿系统疾病", "医学知识", "3"],
+        [
+            "高血压患者首选的一线降压药物类别不包括",
+            "A 利尿剂\nB 钙通道阻滞剂\nC ACEI\nD ARB\nE 硝普钠",
+            "E",
+            "硝普钠用于急症。",
+            "心血管内科",
+            "循环系统疾病",
+            "医学知识",
+            "3",
+        ],
+        [
+            "癫痫持续状态首选的药物是",
+            "A 地西泮静注\nB 口服丙戊酸\nC 苯巴比妥口服\nD 卡马西平",
+            "A",
+            "",
+            "内科",
+            "神经系统疾病",
+            "临床诊疗",
+            "2",
+        ],
+        [
+            "慢性颅内血肿的手术方式是",
+            "A 钻孔引流\nB 开颅切除\nC 观察\nD 腰穿",
+            "A",
+            "",
+            "神经外科",
+            "神经系统疾病",
+            "临床诊疗",
+            "4",
+        ],
+        [
+            "下列属于肾病综合征表现的有",
+            "A 大量蛋白尿\nB 低白蛋白血症\nC 高血压必有\nD 水肿",
+            "DBA",
+            "",
+            "肾内科",
+            "泌尿系统疾病",
+            "医学知识",
+            "3",
+        ],
         *extra,
     ]
     return write_csv(tmp_path / "cmexam.csv", CMEXAM_HEADER, rows)
@@ -57,12 +102,36 @@ def cmexam_file(tmp_path: Path, *extra: list[str]) -> Path:
 
 def cmb_records(with_answers: bool = True) -> list[dict]:
     records = [
-        {"id": 11, "exam_type": "医师考试", "exam_class": "中级职称", "exam_subject": "神经内科", "question": "短暂性脑缺血发作的典型持续时间是",
-         "option": {"A": "数分钟至1小时内", "B": "超过24小时", "C": "1周", "D": "1个月", "E": "不定"}, "question_type": "单项选择题", "answer": "A"},
-        {"id": 12, "exam_type": "医师考试", "exam_class": "高级职称", "exam_subject": "呼吸内科", "question": "慢阻肺急性加重常见诱因有",
-         "option": {"A": "呼吸道感染", "B": "空气污染", "C": "规律用药", "D": "停用吸入药", "E": ""}, "question_type": "多项选择题", "answer": "ABD"},
-        {"id": 13, "exam_type": "医师考试", "exam_class": "执业医师", "exam_subject": "泌尿外科", "question": "肾绞痛最常见的原因是",
-         "option": {"A": "输尿管结石", "B": "肾囊肿", "C": "膀胱炎", "D": "前列腺增生", "E": ""}, "question_type": "单项选择题", "answer": "A"},
+        {
+            "id": 11,
+            "exam_type": "医师考试",
+            "exam_class": "中级职称",
+            "exam_subject": "神经内科",
+            "question": "短暂性脑缺血发作的典型持续时间是",
+            "option": {"A": "数分钟至1小时内", "B": "超过24小时", "C": "1周", "D": "1个月", "E": "不定"},
+            "question_type": "单项选择题",
+            "answer": "A",
+        },
+        {
+            "id": 12,
+            "exam_type": "医师考试",
+            "exam_class": "高级职称",
+            "exam_subject": "呼吸内科",
+            "question": "慢阻肺急性加重常见诱因有",
+            "option": {"A": "呼吸道感染", "B": "空气污染", "C": "规律用药", "D": "停用吸入药", "E": ""},
+            "question_type": "多项选择题",
+            "answer": "ABD",
+        },
+        {
+            "id": 13,
+            "exam_type": "医师考试",
+            "exam_class": "执业医师",
+            "exam_subject": "泌尿外科",
+            "question": "肾绞痛最常见的原因是",
+            "option": {"A": "输尿管结石", "B": "肾囊肿", "C": "膀胱炎", "D": "前列腺增生", "E": ""},
+            "question_type": "单项选择题",
+            "answer": "A",
+        },
     ]
     if not with_answers:
         for r in records:
@@ -72,10 +141,26 @@ def cmb_records(with_answers: bool = True) -> list[dict]:
 
 def medqa_records() -> list[dict]:
     return [
-        {"question": "缺铁性贫血最可靠的诊断指标是", "options": {"A": "血清铁蛋白降低", "B": "MCV升高", "C": "网织红细胞升高", "D": "血小板减少", "E": "白细胞减少"},
-         "answer": "血清铁蛋白降低", "meta_info": "血液系统", "answer_idx": "A"},
-        {"question": "肝硬化腹水首选的利尿剂是", "options": {"A": "呋塞米单用", "B": "螺内酯", "C": "甘露醇", "D": "氢氯噻嗪", "E": "乙酰唑胺"},
-         "answer": "螺内酯", "meta_info": "消化系统", "answer_idx": "B"},
+        {
+            "question": "缺铁性贫血最可靠的诊断指标是",
+            "options": {
+                "A": "血清铁蛋白降低",
+                "B": "MCV升高",
+                "C": "网织红细胞升高",
+                "D": "血小板减少",
+                "E": "白细胞减少",
+            },
+            "answer": "血清铁蛋白降低",
+            "meta_info": "血液系统",
+            "answer_idx": "A",
+        },
+        {
+            "question": "肝硬化腹水首选的利尿剂是",
+            "options": {"A": "呋塞米单用", "B": "螺内酯", "C": "甘露醇", "D": "氢氯噻嗪", "E": "乙酰唑胺"},
+            "answer": "螺内酯",
+            "meta_info": "消化系统",
+            "answer_idx": "B",
+        },
     ]
 
 
@@ -89,21 +174,49 @@ def generic_csv(tmp_path: Path) -> Path:
         ["编号", "题目", "选项A", "选项B", "选项C", "选项D", "答案", "科室", "职称"],
         [
             ["g1", "急性肾损伤最常见的病因是", "肾前性", "肾后性", "肾性", "不明", "A", "肾内科", "主治医师"],
-            ["g2", "社区获得性肺炎最常见病原体是", "肺炎链球菌", "支原体", "病毒", "真菌", "A", "呼吸与危重症医学科", "副主任医师"],
+            [
+                "g2",
+                "社区获得性肺炎最常见病原体是",
+                "肺炎链球菌",
+                "支原体",
+                "病毒",
+                "真菌",
+                "A",
+                "呼吸与危重症医学科",
+                "副主任医师",
+            ],
         ],
     )
 
 
-GENERIC_MAP = {"id": "编号", "stem": "题目", "A": "选项A", "B": "选项B", "C": "选项C", "D": "选项D", "answer": "答案", "specialty": "科室", "level": "职称"}
+GENERIC_MAP = {
+    "id": "编号",
+    "stem": "题目",
+    "A": "选项A",
+    "B": "选项B",
+    "C": "选项C",
+    "D": "选项D",
+    "answer": "答案",
+    "specialty": "科室",
+    "level": "职称",
+}
 
 
 def native_record(**change) -> dict:
-    return {"id": "n-1", "stem": "题干", "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "answer": "B",
-            "specialty": "neurology", "level": "senior"} | change
+    return {
+        "id": "n-1",
+        "stem": "题干",
+        "options": {"A": "a", "B": "b", "C": "c", "D": "d"},
+        "answer": "B",
+        "specialty": "neurology",
+        "level": "senior",
+    } | change
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eval.data", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.data", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 # --- detection and loading, per format ------------------------------------------------------------------
@@ -114,7 +227,10 @@ def test_detects_each_format(tmp_path):
     assert detect(write_json(tmp_path / "cmb.json", cmb_records())) == "cmb"
     assert detect(write_jsonl(tmp_path / "medqa.jsonl", medqa_records())) == "medqa"
     assert detect(write_csv(tmp_path / "anatomy.csv", MMLU_HEADER, [["0", "q", "a", "b", "c", "d", "A"]])) == "mmlu"
-    assert detect(write_csv(tmp_path / "physician_val.csv", CEVAL_HEADER, [["0", "q", "a", "b", "c", "d", "A", ""]])) == "mmlu"
+    assert (
+        detect(write_csv(tmp_path / "physician_val.csv", CEVAL_HEADER, [["0", "q", "a", "b", "c", "d", "A", ""]]))
+        == "mmlu"
+    )
     assert detect(write_jsonl(tmp_path / "ours.jsonl", [native_record()])) == "native"
     assert detect(ROOT / "eval/data/questions/neurology.jsonl") == "native"
 
@@ -153,12 +269,17 @@ def test_cmb_with_inline_answers(tmp_path):
 
 def test_cmb_answers_file_is_joined_by_id(tmp_path):
     questions = write_json(tmp_path / "cmb-test.json", cmb_records(with_answers=False))
-    answers = write_json(tmp_path / "cmb-answers.json", [{"id": 13, "answer": "B"}, {"id": 11, "answer": "C"}, {"id": 12, "answer": "AB"}])
+    answers = write_json(
+        tmp_path / "cmb-answers.json",
+        [{"id": 13, "answer": "B"}, {"id": 11, "answer": "C"}, {"id": 12, "answer": "AB"}],
+    )
     loaded = load(questions, answers=answers)
     assert [(q.id, q.answer) for q in loaded.questions] == [("11", "C"), ("13", "B")] and loaded.skipped == 1
     # JSONL answers work too; a question missing from the answers file is named
     partial = write_jsonl(tmp_path / "answers.jsonl", [{"id": 11, "answer": "A"}])
-    with pytest.raises(DataError, match=r"cmb-test\.json\[1\]: answer: expected an answer for id '12' in the answers file"):
+    with pytest.raises(
+        DataError, match=r"cmb-test\.json\[1\]: answer: expected an answer for id '12' in the answers file"
+    ):
         load(questions, answers=partial)
     with pytest.raises(DataError, match=r"cmb-test\.json\[0\]: answer: expected an answer field, or an answers file"):
         load(questions)
@@ -168,17 +289,33 @@ def test_cmb_answers_file_is_joined_by_id(tmp_path):
 
 def test_medqa(tmp_path):
     qs = load_questions(write_jsonl(tmp_path / "medqa.jsonl", medqa_records()))
-    assert [(q.id, q.answer, q.specialty) for q in qs] == [("medqa-medqa-1", "A", "hematology"), ("medqa-medqa-2", "B", "gastroenterology")]
+    assert [(q.id, q.answer, q.specialty) for q in qs] == [
+        ("medqa-medqa-1", "A", "hematology"),
+        ("medqa-medqa-2", "B", "gastroenterology"),
+    ]
     # without answer_idx the letter comes from the answer text
     record = {k: v for k, v in medqa_records()[1].items() if k != "answer_idx"}
     assert load_questions(write_jsonl(tmp_path / "m2.jsonl", [record]))[0].answer == "B"
 
 
 def test_cmmlu_and_ceval(tmp_path):
-    cmmlu = write_csv(tmp_path / "clinical_knowledge.csv", MMLU_HEADER, [["0", "心电图P波代表", "心房除极", "心室除极", "心室复极", "房室传导", "A"]])
+    cmmlu = write_csv(
+        tmp_path / "clinical_knowledge.csv",
+        MMLU_HEADER,
+        [["0", "心电图P波代表", "心房除极", "心室除极", "心室复极", "房室传导", "A"]],
+    )
     (q,) = load_questions(cmmlu)
-    assert (q.id, q.answer, q.specialty, list(q.options)) == ("clinical_knowledge-1", "A", "other", ["A", "B", "C", "D"])
-    ceval = write_csv(tmp_path / "physician_val.csv", CEVAL_HEADER, [["7", "成人正常血钾范围是", "3.5–5.5", "2–3", "6–7", "1–2", "A", "常识"]])
+    assert (q.id, q.answer, q.specialty, list(q.options)) == (
+        "clinical_knowledge-1",
+        "A",
+        "other",
+        ["A", "B", "C", "D"],
+    )
+    ceval = write_csv(
+        tmp_path / "physician_val.csv",
+        CEVAL_HEADER,
+        [["7", "成人正常血钾范围是", "3.5–5.5", "2–3", "6–7", "1–2", "A", "常识"]],
+    )
     (q,) = load_questions(ceval)
     assert (q.id, q.rationale) == ("physician_val-7", "常识")
 
@@ -198,18 +335,56 @@ def test_native_is_still_the_default_and_multi_answers_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("name", "specialty"),
     [
-        ("神经内科", "neurology"), ("神经病学", "neurology"), ("神经外科", "other"), ("精神神经科", "other"),
-        ("肾内科", "nephrology"), ("泌尿外科", "other"), ("泌尿系统疾病", "nephrology"), ("肾上腺疾病", "other"),
-        ("血液内科", "hematology"), ("血液透析室", "nephrology"), ("血液净化中心", "nephrology"),
-        ("心血管内科", "cardiovascular"), ("心内科", "cardiovascular"), ("心胸外科", "other"), ("心理科", "other"),
-        ("感染性心内膜炎", "cardiovascular"), ("消化内科", "gastroenterology"), ("胃肠外科", "other"),
-        ("呼吸与危重症医学科", "respiratory"), ("小儿呼吸科", "other"), ("儿科神经", "other"), ("新生儿科", "other"),
-        ("感染科", "infectious_disease"), ("传染病学", "infectious_disease"), ("呼吸道感染", "respiratory"),
-        ("中医内科", "other"), ("内科", "other"), ("", "other"),
-        ("Cardiology", "cardiovascular"), ("Neurosurgery", "other"), ("Neurology", "neurology"), ("Urology", "other"),
-        ("Hematuria", "other"), ("Urology and renal transplant", "other"), ("Hematology", "hematology"), ("Infectious Diseases", "infectious_disease"),
-        ("Diseases of the respiratory system", "respiratory"), ("Pediatric nephrology", "other"),
-        *[(s, s) for s in ("cardiovascular", "gastroenterology", "hematology", "infectious_disease", "nephrology", "neurology", "respiratory")],
+        ("神经内科", "neurology"),
+        ("神经病学", "neurology"),
+        ("神经外科", "other"),
+        ("精神神经科", "other"),
+        ("肾内科", "nephrology"),
+        ("泌尿外科", "other"),
+        ("泌尿系统疾病", "nephrology"),
+        ("肾上腺疾病", "other"),
+        ("血液内科", "hematology"),
+        ("血液透析室", "nephrology"),
+        ("血液净化中心", "nephrology"),
+        ("心血管内科", "cardiovascular"),
+        ("心内科", "cardiovascular"),
+        ("心胸外科", "other"),
+        ("心理科", "other"),
+        ("感染性心内膜炎", "cardiovascular"),
+        ("消化内科", "gastroenterology"),
+        ("胃肠外科", "other"),
+        ("呼吸与危重症医学科", "respiratory"),
+        ("小儿呼吸科", "other"),
+        ("儿科神经", "other"),
+        ("新生儿科", "other"),
+        ("感染科", "infectious_disease"),
+        ("传染病学", "infectious_disease"),
+        ("呼吸道感染", "respiratory"),
+        ("中医内科", "other"),
+        ("内科", "other"),
+        ("", "other"),
+        ("Cardiology", "cardiovascular"),
+        ("Neurosurgery", "other"),
+        ("Neurology", "neurology"),
+        ("Urology", "other"),
+        ("Hematuria", "other"),
+        ("Urology and renal transplant", "other"),
+        ("Hematology", "hematology"),
+        ("Infectious Diseases", "infectious_disease"),
+        ("Diseases of the respiratory system", "respiratory"),
+        ("Pediatric nephrology", "other"),
+        *[
+            (s, s)
+            for s in (
+                "cardiovascular",
+                "gastroenterology",
+                "hematology",
+                "infectious_disease",
+                "nephrology",
+                "neurology",
+                "respiratory",
+            )
+        ],
     ],
 )
 def test_specialty_mapping(name, specialty):
@@ -218,8 +393,18 @@ def test_specialty_mapping(name, specialty):
 
 @pytest.mark.parametrize(
     ("name", "level"),
-    [("主治医师", "attending"), ("中级职称", "attending"), ("副主任医师", "senior"), ("主任医师", "senior"), ("高级职称", "senior"),
-     ("执业医师", None), ("执业助理医师", None), ("", None), ("attending", "attending"), ("senior", "senior")],
+    [
+        ("主治医师", "attending"),
+        ("中级职称", "attending"),
+        ("副主任医师", "senior"),
+        ("主任医师", "senior"),
+        ("高级职称", "senior"),
+        ("执业医师", None),
+        ("执业助理医师", None),
+        ("", None),
+        ("attending", "attending"),
+        ("senior", "senior"),
+    ],
 )
 def test_level_mapping(name, level):
     assert load_mapping().to_level(name) == level
@@ -233,19 +418,28 @@ def test_first_matching_name_decides():
 
 def test_user_mapping_is_checked_first(tmp_path):
     user = tmp_path / "mine.toml"
-    user.write_text('[[specialty]]\nmatch = ["神经外科"]\nto = "neurology"\n\n[[level]]\nmatch = ["执业医师"]\nto = "attending"\n', encoding="utf-8")
+    user.write_text(
+        '[[specialty]]\nmatch = ["神经外科"]\nto = "neurology"\n\n[[level]]\nmatch = ["执业医师"]\nto = "attending"\n',
+        encoding="utf-8",
+    )
     rules = load_mapping(user)
-    assert (rules.to_specialty("神经外科"), rules.to_specialty("泌尿外科"), rules.to_level("执业医师")) == ("neurology", "other", "attending")
+    assert (rules.to_specialty("神经外科"), rules.to_specialty("泌尿外科"), rules.to_level("执业医师")) == (
+        "neurology",
+        "other",
+        "attending",
+    )
     qs = load_questions(write_json(tmp_path / "cmb.json", cmb_records()), mapping=user)
     assert [q.level for q in qs] == ["attending", "attending"]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [('[[specialty]]\nmatch = ["x"]\nto = "dermatology"\n', r"bad\.toml: specialty\[0\]: expected match"),
-     ("[[level]]\nmatch = []\nto = \"senior\"\n", r"bad\.toml: level\[0\]: expected match"),
-     ("[colors]\nx = 1\n", r"bad\.toml: colors: expected only"),
-     ("[[specialty]\n", r"bad\.toml: not valid TOML")],
+    [
+        ('[[specialty]]\nmatch = ["x"]\nto = "dermatology"\n', r"bad\.toml: specialty\[0\]: expected match"),
+        ('[[level]]\nmatch = []\nto = "senior"\n', r"bad\.toml: level\[0\]: expected match"),
+        ("[colors]\nx = 1\n", r"bad\.toml: colors: expected only"),
+        ("[[specialty]\n", r"bad\.toml: not valid TOML"),
+    ],
 )
 def test_bad_user_mapping(tmp_path, text, message):
     (tmp_path / "bad.toml").write_text(text, encoding="utf-8")
@@ -277,7 +471,9 @@ def test_only_multi_answer_questions_left_is_an_error(tmp_path):
 
 def test_single_answer_type_with_several_letters_is_an_error(tmp_path):
     record = cmb_records()[0] | {"answer": "AB"}
-    with pytest.raises(DataError, match=r"cmb\.json\[0\]: answer: expected one letter for a single-answer question, got 'AB'"):
+    with pytest.raises(
+        DataError, match=r"cmb\.json\[0\]: answer: expected one letter for a single-answer question, got 'AB'"
+    ):
         load_questions(write_json(tmp_path / "cmb.json", [record]))
 
 
@@ -293,7 +489,10 @@ def test_generic_csv_with_a_field_map(tmp_path):
 
 
 def test_generic_jsonl_with_options_in_one_field(tmp_path):
-    path = write_jsonl(tmp_path / "mine.jsonl", [{"题": "哪项正确", "选项": {"A": "甲", "B": "乙", "C": "丙"}, "答": "C", "类型": "单选"}])
+    path = write_jsonl(
+        tmp_path / "mine.jsonl",
+        [{"题": "哪项正确", "选项": {"A": "甲", "B": "乙", "C": "丙"}, "答": "C", "类型": "单选"}],
+    )
     (q,) = load_questions(path, fields={"stem": "题", "options": "选项", "answer": "答", "type": "类型"})
     assert (q.id, q.answer, q.specialty, q.level) == ("mine-1", "C", "other", None)
 
@@ -327,18 +526,27 @@ MALFORMED = {
         lambda p: write_csv(p / "cmexam.csv", ["Question", "Options", "Explanation"], [["q", "A a\nB b", ""]]),
         r"cmexam\.csv:1: header: expected CMExam columns",
     ),
-    "cmb json": (lambda p: (p / "cmb.json").write_text("[{", encoding="utf-8") and p / "cmb.json", r"cmb\.json:1: not valid JSON"),
+    "cmb json": (
+        lambda p: (p / "cmb.json").write_text("[{", encoding="utf-8") and p / "cmb.json",
+        r"cmb\.json:1: not valid JSON",
+    ),
     "cmb options": (
         lambda p: write_json(p / "cmb.json", [cmb_records()[0] | {"option": {"A": "x", "C": "y"}}]),
         r"cmb\.json\[0\]: option: expected 2–8 options labelled A, B, C… in order, got \['A', 'C'\]",
     ),
-    "cmb stem": (lambda p: write_json(p / "cmb.json", [cmb_records()[0] | {"question": " "}]), r"cmb\.json\[0\]: question: expected a non-empty"),
+    "cmb stem": (
+        lambda p: write_json(p / "cmb.json", [cmb_records()[0] | {"question": " "}]),
+        r"cmb\.json\[0\]: question: expected a non-empty",
+    ),
     "medqa mismatch": (
         lambda p: write_jsonl(p / "medqa.jsonl", [medqa_records()[0] | {"answer_idx": "B"}]),
         r"medqa\.jsonl:1: answer: expected the text of option 'B' \(answer_idx\)",
     ),
     "medqa line": (
-        lambda p: (p / "medqa.jsonl").write_text(json.dumps(medqa_records()[0]) + "\n{oops\n", encoding="utf-8") and p / "medqa.jsonl",
+        lambda p: (
+            (p / "medqa.jsonl").write_text(json.dumps(medqa_records()[0]) + "\n{oops\n", encoding="utf-8")
+            and p / "medqa.jsonl"
+        ),
         r"medqa\.jsonl:2: not valid JSON",
     ),
     "mmlu option": (
@@ -346,10 +554,15 @@ MALFORMED = {
         r"anatomy\.csv:2: C: expected a text for option C",
     ),
     "ceval no answers": (
-        lambda p: write_csv(p / "physician_test.csv", ["id", "question", "A", "B", "C", "D"], [["0", "q", "a", "b", "c", "d"]]),
+        lambda p: write_csv(
+            p / "physician_test.csv", ["id", "question", "A", "B", "C", "D"], [["0", "q", "a", "b", "c", "d"]]
+        ),
         r"physician_test\.csv:1: Answer or answer: expected this column in the header for mmlu",
     ),
-    "native field": (lambda p: write_jsonl(p / "ours.jsonl", [native_record(level="intern")]), r"ours\.jsonl:1: field 'level'"),
+    "native field": (
+        lambda p: write_jsonl(p / "ours.jsonl", [native_record(level="intern")]),
+        r"ours\.jsonl:1: field 'level'",
+    ),
 }
 
 
@@ -367,7 +580,10 @@ def test_malformed_input_from_the_cli_exits_2_without_a_traceback(tmp_path):
     # a record starts on the line after the previous one ends: the four rows above span lines 2-18
     assert result.stderr.count("\n") == 1 and "cmexam.csv:19: Answer: expected option letters" in result.stderr
     missing = cli("inspect", tmp_path / "nope.jsonl")
-    assert missing.returncode == 2 and missing.stderr.strip() == f"error: {tmp_path / 'nope.jsonl'}: no such file or directory"
+    assert (
+        missing.returncode == 2
+        and missing.stderr.strip() == f"error: {tmp_path / 'nope.jsonl'}: no such file or directory"
+    )
     bad_map = cli("inspect", generic_csv(tmp_path), "--map", "stem")
     assert bad_map.returncode == 2 and "--map stem: expected KEY=FIELD" in bad_map.stderr
 
@@ -386,9 +602,17 @@ def test_inspect_counts_kinds_and_lists_every_problem(tmp_path):
     assert result.returncode == 2, result.stderr  # problems: a strict load would refuse this file
     assert f"{path}: cmexam" in out
     assert "records: 6  loaded: 3  skipped multi-answer: 1  bad records: 2  unreadable files: 0  encoding: utf-8" in out
-    assert "single, 4 options" in out and "single, 5 options" in out and "multi-answer" in out and "(skipped: --multi skip)" in out
+    assert (
+        "single, 4 options" in out
+        and "single, 5 options" in out
+        and "multi-answer" in out
+        and "(skipped: --multi skip)" in out
+    )
     assert any(line.split() == ["cardiovascular", "0", "0", "1", "1"] for line in out.splitlines())
-    assert "cmexam.csv:19: Answer: expected option letters" in out and "cmexam.csv:21: Question: expected a non-empty question text" in out
+    assert (
+        "cmexam.csv:19: Answer: expected option letters" in out
+        and "cmexam.csv:21: Question: expected a non-empty question text" in out
+    )
 
 
 def test_inspect_clean_file_exits_0_and_respects_format_and_multi(tmp_path):
@@ -401,14 +625,22 @@ def test_inspect_clean_file_exits_0_and_respects_format_and_multi(tmp_path):
 def test_inspect_generic_with_a_map_file(tmp_path):
     toml = tmp_path / "map.toml"
     toml.write_text("\n".join(f'{k} = "{v}"' for k, v in GENERIC_MAP.items()), encoding="utf-8")
-    result = cli("inspect", generic_csv(tmp_path), "--map-file", toml, "--map", "level=科室")  # --map wins over the file
+    result = cli(
+        "inspect", generic_csv(tmp_path), "--map-file", toml, "--map", "level=科室"
+    )  # --map wins over the file
     assert result.returncode == 0, result.stderr
-    assert "generic" in result.stdout and any(line.split() == ["nephrology", "0", "0", "1", "1"] for line in result.stdout.splitlines())
+    assert "generic" in result.stdout and any(
+        line.split() == ["nephrology", "0", "0", "1", "1"] for line in result.stdout.splitlines()
+    )
 
 
 def test_sample_is_stratified_seeded_and_in_our_schema(tmp_path):
-    records = [native_record(id=f"n-{i}", specialty=s, level=lv) for i, (s, lv) in enumerate(
-        [(s, lv) for s in ("neurology", "respiratory") for lv in ("attending", "senior") for _ in range(5)])]
+    records = [
+        native_record(id=f"n-{i}", specialty=s, level=lv)
+        for i, (s, lv) in enumerate(
+            [(s, lv) for s in ("neurology", "respiratory") for lv in ("attending", "senior") for _ in range(5)]
+        )
+    ]
     data = write_jsonl(tmp_path / "ours.jsonl", records)
     first, second = tmp_path / "a.jsonl", tmp_path / "out" / "b.jsonl"
     result = cli("sample", data, "--per-cell", "2", "--seed", "3", "--out", first)
@@ -417,13 +649,17 @@ def test_sample_is_stratified_seeded_and_in_our_schema(tmp_path):
     assert cli("sample", data, "--per-cell", "2", "--seed", "3", "--out", second).returncode == 0
     assert first.read_text(encoding="utf-8") == second.read_text(encoding="utf-8")
     sampled = load_questions(first)
-    assert {(q.specialty, q.level) for q in sampled} == {(s, lv) for s in ("neurology", "respiratory") for lv in ("attending", "senior")}
+    assert {(q.specialty, q.level) for q in sampled} == {
+        (s, lv) for s in ("neurology", "respiratory") for lv in ("attending", "senior")
+    }
     assert len(sampled) == 8
 
 
 def test_sample_converts_a_real_format_and_keeps_multi_when_asked(tmp_path):
     out = tmp_path / "s.jsonl"
-    result = cli("sample", write_json(tmp_path / "cmb.json", cmb_records()), "--per-cell", "5", "--out", out, "--multi", "exact")
+    result = cli(
+        "sample", write_json(tmp_path / "cmb.json", cmb_records()), "--per-cell", "5", "--out", out, "--multi", "exact"
+    )
     assert result.returncode == 0, result.stderr
     assert "短暂性脑缺血发作" in out.read_text(encoding="utf-8")  # readable Chinese, no \u escapes
     assert sorted(q.answer for q in load_questions(out, multi="exact")) == ["A", "A", "ABD"]
@@ -433,7 +669,11 @@ def test_sample_converts_a_real_format_and_keeps_multi_when_asked(tmp_path):
 def test_stratified_takes_at_most_per_cell():
     qs = load_questions()
     picked = stratified(qs, per_cell=1, seed=0)
-    assert len(picked) == 14 and picked == stratified(qs, per_cell=1, seed=0) and picked != stratified(qs, per_cell=1, seed=1)
+    assert (
+        len(picked) == 14
+        and picked == stratified(qs, per_cell=1, seed=0)
+        and picked != stratified(qs, per_cell=1, seed=1)
+    )
 
 
 # --- real datasets: options beyond E, bad records, directories of CSVs, GB18030/GBK ----------------------------
@@ -444,43 +684,72 @@ SIX = {"A": "阿司匹林", "B": "氯吡格雷", "C": "替格瑞洛", "D": "华�
 
 
 def cmb_six(**change) -> dict:
-    return {"id": 21, "exam_type": "医师考试", "exam_class": "高级职称", "exam_subject": "心内科", "question": "非瓣膜性房颤抗凝可选的新型口服药是",
-            "option": dict(SIX), "question_type": "单项选择题", "answer": "F"} | change
+    return {
+        "id": 21,
+        "exam_type": "医师考试",
+        "exam_class": "高级职称",
+        "exam_subject": "心内科",
+        "question": "非瓣膜性房颤抗凝可选的新型口服药是",
+        "option": dict(SIX),
+        "question_type": "单项选择题",
+        "answer": "F",
+    } | change
 
 
 def test_cmb_six_options_answer_f(tmp_path):
-    loaded = load(write_json(tmp_path / "cmb.json", [cmb_six(), cmb_six(id=22, question_type="多项选择题", answer="F，C")]), multi="exact")
+    loaded = load(
+        write_json(tmp_path / "cmb.json", [cmb_six(), cmb_six(id=22, question_type="多项选择题", answer="F，C")]),
+        multi="exact",
+    )
     single, multi = loaded.questions
-    assert (single.answer, list(single.options), single.specialty, single.level) == ("F", list("ABCDEF"), "cardiovascular", "senior")
+    assert (single.answer, list(single.options), single.specialty, single.level) == (
+        "F",
+        list("ABCDEF"),
+        "cardiovascular",
+        "senior",
+    )
     assert isinstance(multi, MultiQuestion) and multi.answer == "CF"
     assert loaded.kinds == {"single-6": 1, "multi": 1}
 
 
 def test_options_beyond_e_in_every_format(tmp_path):
     eight = dict(zip("ABCDEFGH", "甲乙丙丁戊己庚辛"))
-    cmexam = cmexam_file(tmp_path, ["八选一", "\n".join(f"{k}、{v}" for k, v in eight.items()), "H", "", "心内科", "", "", ""])
+    cmexam = cmexam_file(
+        tmp_path, ["八选一", "\n".join(f"{k}、{v}" for k, v in eight.items()), "H", "", "心内科", "", "", ""]
+    )
     assert load_questions(cmexam)[-1].answer == "H" and len(load_questions(cmexam)[-1].options) == 8
-    medqa = write_jsonl(tmp_path / "medqa.jsonl", [medqa_records()[0] | {"options": dict(SIX), "answer": "达比加群", "answer_idx": "F"}])
+    medqa = write_jsonl(
+        tmp_path / "medqa.jsonl", [medqa_records()[0] | {"options": dict(SIX), "answer": "达比加群", "answer_idx": "F"}]
+    )
     assert load_questions(medqa)[0].answer == "F"
-    mine = write_csv(tmp_path / "mine.csv", ["题目", *(f"选项{k}" for k in "ABCDEF"), "答案"], [["哪个", *SIX.values(), "F"]])
+    mine = write_csv(
+        tmp_path / "mine.csv", ["题目", *(f"选项{k}" for k in "ABCDEF"), "答案"], [["哪个", *SIX.values(), "F"]]
+    )
     fields = {"stem": "题目", "answer": "答案"} | {k: f"选项{k}" for k in "ABCDEF"}
     assert load_questions(mine, fields=fields)[0].options["F"] == "达比加群"
     ours = write_jsonl(tmp_path / "ours.jsonl", [native_record(options=dict(SIX), answer="BF")])
     (q,) = load_questions(ours, multi="exact")  # several letters up to H still mean a multi-answer question
     assert isinstance(q, MultiQuestion) and q.answer == "BF"
-    with pytest.raises(DataError, match=r"expected 2–8 options labelled A, B, C… in order, got \['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"expected 2–8 options labelled A, B, C… in order, got \['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I'\]",
+    ):
         load(write_json(tmp_path / "nine.json", [cmb_six(option=eight | {"I": "壬"})]))
 
 
 def test_bad_records_stop_a_strict_load_and_are_listed_with_skip_bad(tmp_path):
     path = cmexam_file(tmp_path, ["答案为空的题", "A 甲\nB 乙", "", "", "", "", "", ""])  # as in CMExam's full release
-    with pytest.raises(DataError, match=r"cmexam\.csv:19: Answer: expected option letters such as 'C' or 'ABD', got ''"):
+    with pytest.raises(
+        DataError, match=r"cmexam\.csv:19: Answer: expected option letters such as 'C' or 'ABD', got ''"
+    ):
         load(path)
     loaded = load(path, skip_bad=True)
     assert loaded.bad == [f"{path}:19: Answer: expected option letters such as 'C' or 'ABD', got ''"]
     assert len(loaded.questions) == 3 and loaded.records == 5 and loaded.skipped == 1
     only_bad = write_csv(tmp_path / "bad.csv", CMEXAM_HEADER, [["题", "A 甲\nB 乙", "", "", "", "", "", ""]])
-    with pytest.raises(DataError, match=r"bad\.csv: no questions left: 1 of 1 records are bad; the first: .*bad\.csv:2: Answer"):
+    with pytest.raises(
+        DataError, match=r"bad\.csv: no questions left: 1 of 1 records are bad; the first: .*bad\.csv:2: Answer"
+    ):
         load(only_bad, skip_bad=True)
     with pytest.raises(DataError, match=r"other\.csv:1: header: expected CMExam columns"):  # a file, not a record
         load(write_csv(tmp_path / "other.csv", ["x"], [["1"]]), skip_bad=True)
@@ -500,9 +769,16 @@ def test_a_directory_of_real_cmmlu_csvs_is_one_dataset():
 
 def test_a_directory_of_csvs_prefixes_ids_and_refuses_mixed_kinds(tmp_path):
     for subject in ("clinical_medicine_val", "physician_val"):  # C-Eval: both files number their rows from 0
-        write_csv(tmp_path / f"{subject}.csv", CEVAL_HEADER, [["0", "成人正常血钾范围是", "3.5–5.5", "2–3", "6–7", "1–2", "A", ""]])
+        write_csv(
+            tmp_path / f"{subject}.csv",
+            CEVAL_HEADER,
+            [["0", "成人正常血钾范围是", "3.5–5.5", "2–3", "6–7", "1–2", "A", ""]],
+        )
     qs = load_questions(tmp_path)
-    assert [(q.id, q.source) for q in qs] == [("clinical_medicine_val-0", "clinical_medicine_val.csv:2"), ("physician_val-0", "physician_val.csv:2")]
+    assert [(q.id, q.source) for q in qs] == [
+        ("clinical_medicine_val-0", "clinical_medicine_val.csv:2"),
+        ("physician_val-0", "physician_val.csv:2"),
+    ]
     write_jsonl(tmp_path / "sample.jsonl", [native_record()])
     with pytest.raises(DataError, match=r"holds \.csv and \.jsonl files: a directory is one dataset of one kind"):
         load_questions(tmp_path)
@@ -522,14 +798,20 @@ def test_gb18030_and_gbk_files_are_read_and_the_encoding_recorded(tmp_path):
     # a directory whose files differ records both, in the order tried, and that value rereads it the same way
     write_csv(gb.parent / "anatomy.csv", MMLU_HEADER, [["0", "心脏位于", "纵隔", "腹腔", "盆腔", "颅腔", "A"]])
     mixed = load(gb.parent)
-    assert mixed.encoding == "utf-8,gb18030" and mixed.encodings == {str(gb.parent / "anatomy.csv"): "utf-8", str(gb): "gb18030"}
+    assert mixed.encoding == "utf-8,gb18030" and mixed.encodings == {
+        str(gb.parent / "anatomy.csv"): "utf-8",
+        str(gb): "gb18030",
+    }
     assert load(gb.parent, encoding=mixed.encoding).questions == mixed.questions
 
 
 def test_undecodable_files_and_unknown_encodings_are_one_clear_line(tmp_path):
     path = tmp_path / "junk.jsonl"
     path.write_bytes(b'{"id": "\xff\xfe"}\n')
-    with pytest.raises(DataError, match=r"junk\.jsonl: cannot decode as utf-8 or gb18030 \(utf-8: invalid start byte at byte 8; .*\); name its encoding with --encoding"):
+    with pytest.raises(
+        DataError,
+        match=r"junk\.jsonl: cannot decode as utf-8 or gb18030 \(utf-8: invalid start byte at byte 8; .*\); name its encoding with --encoding",
+    ):
         load(path)
     with pytest.raises(DataError, match=r"--encoding base64: 'base64' is not a text encoding"):
         load(path, encoding="base64")
@@ -545,11 +827,23 @@ def test_cli_skip_bad_and_encoding(tmp_path):
     assert strict.returncode == 2 and "bad records (1):" in strict.stdout and "cmexam.csv:19: Answer" in strict.stdout
     result = cli("inspect", path, "--skip-bad")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{path}: cmexam (gb18030)" in result.stdout and "bad records: 1" in result.stdout and "encoding: gb18030" in result.stdout
+    assert (
+        f"{path}: cmexam (gb18030)" in result.stdout
+        and "bad records: 1" in result.stdout
+        and "encoding: gb18030" in result.stdout
+    )
     refused = cli("sample", path, "--per-cell", "1", "--out", tmp_path / "s.jsonl")
     assert refused.returncode == 2 and "cmexam.csv:19: Answer" in refused.stderr
     out = tmp_path / "s.jsonl"
     sample = cli("sample", path, "--per-cell", "5", "--out", out, "--skip-bad", "--encoding", "gb18030")
-    assert sample.returncode == 0 and "1 bad records skipped" in sample.stdout and "高血压" in out.read_text(encoding="utf-8")
+    assert (
+        sample.returncode == 0
+        and "1 bad records skipped" in sample.stdout
+        and "高血压" in out.read_text(encoding="utf-8")
+    )
     wrong = cli("inspect", path, "--encoding", "utf-8")
-    assert wrong.returncode == 2 and "unreadable files (1):" in wrong.stdout and "cmexam.csv: cannot decode as utf-8 (" in wrong.stdout
+    assert (
+        wrong.returncode == 2
+        and "unreadable files (1):" in wrong.stdout
+        and "cmexam.csv: cannot decode as utf-8 (" in wrong.stdout
+    )

@@ -26,22 +26,50 @@ OPTS = {"A": "急性心包炎", "B": "急性下壁心肌梗死", "C": "主动脉
 
 
 def native(i: int) -> dict:
-    return {"id": f"n-{i}", "stem": f"男，{60 + i}岁。突发胸痛。最可能的诊断是", "options": dict(OPTS), "answer": "B",
-            "specialty": "cardiovascular", "level": "attending", "source": "test", "rationale": "ST段抬高"}
+    return {
+        "id": f"n-{i}",
+        "stem": f"男，{60 + i}岁。突发胸痛。最可能的诊断是",
+        "options": dict(OPTS),
+        "answer": "B",
+        "specialty": "cardiovascular",
+        "level": "attending",
+        "source": "test",
+        "rationale": "ST段抬高",
+    }
 
 
 def medqa(i: int) -> dict:
-    return {"question": f"第{i}题：最可能的诊断是", "options": dict(OPTS), "answer": OPTS["C"], "answer_idx": "C", "meta_info": "内科"}
+    return {
+        "question": f"第{i}题：最可能的诊断是",
+        "options": dict(OPTS),
+        "answer": OPTS["C"],
+        "answer_idx": "C",
+        "meta_info": "内科",
+    }
 
 
 def cmb(i: int) -> dict:
-    return {"id": str(i), "question": f"第{i}题", "option": dict(OPTS), "answer": "D", "question_type": "单项选择题",
-            "exam_type": "医师考试", "exam_class": "主治医师", "exam_subject": "心血管内科"}
+    return {
+        "id": str(i),
+        "question": f"第{i}题",
+        "option": dict(OPTS),
+        "answer": "D",
+        "question_type": "单项选择题",
+        "exam_type": "医师考试",
+        "exam_class": "主治医师",
+        "exam_subject": "心血管内科",
+    }
 
 
 def cmexam(i: int) -> dict:
-    return {"Question": f"第{i}题", "Options": "\n".join(f"{k} {v}" for k, v in OPTS.items()), "Answer": "A",
-            "Explanation": "解析", "Clinical Department": "内科", "Disease Group": "心血管"}
+    return {
+        "Question": f"第{i}题",
+        "Options": "\n".join(f"{k} {v}" for k, v in OPTS.items()),
+        "Answer": "A",
+        "Explanation": "解析",
+        "Clinical Department": "内科",
+        "Disease Group": "心血管",
+    }
 
 
 def mmlu(i: int) -> dict:
@@ -49,19 +77,32 @@ def mmlu(i: int) -> dict:
 
 
 # (suffix, record factory, how a record is named in messages)
-FORMATS = {"native": (".jsonl", native, "line"), "medqa": (".jsonl", medqa, "line"), "cmb": (".json", cmb, "index"),
-           "cmexam": (".csv", cmexam, "csv"), "mmlu": (".csv", mmlu, "csv")}
+FORMATS = {
+    "native": (".jsonl", native, "line"),
+    "medqa": (".jsonl", medqa, "line"),
+    "cmb": (".json", cmb, "index"),
+    "cmexam": (".csv", cmexam, "csv"),
+    "mmlu": (".csv", mmlu, "csv"),
+}
 
 # --- mutations ----------------------------------------------------------------------------------------------
 
 # Wrong types and bad values. Integers over 4300 digits and nesting deeper than the recursion limit have their
 # own tests below (they are slow to generate here).
 weird = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.just([]), st.just({}),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.text(max_size=5), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.just([]),
+    st.just({}),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.text(max_size=5), max_size=3),
     st.sampled_from(["", " ", "F", "a", "AB", "ABCDEF", "1", "A,B", "选A", "\x00", "\ufeff", "E\n"]),
     st.text(max_size=40),
-    st.builds(lambda s, n: s * n, st.sampled_from(["病", "x", "A ", "\n"]), st.integers(10_000, 150_000)),  # huge fields
+    st.builds(
+        lambda s, n: s * n, st.sampled_from(["病", "x", "A ", "\n"]), st.integers(10_000, 150_000)
+    ),  # huge fields
 )
 
 
@@ -95,14 +136,21 @@ def malformed_file(draw):
         elif how == "options":
             key = next((k for k in ("options", "option", "Options") if k in rec), None)
             if key:
-                rec[key] = draw(st.one_of(weird, st.dictionaries(st.sampled_from("ABCDEFab12"), st.text(max_size=5), max_size=7)))
+                rec[key] = draw(
+                    st.one_of(weird, st.dictionaries(st.sampled_from("ABCDEFab12"), st.text(max_size=5), max_size=7))
+                )
     data = serialize(suffix, records).encode("utf-8", "surrogatepass")
     corruption = draw(st.sampled_from(["none", "none", "truncate", "bytes", "bom", "crlf", "empty", "dup-file"]))
     if corruption == "truncate" and data:
         data = data[: draw(st.integers(0, len(data) - 1))]
     elif corruption == "bytes":  # non-UTF-8 and other junk spliced in anywhere
         at = draw(st.integers(0, len(data)))
-        junk = draw(st.one_of(st.sampled_from([b"\xff", b"\xfe\xff", b"\xc3", b"\xe4\xb8", b"\x00", b"\x80\x80"]), st.binary(min_size=1, max_size=20)))
+        junk = draw(
+            st.one_of(
+                st.sampled_from([b"\xff", b"\xfe\xff", b"\xc3", b"\xe4\xb8", b"\x00", b"\x80\x80"]),
+                st.binary(min_size=1, max_size=20),
+            )
+        )
         data = data[:at] + junk + data[at:]
     elif corruption == "bom":
         data = b"\xef\xbb\xbf" + data
@@ -128,7 +176,9 @@ def serialize(suffix: str, records: list) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, restval="", extrasaction="ignore")
     writer.writeheader()
     for r in records:
-        writer.writerow({k: "" if v is None else str(v) for k, v in r.items()} if isinstance(r, dict) else {columns[0]: str(r)})
+        writer.writerow(
+            {k: "" if v is None else str(v) for k, v in r.items()} if isinstance(r, dict) else {columns[0]: str(r)}
+        )
     return buf.getvalue()
 
 
@@ -160,8 +210,9 @@ def test_malformed_files_end_in_questions_or_a_data_error(capsys):
     tried = 0
 
     # derandomize: the same few hundred files on every run, so a failure here is never a fluke of the seed.
-    @settings(max_examples=1500, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=1500, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(malformed_file())
     def property_(case):
         nonlocal tried
@@ -183,8 +234,16 @@ safe_text = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_s
 
 
 @settings(max_examples=100, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.tuples(safe_text, safe_text.filter(str.strip), st.lists(safe_text.filter(str.strip), min_size=2, max_size=5)),
-                min_size=1, max_size=4, unique_by=lambda t: t[0]))
+@given(
+    st.lists(
+        st.tuples(
+            safe_text, safe_text.filter(str.strip), st.lists(safe_text.filter(str.strip), min_size=2, max_size=5)
+        ),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda t: t[0],
+    )
+)
 def test_valid_questions_round_trip(items):
     questions = [Question(id=qid, stem=stem, options=dict(zip("ABCDE", opts)), answer="B") for qid, stem, opts in items]
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +268,9 @@ def test_deeply_nested_json_is_a_data_error(tmp_path, name, text):
         load()
 
 
-@pytest.mark.parametrize("name,text", [("big.jsonl", '{"id": ' + "7" * 5000 + "}\n"), ("big.json", "[" + "7" * 5000 + "]")])
+@pytest.mark.parametrize(
+    "name,text", [("big.jsonl", '{"id": ' + "7" * 5000 + "}\n"), ("big.json", "[" + "7" * 5000 + "]")]
+)
 def test_huge_integer_is_a_data_error(tmp_path, name, text):
     path, load = _load(tmp_path, name, text)
     with pytest.raises(DataError, match=re.escape(str(path))):
@@ -252,9 +313,19 @@ def _bad_data(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 DATA_CASES = [
-    pytest.param("missing.jsonl", b'{"id": "1", "options": {"A": "x", "B": "y"}, "answer": "A"}\n', ":1: field 'stem'", id="missing-field"),
+    pytest.param(
+        "missing.jsonl",
+        b'{"id": "1", "options": {"A": "x", "B": "y"}, "answer": "A"}\n',
+        ":1: field 'stem'",
+        id="missing-field",
+    ),
     pytest.param("torn.jsonl", json.dumps(native(1)).encode()[:50] + b"\n", ":1: not valid JSON", id="torn-record"),
-    pytest.param("junk.jsonl", b"\xff" + json.dumps(native(1)).encode() + b"\n", "cannot decode as utf-8 or gb18030", id="undecodable"),
+    pytest.param(
+        "junk.jsonl",
+        b"\xff" + json.dumps(native(1)).encode() + b"\n",
+        "cannot decode as utf-8 or gb18030",
+        id="undecodable",
+    ),
     pytest.param("letter.jsonl", json.dumps(native(1) | {"answer": "F"}).encode() + b"\n", ":1:", id="bad-letter"),
     pytest.param("dup.jsonl", (json.dumps(native(1)) + "\n").encode() * 2, ":2: id: duplicate", id="duplicate-id"),
     pytest.param("header.csv", b"foo,bar\n1,2\n", ":1: header", id="unknown-csv"),
@@ -266,7 +337,9 @@ DATA_CASES = [
 @pytest.mark.parametrize("name,data,expected", DATA_CASES)
 def test_cli_bad_data_is_one_line(cli, tmp_path, name, data, expected):
     path = _bad_data(tmp_path, name, data)
-    assert_one_line_error(cli("--data", str(path), "--model", TINY, "--out", str(tmp_path / "run"), timeout=120), str(path), expected)
+    assert_one_line_error(
+        cli("--data", str(path), "--model", TINY, "--out", str(tmp_path / "run"), timeout=120), str(path), expected
+    )
 
 
 def _gguf_garbage(tmp_path: Path, real: Path) -> Path:
@@ -288,7 +361,9 @@ def _gguf_truncated(tmp_path: Path, real: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make", [_gguf_garbage, _gguf_header_lies, _gguf_truncated], ids=["magic-then-garbage", "header-lies", "truncated"])
+@pytest.mark.parametrize(
+    "make", [_gguf_garbage, _gguf_header_lies, _gguf_truncated], ids=["magic-then-garbage", "header-lies", "truncated"]
+)
 def test_cli_corrupt_model_is_one_line(cli, tmp_path, tiny_model, make):
     model = make(tmp_path, tiny_model)
     result = cli("--model", str(model), "--limit", "1", "--n-ctx", "2048", "--out", str(tmp_path / "run"), timeout=120)

@@ -35,9 +35,12 @@ def test_split_model_is_assembled_and_verified(tmp_path, monkeypatch):
     monkeypatch.setenv("CLINICAL_EVAL_CACHE", str(tmp_path / "cache"))
     whole = b"GGUF-part-one|part-two"
     model = PackagedModel(
-        "fake", "", ("fakemodel-part1", "fakemodel-part2"),
+        "fake",
+        "",
+        ("fakemodel-part1", "fakemodel-part2"),
         ("fakemodel_part1/data/part01.bin", "fakemodel_part2/data/part02.bin"),
-        len(whole), hashlib.sha256(whole).hexdigest(),
+        len(whole),
+        hashlib.sha256(whole).hexdigest(),
     )
     path = materialize(model)
     assert path.read_bytes() == whole

@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT
+
 from eval.gguf_info import ModelInfo, inspect_gguf
 from eval.models import ModelError, sha256_file
 from eval.schema import Message
@@ -34,7 +34,9 @@ def tiny_moe(tmp_path_factory):
 
 
 def models_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eval.models", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.models", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 # -- inspection ----------------------------------------------------------------------------
@@ -103,7 +105,9 @@ def test_inspect_packaged_name():
     assert json.loads(result.stdout)["is_moe"] is False
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "not-gguf", "truncated-header", "truncated-data", "garbage", "directory"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "empty", "not-gguf", "truncated-header", "truncated-data", "garbage", "directory"]
+)
 def test_bad_files_give_one_error_line(tiny_moe, tmp_path, kind):
     path = tmp_path / "bad.gguf"
     data = tiny_moe.read_bytes()
@@ -142,7 +146,10 @@ def moe_backend(tiny_moe):
 def test_tiny_moe_scores_and_generates(moe_backend):
     messages = [
         Message(role="system", content="你是一名经验丰富的临床医师。"),
-        Message(role="user", content="男，60岁。突发胸痛2小时，心电图示下壁ST段抬高（≥0.2 mV）。最可能的诊断是\nA. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞\nE. 气胸"),
+        Message(
+            role="user",
+            content="男，60岁。突发胸痛2小时，心电图示下壁ST段抬高（≥0.2 mV）。最可能的诊断是\nA. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞\nE. 气胸",
+        ),
     ]
     scored = moe_backend.score_next(messages, LETTERS, assistant_prefix="答案：")
     assert sorted(scored.scores) == LETTERS and all(math.isfinite(v) and v < 0 for v in scored.scores.values())
@@ -155,14 +162,27 @@ def test_tiny_moe_scores_and_generates(moe_backend):
 
 def test_tinymoe_cli_is_reproducible(tiny_moe, tmp_path):
     out = tmp_path / "again.gguf"
-    result = subprocess.run([sys.executable, "-m", "eval.tinymoe", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "eval.tinymoe", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert sha256_file(out) == sha256_file(tiny_moe), "same seed, same bytes"
 
 
 def test_agentic_cli_on_tiny_moe(cli, tiny_moe, tmp_path):
     out = tmp_path / "run"
-    args = ("--graph", "reflect", "--model", str(tiny_moe), "--limit", "2", "--draft-tokens", "16", "--critique-tokens", "16")
+    args = (
+        "--graph",
+        "reflect",
+        "--model",
+        str(tiny_moe),
+        "--limit",
+        "2",
+        "--draft-tokens",
+        "16",
+        "--critique-tokens",
+        "16",
+    )
     result = cli(*args, "--n-ctx", "1024", "--n-threads", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -12,10 +12,23 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY
 
-ARGS = ("--graph", "reflect", "--model", TINY, "--limit", "2", "--draft-tokens", "32", "--critique-tokens", "24", "--n-ctx", "2048")
+ARGS = (
+    "--graph",
+    "reflect",
+    "--model",
+    TINY,
+    "--limit",
+    "2",
+    "--draft-tokens",
+    "32",
+    "--critique-tokens",
+    "24",
+    "--n-ctx",
+    "2048",
+)
 
 # Imported by every Python process started with this directory first on PYTHONPATH (site.py imports sitecustomize).
-GUARD = r'''
+GUARD = r"""
 import ipaddress, os, socket
 
 _LOG = os.environ["NET_GUARD_LOG"]
@@ -80,7 +93,7 @@ def gethostbyname(host):
 
 socket.getaddrinfo, socket.create_connection, socket.gethostbyname = getaddrinfo, create_connection, gethostbyname
 _record("guard loaded")
-'''
+"""
 
 
 @pytest.fixture
@@ -89,7 +102,11 @@ def guarded_env(tmp_path):
     site.mkdir()
     (site / "sitecustomize.py").write_text(GUARD, encoding="utf-8")
     log = tmp_path / "net.log"
-    env = dict(os.environ, NET_GUARD_LOG=str(log), PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        NET_GUARD_LOG=str(log),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+    )
     return env, log
 
 
@@ -100,20 +117,28 @@ def attempts(log: Path) -> list[str]:
 
 
 def run_cli(out: Path, env: dict, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, sys.executable, "-m", "eval.agentic", *ARGS, "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "eval.agentic", *ARGS, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_guard_blocks_and_records(guarded_env):
     # The guard itself works: a lookup or connection to the outside raises and is recorded (nothing leaves: the
     # guard refuses before any packet is sent).
     env, log = guarded_env
-    probe = ("import socket\n"
-             "for f in (lambda: socket.create_connection(('example.com', 443), timeout=1),"
-             " lambda: socket.socket().connect(('203.0.113.1', 80))):\n"
-             "    try: f()\n"
-             "    except OSError as e: assert 'network blocked by test' in str(e), e\n"
-             "    else: raise SystemExit('not blocked')\n")
+    probe = (
+        "import socket\n"
+        "for f in (lambda: socket.create_connection(('example.com', 443), timeout=1),"
+        " lambda: socket.socket().connect(('203.0.113.1', 80))):\n"
+        "    try: f()\n"
+        "    except OSError as e: assert 'network blocked by test' in str(e), e\n"
+        "    else: raise SystemExit('not blocked')\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert len(attempts(log)) == 2

@@ -20,11 +20,21 @@ import pytest
 from conftest import TINY
 
 from agents.llamacpp import BackendError
-from agents.openai_backend import OpenAIBackend, RetryPolicy, ServerError, letter_from_json, letter_from_text, scores_from_top
+from agents.openai_backend import (
+    OpenAIBackend,
+    RetryPolicy,
+    ServerError,
+    letter_from_json,
+    letter_from_text,
+    scores_from_top,
+)
 from eval.models import resolve_model
 from eval.schema import Message, Prediction
 
-MSGS = [Message(role="system", content="你是临床医师。"), Message(role="user", content="最可能的诊断是\nA. 甲\nB. 乙\nC. 丙\n\n请给出字母。")]
+MSGS = [
+    Message(role="system", content="你是临床医师。"),
+    Message(role="user", content="最可能的诊断是\nA. 甲\nB. 乙\nC. 丙\n\n请给出字母。"),
+]
 LETTERS = ["A", "B", "C"]
 
 
@@ -34,7 +44,15 @@ LETTERS = ["A", "B", "C"]
 class Script:
     """An OpenAI-compatible server in a function; `faults` are raised/returned before answering, in order."""
 
-    def __init__(self, *, logprobs: list | None = None, grammar: bool = False, json_ok: bool = False, text: str = "我认为答案：B", faults=()):
+    def __init__(
+        self,
+        *,
+        logprobs: list | None = None,
+        grammar: bool = False,
+        json_ok: bool = False,
+        text: str = "我认为答案：B",
+        faults=(),
+    ):
         self.logprobs, self.grammar, self.json_ok, self.text = logprobs, grammar, json_ok, text
         self.faults = list(faults)
         self.requests: list[tuple[str, dict]] = []
@@ -49,7 +67,9 @@ class Script:
         if path == "/v1/completions":
             return httpx.Response(404, json={"detail": "Not Found"})
         self.requests.append((path, body))
-        if "诊断" in body["messages"][-1]["content"] and self.faults:  # only question prompts, never the start-up probes
+        if (
+            "诊断" in body["messages"][-1]["content"] and self.faults
+        ):  # only question prompts, never the start-up probes
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):
                 raise fault
@@ -64,9 +84,21 @@ class Script:
         choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
         if body.get("logprobs") and self.logprobs is not None:
             top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in self.logprobs]
-            choice["logprobs"] = {"content": [{"token": content[:1], "logprob": -0.1, "bytes": None, "top_logprobs": top}]}
+            choice["logprobs"] = {
+                "content": [{"token": content[:1], "logprob": -0.1, "bytes": None, "top_logprobs": top}]
+            }
         usage = {"prompt_tokens": 30, "completion_tokens": 1, "total_tokens": 31}
-        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice], "usage": usage})
+        return httpx.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [choice],
+                "usage": usage,
+            },
+        )
 
 
 SCRIPTS: list[Script] = []
@@ -75,7 +107,9 @@ SCRIPTS: list[Script] = []
 def scripted(script: Script, **kw) -> OpenAIBackend:
     SCRIPTS.append(script)
     client = httpx.Client(transport=httpx.MockTransport(script))
-    backend = OpenAIBackend("http://fake.local/v1", http_client=client, retry=kw.pop("retry", RetryPolicy(retries=3, backoff=0.0)), **kw)
+    backend = OpenAIBackend(
+        "http://fake.local/v1", http_client=client, retry=kw.pop("retry", RetryPolicy(retries=3, backoff=0.0)), **kw
+    )
     backend.probe()
     return backend
 
@@ -86,7 +120,11 @@ def test_ladder_prefers_logprobs_and_merges_space_variants():
     assert c.method == "next_token" and c.text == "B"
     assert c.scores["B"] == pytest.approx(math.log(math.exp(-0.5) + math.exp(-2.0)))
     assert c.scores["A"] == -math.inf, "a letter missing from top_logprobs gets -inf"
-    assert backend.capabilities.prompt_mode == "chat" and backend.capabilities.methods == ["next_token", "grammar", "regex"]
+    assert backend.capabilities.prompt_mode == "chat" and backend.capabilities.methods == [
+        "next_token",
+        "grammar",
+        "regex",
+    ]
     # chat mode cannot prefill: the prefix instruction goes at the end of the user turn
     assert "只回答一个选项字母" in SCRIPTS[-1].requests[-1][1]["messages"][-1]["content"]
 
@@ -145,8 +183,15 @@ def test_errors_that_retrying_cannot_fix():
 
 
 def test_parsing_helpers():
-    assert scores_from_top([("C", -1.0), (" C", -1.0), ("D", -0.5)], ["C", "E"]) == {"C": pytest.approx(-1.0 + math.log(2)), "E": -math.inf}
-    assert letter_from_text("B", LETTERS) == "B" and letter_from_text("(C) 丙", LETTERS) == "C" and letter_from_text("答：D", LETTERS) is None
+    assert scores_from_top([("C", -1.0), (" C", -1.0), ("D", -0.5)], ["C", "E"]) == {
+        "C": pytest.approx(-1.0 + math.log(2)),
+        "E": -math.inf,
+    }
+    assert (
+        letter_from_text("B", LETTERS) == "B"
+        and letter_from_text("(C) 丙", LETTERS) == "C"
+        and letter_from_text("答：D", LETTERS) is None
+    )
     assert letter_from_text("故答案为C。", LETTERS) == "C" and letter_from_text("Because", LETTERS) is None
     assert letter_from_json('{"answer": "b"}', LETTERS) == "B" and letter_from_json('{"answer": "A', LETTERS) == "A"
 
@@ -155,7 +200,17 @@ def test_server_down_is_one_clear_error(cli, tmp_path):
     port = free_port()
     with pytest.raises(BackendError, match="no server answers at"):
         OpenAIBackend(f"http://127.0.0.1:{port}/v1").probe()
-    result = cli("--backend", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--limit", "2", "--out", str(tmp_path / "r"), timeout=120)
+    result = cli(
+        "--backend",
+        "openai",
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--limit",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert f"error: no server answers at http://127.0.0.1:{port}/v1/models" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
@@ -177,7 +232,21 @@ def server(tmp_path_factory) -> str:
     model = resolve_model(TINY)
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
@@ -205,27 +274,62 @@ def predictions(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-SERVE = ("--backend", "openai", "--n-threads", "1", "--draft-tokens", "24", "--critique-tokens", "16", "--n-ctx", "2048", "--retry-backoff", "0.05")
+SERVE = (
+    "--backend",
+    "openai",
+    "--n-threads",
+    "1",
+    "--draft-tokens",
+    "24",
+    "--critique-tokens",
+    "16",
+    "--n-ctx",
+    "2048",
+    "--retry-backoff",
+    "0.05",
+)
 
 
 def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path):
     out = tmp_path / "run"
-    args = ("--graph", "reflect", *SERVE, "--base-url", server, "--model", TINY, "--limit", "2", "--concurrency", "1", "--out", str(out))
+    args = (
+        "--graph",
+        "reflect",
+        *SERVE,
+        "--base-url",
+        server,
+        "--model",
+        TINY,
+        "--limit",
+        "2",
+        "--concurrency",
+        "1",
+        "--out",
+        str(out),
+    )
     result = cli(*args)
     assert result.returncode == 0, result.stderr
     preds = predictions(out)
-    assert sorted((p["graph"], p["question_id"]) for p in preds) == sorted((g, q) for g in ("reflect", "single") for q in {p["question_id"] for p in preds})
+    assert sorted((p["graph"], p["question_id"]) for p in preds) == sorted(
+        (g, q) for g in ("reflect", "single") for q in {p["question_id"] for p in preds}
+    )
     assert len(preds) == 4
     for p in preds:
-        assert [s["node"] for s in p["trace"]] == (["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"])
+        assert [s["node"] for s in p["trace"]] == (
+            ["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"]
+        )
         assert p["parse_status"] == "ok" and p["answer_method"] == "next_token" and p["answer"] in "ABCDE"
         scoring = p["trace"][-1]
         assert scoring["prompt_tokens"] > 0 and scoring["seconds"] > 0 and scoring["scores"]
         assert p["trace"][0]["output"].startswith("分析：" if p["graph"] == "reflect" else "")
     assert "## reflect vs single (paired, n=2)" in result.stdout and "McNemar" in result.stdout
-    assert '"prompt_mode": "completions"' in result.stderr 
+    assert '"prompt_mode": "completions"' in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"].startswith("openai:") and manifest["model_sha256"] and "+chat" not in manifest["prompts_version"]
+    assert (
+        manifest["model"].startswith("openai:")
+        and manifest["model_sha256"]
+        and "+chat" not in manifest["prompts_version"]
+    )
 
     lines = (out / "predictions.jsonl").read_text(encoding="utf-8")
     again = cli(*args)
@@ -234,7 +338,9 @@ def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path)
 
     # Without the GGUF: the chat endpoint, the prefix as an instruction, a different prompts version.
     chat = tmp_path / "chat"
-    result = cli("--graph", "single", "--baseline", "none", *SERVE, "--base-url", server, "--limit", "1", "--out", str(chat))
+    result = cli(
+        "--graph", "single", "--baseline", "none", *SERVE, "--base-url", server, "--limit", "1", "--out", str(chat)
+    )
     assert result.returncode == 0, result.stderr
     assert '"prompt_mode": "chat"' in result.stderr
     assert all(p["parse_status"] == "ok" and p["answer_method"] == "next_token" for p in predictions(chat))
@@ -247,7 +353,10 @@ def test_completions_mode_scores_match_in_process(server):
     local = LlamaCppBackend(resolve_model(TINY), n_ctx=2048, n_threads=1)
     remote = OpenAIBackend(server, model_path=resolve_model(TINY))
     assert remote.probe().methods[0] == "next_token"
-    mine, theirs = local.score_next(MSGS, LETTERS, assistant_prefix="答案："), remote.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    mine, theirs = (
+        local.score_next(MSGS, LETTERS, assistant_prefix="答案："),
+        remote.score_next(MSGS, LETTERS, assistant_prefix="答案："),
+    )
     assert theirs.text == mine.text
     for letter in LETTERS:
         assert theirs.scores[letter] == pytest.approx(mine.scores[letter], abs=0.05)
@@ -340,9 +449,23 @@ class _FaultHandler(BaseHTTPRequestHandler):
         self._send(resp.status, data, {"content-type": resp.getheader("content-type", "application/json")})
 
 
-STEMS = ["男，60岁，突发胸痛2小时，心电图示下壁ST段抬高。最可能的诊断是", "ZZFAULT 女，55岁，胸骨后压榨样疼痛1小时。最可能的诊断是", "男，45岁，剧烈胸痛向背部放射。最可能的诊断是"]
+STEMS = [
+    "男，60岁，突发胸痛2小时，心电图示下壁ST段抬高。最可能的诊断是",
+    "ZZFAULT 女，55岁，胸骨后压榨样疼痛1小时。最可能的诊断是",
+    "男，45岁，剧烈胸痛向背部放射。最可能的诊断是",
+]
 OPTIONS = {"A": "急性心包炎", "B": "急性心肌梗死", "C": "主动脉夹层", "D": "肺栓塞", "E": "气胸"}
-QUESTIONS = [{"id": f"f-{i}", "stem": stem, "options": OPTIONS, "answer": "B", "specialty": "cardiovascular", "level": "attending"} for i, stem in enumerate(STEMS)]
+QUESTIONS = [
+    {
+        "id": f"f-{i}",
+        "stem": stem,
+        "options": OPTIONS,
+        "answer": "B",
+        "specialty": "cardiovascular",
+        "level": "attending",
+    }
+    for i, stem in enumerate(STEMS)
+]
 
 
 def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path):
@@ -353,15 +476,21 @@ def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path
     out = tmp_path / "run"
     base = ("--graph", "reflect", *SERVE, "--model", TINY, "--data", str(data), "--limit", "0", "--out", str(out))
     try:
-        first = cli(*base, "--base-url", f"http://127.0.0.1:{proxy.server_port}/v1", "--retries", "2", "--concurrency", "3")
+        first = cli(
+            *base, "--base-url", f"http://127.0.0.1:{proxy.server_port}/v1", "--retries", "2", "--concurrency", "3"
+        )
     finally:
         proxy.shutdown()
     assert first.returncode == 0, first.stderr
-    assert proxy.counts["doomed"] >= 3 and proxy.counts["drop"] + proxy.counts["error"] + proxy.counts["busy"] > 0, proxy.counts
+    assert proxy.counts["doomed"] >= 3 and proxy.counts["drop"] + proxy.counts["error"] + proxy.counts["busy"] > 0, (
+        proxy.counts
+    )
     assert '"event": "server.retry"' in first.stderr
     pairs = {(g, q["id"]) for g in ("reflect", "single") for q in QUESTIONS}
     preds = [Prediction.model_validate(p) for p in predictions(out)]
-    assert sorted((p.graph, p.question_id) for p in preds) == sorted(pairs), "each (graph, question) recorded exactly once"
+    assert sorted((p.graph, p.question_id) for p in preds) == sorted(pairs), (
+        "each (graph, question) recorded exactly once"
+    )
     errors = {(p.graph, p.question_id) for p in preds if p.parse_status == "error"}
     assert {("reflect", "f-1"), ("single", "f-1")} <= errors
     for p in preds:
@@ -374,7 +503,9 @@ def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path
     again = cli(*base, "--base-url", server)  # the server itself now: nothing fails
     assert again.returncode == 0, again.stderr
     lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    assert lines[: len(first_lines)] == first_lines and len(lines) == len(first_lines) + len(errors), "only the errors are redone"
+    assert lines[: len(first_lines)] == first_lines and len(lines) == len(first_lines) + len(errors), (
+        "only the errors are redone"
+    )
     final = {}
     for p in (Prediction.model_validate_json(line) for line in lines):
         final[(p.graph, p.question_id)] = p
@@ -382,6 +513,21 @@ def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path
 
 
 def test_in_process_backend_clamps_concurrency(cli, tmp_path):
-    result = cli("--graph", "single", "--baseline", "none", "--model", TINY, "--n-threads", "1", "--limit", "1", "--concurrency", "4", "--out", str(tmp_path / "r"))
+    result = cli(
+        "--graph",
+        "single",
+        "--baseline",
+        "none",
+        "--model",
+        TINY,
+        "--n-threads",
+        "1",
+        "--limit",
+        "1",
+        "--concurrency",
+        "4",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert result.returncode == 0, result.stderr
     assert '"event": "concurrency.clamped"' in result.stderr and '"concurrency": 1' in result.stderr

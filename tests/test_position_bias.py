@@ -28,11 +28,15 @@ def test_shuffle_handles_more_than_five_options(question):
 
 
 def bias(*runs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eval.position_bias", *map(str, runs)], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.position_bias", *map(str, runs)], cwd=ROOT, capture_output=True, text=True
+    )
 
 
 def answers(run) -> dict[str, str]:
-    return {p["question_id"]: p["answer"] for p in map(json.loads, (run / "predictions.jsonl").read_text().splitlines())}
+    return {
+        p["question_id"]: p["answer"] for p in map(json.loads, (run / "predictions.jsonl").read_text().splitlines())
+    }
 
 
 def test_position_bias_report_from_two_real_runs(cli, tmp_path):
@@ -45,7 +49,9 @@ def test_position_bias_report_from_two_real_runs(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     questions = {q.id: q for q in load_questions(BUNDLED)}
     original, moved = answers(a), answers(b)
-    changed = sum(original_letter(moved[qid], shuffle_options(questions[qid], 7), 7) != original[qid] for qid in original)
+    changed = sum(
+        original_letter(moved[qid], shuffle_options(questions[qid], 7), 7) != original[qid] for qid in original
+    )
     assert f"| single | 6 | {changed} ({100 * changed / 6:.1f}% [" in result.stdout
 
     wrong_order = bias(b, a)
@@ -55,16 +61,39 @@ def test_position_bias_report_from_two_real_runs(cli, tmp_path):
     differs = bias(a, other_seed)
     assert differs.returncode == 2 and "differ in more than the option order (changed: seed)" in differs.stderr
     not_a_run = bias(a, tmp_path)
-    assert not_a_run.returncode == 2 and "not a run directory" in not_a_run.stderr and "Traceback" not in not_a_run.stderr
+    assert (
+        not_a_run.returncode == 2 and "not a run directory" in not_a_run.stderr and "Traceback" not in not_a_run.stderr
+    )
 
 
 def test_position_bias_reloads_the_data_as_the_run_read_it(cli, tmp_path):
     """A dataset that needs a field map: the tool must read it with the run's --map, not guess its format."""
     data = tmp_path / "mine.jsonl"
-    rows = [{"qid": f"m{i}", "q": f"题目{i}", "opts": {"A": "甲", "B": "乙", "C": "丙", "D": "丁"}, "key": "ABCD"[i]} for i in range(4)]
+    rows = [
+        {"qid": f"m{i}", "q": f"题目{i}", "opts": {"A": "甲", "B": "乙", "C": "丙", "D": "丁"}, "key": "ABCD"[i]}
+        for i in range(4)
+    ]
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    args = ("--graph", "single", "--baseline", "none", "--model", TINY, "--data", str(data), "--limit", "0",
-            "--map", "id=qid", "--map", "stem=q", "--map", "options=opts", "--map", "answer=key")
+    args = (
+        "--graph",
+        "single",
+        "--baseline",
+        "none",
+        "--model",
+        TINY,
+        "--data",
+        str(data),
+        "--limit",
+        "0",
+        "--map",
+        "id=qid",
+        "--map",
+        "stem=q",
+        "--map",
+        "options=opts",
+        "--map",
+        "answer=key",
+    )
     assert cli(*args, "--out", str(tmp_path / "a")).returncode == 0
     assert cli(*args, "--shuffle-options", "2", "--out", str(tmp_path / "b")).returncode == 0
     result = bias(tmp_path / "a", tmp_path / "b")

@@ -7,11 +7,18 @@ from eval.schema import Prediction, Question, TraceStep
 
 def q(i: int, specialty: str, level: str) -> Question:
     return Question(
-        id=f"q{i}", stem="s", options={"A": "a", "B": "b", "C": "c", "D": "d", "E": "e"}, answer="A", specialty=specialty, level=level
+        id=f"q{i}",
+        stem="s",
+        options={"A": "a", "B": "b", "C": "c", "D": "d", "E": "e"},
+        answer="A",
+        specialty=specialty,
+        level=level,
     )
 
 
-def pred(qid: str, graph: str, answer: str | None, status: str = "ok", draft: str | None = None, drafted: bool = False) -> Prediction:
+def pred(
+    qid: str, graph: str, answer: str | None, status: str = "ok", draft: str | None = None, drafted: bool = False
+) -> Prediction:
     """drafted: a draft step that named no option (draft stays None)."""
     trace = [TraceStep(node="draft", messages=[], output="")] if draft or drafted else []
     return Prediction(
@@ -29,15 +36,24 @@ def pred(qid: str, graph: str, answer: str | None, status: str = "ok", draft: st
     )
 
 
-QUESTIONS = [q(0, "neurology", "senior"), q(1, "neurology", "attending"), q(2, "hematology", "senior"), q(3, "hematology", "senior")]
+QUESTIONS = [
+    q(0, "neurology", "senior"),
+    q(1, "neurology", "attending"),
+    q(2, "hematology", "senior"),
+    q(3, "hematology", "senior"),
+]
 
 
 def test_paired_comparison_counts_flips_and_excludes_errors():
     preds = [
-        pred("q0", "single", "A"), pred("q0", "reflect", "B", draft="A"),  # right -> wrong
-        pred("q1", "single", "B"), pred("q1", "reflect", "A", draft="B"),  # wrong -> right
-        pred("q2", "single", "B"), pred("q2", "reflect", "A", draft="A"),  # wrong -> right
-        pred("q3", "single", "A"), pred("q3", "reflect", None, status="error"),  # not paired
+        pred("q0", "single", "A"),
+        pred("q0", "reflect", "B", draft="A"),  # right -> wrong
+        pred("q1", "single", "B"),
+        pred("q1", "reflect", "A", draft="B"),  # wrong -> right
+        pred("q2", "single", "B"),
+        pred("q2", "reflect", "A", draft="A"),  # wrong -> right
+        pred("q3", "single", "A"),
+        pred("q3", "reflect", None, status="error"),  # not paired
         pred("zz", "single", "A"),  # not in this run's questions: ignored
     ]
     summary = summarize("m", "d", ["reflect", "single"], "single", QUESTIONS, preds)
@@ -74,7 +90,10 @@ def paired_run(outcomes: list[tuple[bool, bool]]) -> list[Prediction]:
     """single's and reflect's predictions, one question per (single right, reflect right)."""
     preds = []
     for i, (base, chain) in enumerate(outcomes):
-        preds += [pred(f"q{i}", "single", "A" if base else "B"), pred(f"q{i}", "reflect", "A" if chain else "C", draft="B")]
+        preds += [
+            pred(f"q{i}", "single", "A" if base else "B"),
+            pred(f"q{i}", "reflect", "A" if chain else "C", draft="B"),
+        ]
     return preds
 
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from retrieval import RetrievalError
 from retrieval.chunking import split_document
 from retrieval.store import BUNDLED_GUIDELINES, GuidelineStore
-from retrieval import RetrievalError
 
 DOC = """# 测试指南
 
@@ -55,7 +55,13 @@ def test_bundled_notes_cover_every_specialty_with_enough_passages():
     passages = [p for f in files for p in split_document(f.read_text(encoding="utf-8"), f.name)]
     assert len(passages) >= 150
     assert {p.specialty for p in passages} == {
-        "cardiovascular", "gastroenterology", "hematology", "infectious_disease", "nephrology", "neurology", "respiratory"
+        "cardiovascular",
+        "gastroenterology",
+        "hematology",
+        "infectious_disease",
+        "nephrology",
+        "neurology",
+        "respiratory",
     }
 
 
@@ -108,16 +114,38 @@ def test_rag_graph_end_to_end_on_the_tiny_model(cli, tmp_path, docs):
     GuidelineStore(tmp_path / "store").ingest([docs])
     out = tmp_path / "run"
     result = cli(
-        "--graph", "reflect", "--retrieval", "--retriever", "bm25", "--guideline-store", str(tmp_path / "store"),
-        "--model", "smollm2-135m", "--specialty", "cardiovascular", "--limit", "1",
-        "--draft-tokens", "24", "--critique-tokens", "16", "--n-ctx", "4096", "--out", str(out),
+        "--graph",
+        "reflect",
+        "--retrieval",
+        "--retriever",
+        "bm25",
+        "--guideline-store",
+        str(tmp_path / "store"),
+        "--model",
+        "smollm2-135m",
+        "--specialty",
+        "cardiovascular",
+        "--limit",
+        "1",
+        "--draft-tokens",
+        "24",
+        "--critique-tokens",
+        "16",
+        "--n-ctx",
+        "4096",
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
-    predictions = {json.loads(line)["graph"]: json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()}
+    predictions = {
+        json.loads(line)["graph"]: json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()
+    }
     chain = predictions["reflect+rag"]
     retrieve, draft = chain["trace"][0], chain["trace"][1]
     assert [s["node"] for s in chain["trace"]] == ["retrieve", "draft", "critique", "extract"]
-    assert retrieve["passages"] and all({"id", "source", "title", "score", "text"} <= set(p) for p in retrieve["passages"])
+    assert retrieve["passages"] and all(
+        {"id", "source", "title", "score", "text"} <= set(p) for p in retrieve["passages"]
+    )
     assert retrieve["passages"][0]["text"] in draft["messages"][-1]["content"]
     assert "bm25" in json.loads((out / "manifest.json").read_text())["retrieval"]
     assert "## reflect+rag vs single" in result.stdout

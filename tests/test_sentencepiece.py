@@ -10,7 +10,10 @@ from agents.backend import letter_of_token
 from agents.openai_backend import scores_from_top
 from eval.schema import Message
 
-MESSAGES = [Message(role="system", content="你是医生。"), Message(role="user", content="题目：胸痛。选项：A. 甲 B. 乙 C. 丙")]
+MESSAGES = [
+    Message(role="system", content="你是医生。"),
+    Message(role="user", content="题目：胸痛。选项：A. 甲 B. 乙 C. 丙"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +36,14 @@ def test_scores_are_the_probability_of_every_token_that_spells_the_letter(sp_bac
 
     scored = sp_backend.score_next(MESSAGES, ["A", "B", "C"], assistant_prefix="答案：")
     llm = sp_backend.llm
-    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),)).astype(np.float64)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),)).astype(
+        np.float64
+    )
     logprobs = logits - np.logaddexp.reduce(logits)
     for letter in "ABC":
-        spelled = [t for t in range(llm.n_vocab()) if letter_of_token(llm.detokenize([t]).decode("utf-8", "replace")) == letter]
+        spelled = [
+            t for t in range(llm.n_vocab()) if letter_of_token(llm.detokenize([t]).decode("utf-8", "replace")) == letter
+        ]
         assert len(spelled) >= 2
         assert scored.scores[letter] == pytest.approx(float(np.logaddexp.reduce(logprobs[spelled])), abs=1e-5)
 
@@ -68,7 +75,9 @@ def gemma():
 
 
 def spelled_by(llm, letter: str) -> list[int]:
-    return [t for t in range(llm.n_vocab()) if letter_of_token(llm.detokenize([t]).decode("utf-8", "replace")) == letter]
+    return [
+        t for t in range(llm.n_vocab()) if letter_of_token(llm.detokenize([t]).decode("utf-8", "replace")) == letter
+    ]
 
 
 def test_a_real_sentencepiece_vocabulary_scores_bare_spaced_and_byte_tokens(gemma):
@@ -88,7 +97,9 @@ def test_a_real_sentencepiece_models_scores_sum_every_spelling(gemma):
 
     scored = gemma.score_next(MESSAGES, ["A", "B", "C"], assistant_prefix="答案：")
     llm = gemma.llm
-    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),)).astype(np.float64)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),)).astype(
+        np.float64
+    )
     logprobs = logits - np.logaddexp.reduce(logits)
     for letter in "ABC":
         spelled = spelled_by(llm, letter)

@@ -90,8 +90,15 @@ def question(i: int, answer: str) -> Question:
 
 
 def prediction(q: Question, answer: str | None, status: str = "ok") -> Prediction:
-    return Prediction(question_id=q.id, graph="single", answer=answer, gold=q.answer, correct=answer == q.answer, parse_status=status,
-                      answer_method="regex" if answer else "none")
+    return Prediction(
+        question_id=q.id,
+        graph="single",
+        answer=answer,
+        gold=q.answer,
+        correct=answer == q.answer,
+        parse_status=status,
+        answer_method="regex" if answer else "none",
+    )
 
 
 def test_a_letter_the_key_never_uses_is_tested_like_any_other():

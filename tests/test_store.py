@@ -7,7 +7,15 @@ CONFIG = RunConfig(graphs=["single"], model="m", model_sha256="x", data="d", dat
 
 
 def pred(qid: str, status: str = "ok") -> Prediction:
-    return Prediction(question_id=qid, graph="single", answer="A", gold="A", correct=True, parse_status=status, answer_method="next_token")
+    return Prediction(
+        question_id=qid,
+        graph="single",
+        answer="A",
+        gold="A",
+        correct=True,
+        parse_status=status,
+        answer_method="next_token",
+    )
 
 
 def test_resume_sees_finished_predictions_and_retries_errors(tmp_path):

@@ -38,7 +38,12 @@ def test_cot_is_one_greedy_generation_with_the_letter_parsed_from_it(question):
     backend = RecordingBackend(replies=["下壁导联ST段抬高，提示右冠状动脉闭塞……\n答案：B"])
     prediction = predict("cot", get_graph("cot")(backend, config()), question)
     assert [s.node for s in prediction.trace] == ["reason"] and backend.sampling == [(0.0, None)]
-    assert (prediction.answer, prediction.correct, prediction.parse_status, prediction.answer_method) == ("B", True, "ok", "regex")
+    assert (prediction.answer, prediction.correct, prediction.parse_status, prediction.answer_method) == (
+        "B",
+        True,
+        "ok",
+        "regex",
+    )
     assert prediction.model_calls == 1 and prediction.draft_answer is None
     step = prediction.trace[0]
     assert step.output.startswith("分析：")  # primed with the variant's prefix
@@ -46,7 +51,9 @@ def test_cot_is_one_greedy_generation_with_the_letter_parsed_from_it(question):
 
 
 def test_cot_without_a_letter_is_unparsed_and_wrong(question):
-    prediction = predict("cot", get_graph("cot")(FakeBackend(replies=["考虑心肌梗死可能性大，但需进一步检查。"]), config()), question)
+    prediction = predict(
+        "cot", get_graph("cot")(FakeBackend(replies=["考虑心肌梗死可能性大，但需进一步检查。"]), config()), question
+    )
     assert (prediction.answer, prediction.correct, prediction.parse_status) == (None, False, "unparsed")
 
 
@@ -87,7 +94,12 @@ def test_sc_samples_k_drafts_with_distinct_seeds_then_votes(question):
     # Every draft answers the same prompt (so all but the first reuse the cached prompt).
     assert all(s.messages == prediction.trace[0].messages for s in prediction.trace)
     # B 3 (the last mention in a draft wins), C 1, one unparsed: B.
-    assert (prediction.answer, prediction.answer_method, prediction.parse_status, prediction.correct) == ("B", "regex", "ok", True)
+    assert (prediction.answer, prediction.answer_method, prediction.parse_status, prediction.correct) == (
+        "B",
+        "regex",
+        "ok",
+        True,
+    )
     assert prediction.draft_answer == "C"  # the first draft, to show what voting changed
 
 
@@ -104,7 +116,9 @@ def test_sc_tie_goes_to_the_letter_drawn_first(question):
 
 
 def test_sc_unparsed_drafts_do_not_vote_and_none_parsed_is_unparsed(question):
-    one = predict("sc", get_graph("sc")(FakeBackend(replies=["不确定", "不确定", "答案：E"]), config(samples=3)), question)
+    one = predict(
+        "sc", get_graph("sc")(FakeBackend(replies=["不确定", "不确定", "答案：E"]), config(samples=3)), question
+    )
     assert (one.answer, one.parse_status, one.draft_answer) == ("E", "ok", None)
     none = predict("sc", get_graph("sc")(FakeBackend(replies=["不确定"] * 3), config(samples=3)), question)
     assert (none.answer, none.parse_status, none.correct, none.model_calls) == (None, "unparsed", False, 3)
@@ -158,7 +172,12 @@ def test_prompt_variants_load_by_name_and_version_with_the_variant():
     base = load_prompts("cot")
     assert set(base["variants"]) == {"zh", "zh-plain", "en", "en-plain"} and base["default_variant"] == "zh"
     en = load_prompts("cot", "en")
-    assert en["version"] == f"{base['version']}/en" and en["variant"] == "en" and en["language"] == "en" and en["persona"] is True
+    assert (
+        en["version"] == f"{base['version']}/en"
+        and en["variant"] == "en"
+        and en["language"] == "en"
+        and en["persona"] is True
+    )
     assert "variants" not in en and {"system", "instruction", "prefix"} <= set(en)
     assert load_prompts("single")["version"] == "single-zh-1"  # strategies without variants: unchanged
     with pytest.raises(UnknownVariant, match="zh, zh-plain, en, en-plain"):

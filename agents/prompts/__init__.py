@@ -22,7 +22,9 @@ def load_prompts(strategy: str, variant: str | None = None) -> dict:
         return prompts
     variants = prompts.get("variants", {})
     if variant not in variants:
-        raise UnknownVariant(f"{strategy} has no prompt variant {variant!r}; choose one of: {', '.join(variants) or '(none)'}")
+        raise UnknownVariant(
+            f"{strategy} has no prompt variant {variant!r}; choose one of: {', '.join(variants) or '(none)'}"
+        )
     merged = {key: value for key, value in prompts.items() if key != "variants"}
     merged.update(variants[variant], variant=variant, version=f"{prompts['version']}/{variant}")
     return merged

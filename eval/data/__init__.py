@@ -29,12 +29,16 @@ def dataset_files(path: Path) -> list[Path]:
     CSV per subject), never two kinds: a sample converted to .jsonl beside its source CSVs would count twice."""
     if path.is_dir():
         found = sorted(
-            f for f in path.iterdir() if f.suffix.lower() in DATA_SUFFIXES and f.is_file() and not f.name.startswith(".")
+            f
+            for f in path.iterdir()
+            if f.suffix.lower() in DATA_SUFFIXES and f.is_file() and not f.name.startswith(".")
         )
         if not found:
             raise DataError(f"{path}: no .jsonl, .json or .csv files in this directory")
         if len(kinds := sorted({f.suffix.lower() for f in found})) > 1:
-            raise DataError(f"{path}: holds {' and '.join(kinds)} files: a directory is one dataset of one kind; split them")
+            raise DataError(
+                f"{path}: holds {' and '.join(kinds)} files: a directory is one dataset of one kind; split them"
+            )
         return found
     if not path.is_file():
         raise DataError(f"{path}: no such file or directory")
@@ -82,9 +86,7 @@ def select(
     been chosen least so far: an unbalanced key makes "always answer A" look like skill and moves the chance line.
     """
     wanted_s, wanted_l = set(specialties), set(levels)
-    kept = [
-        q for q in questions if (not wanted_s or q.specialty in wanted_s) and (not wanted_l or q.level in wanted_l)
-    ]
+    kept = [q for q in questions if (not wanted_s or q.specialty in wanted_s) and (not wanted_l or q.level in wanted_l)]
     if limit is None or limit >= len(kept):
         return kept
     cells: dict[tuple[str, str | None], list[Question]] = {}
@@ -136,7 +138,9 @@ def load_for_config(config: RunConfig) -> Loaded:
     )
     by_id = {q.id: q for q in loaded.questions}
     if missing := [qid for qid in config.question_ids if qid not in by_id]:
-        raise DataError(f"{config.data}: {len(missing)} of the run's questions are no longer there (e.g. {missing[0]!r})")
+        raise DataError(
+            f"{config.data}: {len(missing)} of the run's questions are no longer there (e.g. {missing[0]!r})"
+        )
     chosen = [by_id[qid] for qid in config.question_ids]
     if config.shuffle_seed is not None:
         chosen = [shuffle_options(q, config.shuffle_seed) for q in chosen]

@@ -1,9 +1,9 @@
 """python -m eval.data inspect|sample: look at a dataset before a run, or cut a small stratified sample of it.
 
-  inspect PATH   counts by specialty x level, question kinds, the encoding read, and every bad record found
-                 (exit 2 when a run or a sample with the same options would refuse the data)
-  sample PATH --per-cell N --seed S --out FILE
-                 up to N random questions per specialty x level cell, written as our own JSONL
+inspect PATH   counts by specialty x level, question kinds, the encoding read, and every bad record found
+               (exit 2 when a run or a sample with the same options would refuse the data)
+sample PATH --per-cell N --seed S --out FILE
+               up to N random questions per specialty x level cell, written as our own JSONL
 """
 
 from __future__ import annotations
@@ -22,23 +22,43 @@ KIND_NAMES = {"single-4": "single, 4 options", "single-5": "single, 5 options", 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("path", type=Path, help="dataset file, or a directory of .jsonl, .json or .csv files (one kind)")
+    common.add_argument(
+        "path", type=Path, help="dataset file, or a directory of .jsonl, .json or .csv files (one kind)"
+    )
     common.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: detected from the file")
     common.add_argument("--answers", type=Path, help="CMB: a separate answers file, joined by id")
     common.add_argument(
-        "--map", action="append", default=[], metavar="KEY=FIELD",
+        "--map",
+        action="append",
+        default=[],
+        metavar="KEY=FIELD",
         help=f"generic format: which source field holds KEY ({', '.join(FIELD_KEYS)}); repeatable",
     )
     common.add_argument("--map-file", type=Path, help='generic format: TOML of KEY = "FIELD" lines (--map wins)')
-    common.add_argument("--mapping", type=Path, help="TOML of [[specialty]]/[[level]] rules checked before the bundled ones")
-    common.add_argument("--multi", default="skip", choices=MULTI, help="multi-answer questions: skip (counted) or keep for exact set match")
-    common.add_argument("--skip-bad", action="store_true", help="leave malformed records out (each listed) instead of stopping")
-    common.add_argument("--encoding", help="the files' text encoding, e.g. gbk (default: UTF-8, else GB18030, per file)")
+    common.add_argument(
+        "--mapping", type=Path, help="TOML of [[specialty]]/[[level]] rules checked before the bundled ones"
+    )
+    common.add_argument(
+        "--multi",
+        default="skip",
+        choices=MULTI,
+        help="multi-answer questions: skip (counted) or keep for exact set match",
+    )
+    common.add_argument(
+        "--skip-bad", action="store_true", help="leave malformed records out (each listed) instead of stopping"
+    )
+    common.add_argument(
+        "--encoding", help="the files' text encoding, e.g. gbk (default: UTF-8, else GB18030, per file)"
+    )
 
-    p = argparse.ArgumentParser(prog="python -m eval.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m eval.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     inspect = sub.add_parser("inspect", parents=[common], help="counts, kinds and validation problems")
-    inspect.add_argument("--problems", type=int, default=50, metavar="N", help="list at most N bad records (0 = all; default 50)")
+    inspect.add_argument(
+        "--problems", type=int, default=50, metavar="N", help="list at most N bad records (0 = all; default 50)"
+    )
     sample = sub.add_parser("sample", parents=[common], help="a stratified sample as our own JSONL")
     sample.add_argument("--per-cell", type=int, required=True, metavar="N", help="questions per specialty x level cell")
     sample.add_argument("--seed", type=int, default=0)
@@ -93,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         options = dict(
-            answers=args.answers, fields=field_map(args), mapping=args.mapping, multi=args.multi,
-            skip_bad=args.skip_bad, encoding=args.encoding,
+            answers=args.answers,
+            fields=field_map(args),
+            mapping=args.mapping,
+            multi=args.multi,
+            skip_bad=args.skip_bad,
+            encoding=args.encoding,
         )
         if args.command == "inspect":
             loaded = load(args.path, args.format, strict=False, **options)
@@ -114,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     cells = len({(q.specialty, q.level) for q in chosen})
     skipped = f"; {loaded.skipped} multi-answer questions skipped" if loaded.skipped else ""
     skipped += f"; {len(loaded.bad)} bad records skipped (inspect lists them)" if loaded.bad else ""
-    print(f"wrote {len(chosen)} of {len(loaded.questions)} questions ({cells} cells, up to {args.per_cell} each{skipped}) to {args.out}")
+    print(
+        f"wrote {len(chosen)} of {len(loaded.questions)} questions ({cells} cells, up to {args.per_cell} each{skipped}) to {args.out}"
+    )
     return 0
 
 

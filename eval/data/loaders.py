@@ -118,8 +118,13 @@ def _read_rules(path: Path) -> Rules:
         parsed[table] = []
         for i, rule in enumerate(data.get(table, [])):
             words, to = (rule.get("match"), rule.get("to")) if isinstance(rule, dict) else (None, None)
-            if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)) or to not in allowed:
-                raise DataError(f"{path}: {table}[{i}]: expected match = [\"keyword\", …] and to = one of {', '.join(allowed)}")
+            if (
+                not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words))
+                or to not in allowed
+            ):
+                raise DataError(
+                    f'{path}: {table}[{i}]: expected match = ["keyword", …] and to = one of {", ".join(allowed)}'
+                )
             parsed[table].append((tuple(w.strip().lower() for w in words), to))
     return Rules(parsed["specialty"], parsed["level"])
 
@@ -170,7 +175,9 @@ def encodings(encoding: str | None) -> tuple[str, ...]:
         try:
             "".encode(name)  # a LookupError for unknown names and for bytes-to-bytes codecs such as base64
         except LookupError:
-            raise DataError(f"--encoding {encoding}: {name!r} is not a text encoding (e.g. utf-8, gb18030, big5)") from None
+            raise DataError(
+                f"--encoding {encoding}: {name!r} is not a text encoding (e.g. utf-8, gb18030, big5)"
+            ) from None
         names.append(codecs.lookup(name).name)
     return tuple(dict.fromkeys(names))
 
@@ -193,7 +200,11 @@ def _read(file: Path, tried: tuple[str, ...] = DETECT) -> tuple[str, str]:
 
 def _json_error(e: ValueError | RecursionError) -> str:
     # ValueError also covers over-long integers; RecursionError, absurdly deep nesting.
-    return f"{e.msg}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else type(e).__name__ + (f": {e}"[:120] if str(e) else "")
+    return (
+        f"{e.msg}, column {e.colno}"
+        if isinstance(e, json.JSONDecodeError)
+        else type(e).__name__ + (f": {e}"[:120] if str(e) else "")
+    )
 
 
 def _jsonl_rows(file: Path, text: str) -> Iterator[tuple[str, Any]]:
@@ -239,14 +250,19 @@ def _csv_header(file: Path, text: str) -> list[str]:
 
 
 # Columns a CSV format cannot do without ("a|b": either name).
-_COLUMNS = {"cmexam": ("Question", "Options", "Answer"), "mmlu": ("Question|question", "A", "B", "C", "D", "Answer|answer")}
+_COLUMNS = {
+    "cmexam": ("Question", "Options", "Answer"),
+    "mmlu": ("Question|question", "A", "B", "C", "D", "Answer|answer"),
+}
 
 
 def _check_header(file: Path, text: str, fmt: str) -> None:
     cols = set(_csv_header(file, text))
     for need in _COLUMNS[fmt]:
         if not cols & set(need.split("|")):
-            raise DataError(f"{file}:1: {need.replace('|', ' or ')}: expected this column in the header for {fmt}, got {sorted(cols)}")
+            raise DataError(
+                f"{file}:1: {need.replace('|', ' or ')}: expected this column in the header for {fmt}, got {sorted(cols)}"
+            )
 
 
 def _rows_by_suffix(file: Path, text: str) -> Iterator[tuple[str, Any]]:
@@ -278,7 +294,9 @@ def detect(file: Path | str, text: str | None = None) -> str:
         first = next((r for _, r in _json_rows(file, text)), None)
         if isinstance(first, dict) and {"question", "option"} <= set(first):
             return "cmb"
-        raise DataError(f"{file}[0]: option: expected CMB records (id, question, option, answer, …); for other fields use --map")
+        raise DataError(
+            f"{file}[0]: option: expected CMB records (id, question, option, answer, …); for other fields use --map"
+        )
     first = next((r for _, r in _jsonl_rows(file, text)), None)
     # Our own schema stays the default: anything that is not clearly MedQA gets the native loader's messages.
     if isinstance(first, dict) and "stem" not in first and "question" in first and "options" in first:
@@ -549,7 +567,11 @@ def generic(record: Any, where: str, n: int, ctx: Ctx) -> Question:
             exam_class=get("level"),
             rationale=get("rationale"),
             source=_short(where, ctx),
-            multi=True if ("多" in qtype or "multi" in qtype) else False if ("单" in qtype or "single" in qtype) else None,
+            multi=True
+            if ("多" in qtype or "multi" in qtype)
+            else False
+            if ("单" in qtype or "single" in qtype)
+            else None,
         ),
         where,
         ctx.rules,
@@ -655,7 +677,9 @@ def load(
             bad = f"{len(out.bad)} of {out.records} records are bad{also}"
             raise DataError(f"{path}: no questions left: {bad}; the first: {out.bad[0]}")
         if out.skipped:
-            raise DataError(f"{path}: no questions left: all {out.skipped} are multi-answer and multi='skip' (use multi='exact')")
+            raise DataError(
+                f"{path}: no questions left: all {out.skipped} are multi-answer and multi='skip' (use multi='exact')"
+            )
         raise DataError(f"{path}: the dataset is empty")
     return out
 
