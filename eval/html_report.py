@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import io
 import json
 import math
@@ -28,6 +27,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
 from eval.schema import LETTERS, Message, Prediction, Question, RunConfig, TraceStep
@@ -56,14 +57,19 @@ class Column:
 
 @dataclass
 class Page:
+    """What the page shows; eval/templates/report.html.j2 draws it."""
+
     title: str
-    meta: list[str]  # lines under the title (HTML)
+    kind: str  # "run" or "ablation": which lines under the title and which headline table
+    meta: dict  # the facts for the lines under the title (eval/templates/_meta.html.j2)
     questions: dict[str, Question]
     columns: list[Column]
     comparisons: list[
         dict
     ]  # {"column", "baseline", n, diff, diff_ci_low, diff_ci_high, mcnemar_p, holm_p, right_to_wrong, wrong_to_right}
-    headline: str = ""  # HTML table(s)
+    # The headline table's rows: a run's, one per column ({title, summary, letters}); an ablation's, eval.ablate's
+    # rows (one per model x cell) with the letter test's cell added (letters).
+    rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -151,29 +157,23 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         for c in columns:
             if c is not base:
                 comparisons.append({"column": c.key, "baseline": base.key, **compare(base.predictions, c.predictions)})
-        for comp, p in zip(comparisons, holm([c["mcnemar_p"] for c in comparisons])):
+        for comp, p in zip(comparisons, holm([c["mcnemar_p"] for c in comparisons]), strict=True):
             comp["holm_p"] = p
     model = Path(config.model).name + (f" ({describe_model(config.model_info)})" if config.model_info else "")
-    meta = [
-        f"Model <code>{_e(model)}</code> · data <code>{_e(config.data)}</code> · {len(questions)} questions · seed {config.seed}",
-        f"Budgets: draft {config.draft_tokens}, critique {config.critique_tokens} tokens · prompts <code>{_e(config.prompts_version)}</code>"
-        + (f" · variant <code>{_e(config.prompt_variant)}</code>" if config.prompt_variant else "")
-        + (
-            f" · sc: k={config.samples}, temperature {config.sample_temperature}"
-            if any(_base(g) == "sc" for g in graphs)
-            else ""
-        )
-        + (f" · retrieval <code>{_e(config.retrieval)}</code>" if config.retrieval else ""),
-        _e(key_text(summary.key)),
-    ]
+    meta = {
+        "model": model,
+        "config": config,
+        "sc": any(_base(g) == "sc" for g in graphs),  # whether to state the sampling settings
+        "key": key_text(summary.key),
+    }
     for c in columns:
         if (finished := sum(p.parse_status != "error" for p in c.predictions.values())) < len(questions):
             notes.append(
-                f"{c.title}: {finished} of {len(questions)} questions finished (the run is incomplete or has errors; rerun it to resume)"
+                f"{c.title}: {finished} of {len(questions)} questions finished"
+                " (the run is incomplete or has errors; rerun it to resume)"
             )
-    page = Page(f"{' vs '.join(graphs)}", meta, questions, columns, comparisons, notes=notes)
-    page.headline = _run_headline(page)
-    return page
+    rows = [{"title": c.title, "summary": c.summary, "letters": _letter_p(c, questions)} for c in columns]
+    return Page(" vs ".join(graphs), "run", meta, questions, columns, comparisons, rows, notes)
 
 
 def load_ablation_page(out: Path) -> Page:
@@ -223,17 +223,19 @@ def load_ablation_page(out: Path) -> Page:
                     },
                 }
             )
-    g = ablation.grid
-    meta = [
-        f"{len(ablation.questions)} questions, the same for every cell · models: {', '.join(f'<code>{_e(m)}</code>' for m in g.models)} · seed {g.seed}",
-        f"graphs {_e(', '.join(g.graphs))} × prompt variants {_e(', '.join(g.variants) or 'default')} × retrieval "
-        f"{'/'.join('on' if r else 'off' for r in g.retrieval)} · sc: k ∈ {{{', '.join(map(str, g.samples))}}}, temperature {g.sample_temperature}"
-        f" · baseline <b>{_e(ablation.baseline.label)}</b>",
-        _e(key_text(ablation.key)),
+    meta = {
+        "grid": ablation.grid,
+        "baseline": ablation.baseline.label,
+        "several": several,  # models: each headline row names its model
+        "key": key_text(ablation.key),
+    }
+    rows = [
+        r | {"letters": letter_p_text(r["letter_p"], r["letter_note"])} if r.get("n") is not None else r
+        for r in ablation.rows
     ]
-    page = Page(f"Ablation: {out.name}", meta, ablation.questions, columns, comparisons, notes=list(ablation.notes))
-    page.headline = _ablation_headline(ablation.rows, ablation.baseline.label, several, g)
-    return page
+    return Page(
+        f"Ablation: {out.name}", "ablation", meta, ablation.questions, columns, comparisons, rows, list(ablation.notes)
+    )
 
 
 def _base(graph: str) -> str:
@@ -282,7 +284,7 @@ def heatmap(page: Page) -> str:
         ax.axis("off")
     cmap = plt.get_cmap("RdYlGn").copy()
     cmap.set_bad("#dddddd")
-    for ax, column in zip(axes.flat, page.columns):
+    for ax, column in zip(axes.flat, page.columns, strict=False):
         grid = np.full((len(specialties), len(levels)), np.nan)
         for i, s in enumerate(specialties):
             for j, lv in enumerate(levels):
@@ -325,6 +327,7 @@ def cost_scatter(page: Page) -> str:
             ),
             ("seconds per question", lambda s: s.seconds_per_q),
         ],
+        strict=True,
     ):
         drawn = sorted(
             (c for c in page.columns if c.summary.overall.total),
@@ -400,7 +403,7 @@ def letter_bars(page: Page) -> str:
     rows += [(c.title, [p.answer for p in c.predictions.values() if p.parse_status != "error"]) for c in page.columns]
     colours = plt.get_cmap("Set2")
     fig, ax = plt.subplots(figsize=(9, 0.8 + 0.36 * len(rows)))
-    for i, (label, answers) in enumerate(rows):
+    for i, (_, answers) in enumerate(rows):
         total, left = len(answers) or 1, 0.0
         for j, key in enumerate([*letters, None]):
             share = sum(a == key for a in answers) / total
@@ -416,17 +419,63 @@ def letter_bars(page: Page) -> str:
     return _png(fig)
 
 
-# -- per-question details ---------------------------------------------------------------------
+# -- the page ---------------------------------------------------------------------------------
 
 
-def flips_table(page: Page) -> str:
-    """First proposal -> final per chain, unparsed first proposals in their own row."""
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _pts(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.1f}"
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+# The page's markup lives in eval/templates: report.html.j2 and the parts it includes and imports.
+TEMPLATES = Environment(
+    loader=PackageLoader("eval", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,  # an included part ends with its line break, the page too
+)
+TEMPLATES.filters.update(pct=_pct, pts=_pts, p=_p, fmt=format)
+
+
+def render(page: Page) -> str:
+    """The page as one self-contained HTML document."""
+    figures = {
+        "heatmap": heatmap(page),
+        "cost": cost_scatter(page),
+        "flips": flip_bars(page),
+        "letters": letter_bars(page),
+    }
+    return TEMPLATES.get_template("report.html.j2").render(
+        page=page, figures=figures, flips=_flips(page), questions=_question_items(page)
+    )
+
+
+def _letter_p(column: Column, questions: dict[str, Question]) -> str:
+    """The letter test over the questions whose options are known (a stand-in's are guessed)."""
+    bias = answered_letters(column.predictions.values(), {qid: q for qid, q in questions.items() if q.stem != STAND_IN})
+    return letter_p_text(bias.p, bias.why)
+
+
+def _flips(page: Page) -> dict | None:
+    """First proposal -> final per chain: each chain's title and what its first proposal is, and one row per outcome
+    (label, a count per chain), unparsed first proposals in their own row. None without chains."""
     chains = [(c, f) for c in page.columns if (f := draft_flips(c.predictions.values()))]
     if not chains:
-        return ""
-    rows = [flip_rows(f, "first proposal") for _, f in chains]
-    body = [[_e(label)] + [str(r[i][1]) for r in rows] for i, (label, _) in enumerate(rows[0])]
-    return _table(["first proposal → final"] + [f"{_e(c.title)} ({_e(f.first)})" for c, f in chains], body)
+        return None
+    counts = [flip_rows(f, "first proposal") for _, f in chains]
+    return {
+        "chains": [(c.title, f.first) for c, f in chains],
+        "rows": [(label, [r[i][1] for r in counts]) for i, (label, _) in enumerate(counts[0])],
+    }
 
 
 def anchors(questions: Sequence[str]) -> dict[str, str]:
@@ -443,346 +492,101 @@ def anchors(questions: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _outcome(p: Prediction | None) -> str:
-    if p is None:
-        return '<span class="badge none">–</span>'
-    if p.parse_status == "error":
-        return f'<span class="badge err" title="{_e(p.error or "")}">error</span>'
-    if p.answer is None:
-        return '<span class="badge bad">unparsed</span>'
-    return f'<span class="badge {"ok" if p.correct else "bad"}">{_e(p.answer)} {"✓" if p.correct else "✗"}</span>'
-
-
-def _content_html(content: str, question_text: str) -> str:
-    """A message's text, escaped, with the question itself (already shown above it) folded to a marker."""
-    if question_text and question_text in content:
-        marker = "<span class='qref'>[the question and its options, as shown above]</span>"
-        return marker.join(_e(part) for part in content.split(question_text))
-    return _e(content)
-
-
-def _messages_html(messages: Sequence[Message], previous: TraceStep | None, question_text: str = "") -> str:
-    """The step's prompt: what it adds to the previous step's conversation (all of it for the first step)."""
-    shared = 0
-    if previous:
-        for a, b in zip(previous.messages, messages):
-            if a != b:
-                break
-            shared += 1
-    new = messages[shared:]
-    parts = []
-    if previous and shared:
-        parts.append(f'<p class="muted">continues the conversation above ({shared} earlier messages)</p>' if new else
-                     '<p class="muted">the same prompt as the step above</p>')  # fmt: skip
-    for m in new:
-        if previous and m.role == "assistant" and m.content == previous.output:
-            parts.append(
-                '<div class="msg assistant"><span class="role">assistant</span><span class="muted">the reply above</span></div>'
-            )
-        else:
-            parts.append(
-                f'<div class="msg {m.role}"><span class="role">{m.role}</span><pre>{_content_html(m.content, question_text)}</pre></div>'
-            )
-    return "".join(parts)
-
-
-def _step_html(step: TraceStep, previous: TraceStep | None, question: Question, index: int) -> str:
-    from agents.answer import parse_letter
+def _question_items(page: Page) -> list[dict]:
+    """Per question, in run order: its anchor, whether the columns disagree on it, and each column's prediction."""
     from agents.prompts import render_question
 
-    facts = [
-        f"{step.prompt_tokens} prompt tokens ({step.prompt_tokens_evaluated} evaluated)",
-        f"{step.completion_tokens} generated",
-        f"{step.seconds:.2f} s",
-    ]
-    body = [_messages_html(step.messages, previous, render_question(question)) if step.node != "retrieve" else ""]
-    if step.passages is not None:
-        query = step.messages[0].content if step.messages else ""
-        items = "".join(
-            f"<li><b>{_e(p.title)}</b> <span class='muted'>{_e(p.source)} · score {p.score:.3f}</span><pre>{_e(p.text)}</pre></li>"
-            for p in step.passages
-        )
-        body.append(f"<p class='muted'>query: {_e(query[:200])}</p><ol class='passages'>{items}</ol>")
-    body.append(f'<div class="msg output"><span class="role">output</span><pre>{_e(step.output)}</pre></div>')
-    if step.scores:
-        total = sum(math.exp(v) for v in step.scores.values())
-        best = max(step.scores, key=step.scores.__getitem__)
-        cells = "".join(
-            f"<td class='{'best' if k == best else ''}'>{_e(k)}: {math.exp(v) / total:.0%}</td>"
-            for k, v in step.scores.items()
-        )
-        body.append(
-            f"<table class='scores'><tr><th>next-token probability (renormalised over the options)</th>{cells}</tr></table>"
-        )
-    elif step.node != "retrieve":
-        named = parse_letter(step.output, question.letters)
-        facts.append(f"names {named}" if named else "names no option")
-    title = f"{index}. {step.node}"
-    return f'<div class="step"><div class="stephead"><b>{_e(title)}</b> <span class="muted">{_e(" · ".join(facts))}</span></div>{"".join(body)}</div>'
+    anchor = anchors(list(page.questions))
+    items = []
+    for qid, q in page.questions.items():
+        found = [c.predictions.get(qid) for c in page.columns]
+        text = render_question(q)
+        items.append({
+            "id": qid, "question": q, "anchor": anchor[qid],
+            "differ": len({p.correct if p else None for p in found}) > 1,
+            "predictions": [_prediction(c, p, q, text) for c, p in zip(page.columns, found, strict=True)],
+        })  # fmt: skip
+    return items
 
 
-def _prediction_html(column: Column, p: Prediction | None, question: Question) -> str:
+def _prediction(column: Column, p: Prediction | None, question: Question, question_text: str) -> dict:
+    """A column's answer to a question: its summary line and every step of its trace."""
     from agents.answer import parse_letter
-    from agents.vote import tally
+    from agents.nodes.vote import tally
 
     if p is None:
-        return f"<details class='pred'><summary>{_e(column.title)}: {_outcome(None)} not run</summary></details>"
-    head = [f"<b>{_e(column.title)}</b>", _outcome(p)]
+        return {"title": column.title, "p": None}
+    first = None
+    if p.draft_answer is not None or any(s.node in ("draft", "sample") for s in p.trace):
+        first = "first sample" if any(s.node == "sample" for s in p.trace) else "draft"
     info = [
         f"answer by {p.answer_method}" if p.answer else "",
         f"{len(p.trace)} step{'s' if len(p.trace) != 1 else ''}",
         f"{p.seconds:.1f} s",
     ]
-    if p.draft_answer is not None or any(s.node in ("draft", "sample") for s in p.trace):
-        first = "first sample" if any(s.node == "sample" for s in p.trace) else "draft"
-        changed = p.draft_answer != p.answer
-        head.append(
-            f"<span class='{'changed' if changed else 'muted'}'>{first} {_e(p.draft_answer or 'unparsed')} → {_e(p.answer or 'unparsed')}</span>"
-        )
-    samples = [s for s in p.trace if s.node == "sample"]
-    if samples:
+    if samples := [s for s in p.trace if s.node == "sample"]:
         votes = tally([parse_letter(s.output, question.letters) for s in samples])
         info.append("votes " + ", ".join(f"{k} {v}" for k, v in votes.items()))
     if p.error:
         info.append(f"error: {p.error}")
     steps, previous = [], None
     for i, step in enumerate(p.trace, start=1):
-        steps.append(_step_html(step, previous, question, i))
+        steps.append(_step(step, previous, question, question_text, i))
         if step.node != "retrieve":
             previous = step
-    return (
-        f"<details class='pred'><summary>{' '.join(head)} <span class='muted'>{_e(' · '.join(i for i in info if i))}</span></summary>"
-        f"{''.join(steps) or '<p class=muted>no trace</p>'}</details>"
-    )
+    return {"title": column.title, "p": p, "first": first, "info": " · ".join(i for i in info if i), "steps": steps}
 
 
-def questions_section(page: Page) -> str:
-    ids = list(page.questions)
-    anchor = anchors(ids)
-    differ = [
-        q
-        for q in ids
-        if len({(c.predictions.get(q).correct if c.predictions.get(q) else None) for c in page.columns}) > 1
+def _step(step: TraceStep, previous: TraceStep | None, question: Question, question_text: str, index: int) -> dict:
+    """One node's call: its prompt, retrieved passages, output and next-token scores, with what it cost."""
+    from agents.answer import parse_letter
+
+    facts = [
+        f"{step.prompt_tokens} prompt tokens ({step.prompt_tokens_evaluated} evaluated)",
+        f"{step.completion_tokens} generated",
+        f"{step.seconds:.2f} s",
     ]
-    header = "".join(f"<th>{_e(c.title)}</th>" for c in page.columns)
-    rows = []
-    for qid in ids:
-        q = page.questions[qid]
-        marks = "".join(f"<td>{_outcome(c.predictions.get(qid))}</td>" for c in page.columns)
-        rows.append(
-            f"<tr class='{'differ' if qid in differ else ''}'><td><a href='#{anchor[qid]}'>{_e(qid)}</a></td>"
-            f"<td>{_e(q.specialty)}</td><td>{_e(q.level or '')}</td><td>{_e(q.answer)}</td>{marks}</tr>"
-        )
-    index = (
-        f"<p>{len(differ)} of {len(ids)} questions are answered correctly by some columns and not others (highlighted). "
-        "Click a question for every node's messages and output.</p>"
-        f"<table class='index'><tr><th>question</th><th>specialty</th><th>level</th><th>key</th>{header}</tr>{''.join(rows)}</table>"
-    )
-    sections = []
-    for qid in ids:
-        q = page.questions[qid]
-        options = "".join(
-            f"<li class='{'key' if k == q.answer else ''}'><b>{_e(k)}.</b> {_e(v)}</li>" for k, v in q.options.items()
-        )
-        outcomes = " ".join(
-            f"<span class='muted'>{_e(c.title)}</span> {_outcome(c.predictions.get(qid))}" for c in page.columns
-        )
-        rationale = f"<p class='rationale'><b>Rationale:</b> {_e(q.rationale)}</p>" if q.rationale else ""
-        preds = "".join(_prediction_html(c, c.predictions.get(qid), q) for c in page.columns)
-        sections.append(
-            f"<section class='question' id='{anchor[qid]}'><details><summary><a class='anchor' href='#{anchor[qid]}'>#</a> "
-            f"<b>{_e(qid)}</b> <span class='muted'>{_e(q.specialty)} · {_e(q.level or '–')} · key {_e(q.answer)}</span> {outcomes}</summary>"
-            f"<div class='qbody'><p class='stem'>{_e(q.stem)}</p><ol class='options'>{options}</ol>{rationale}{preds}</div></details></section>"
-        )
-    return index + "".join(sections)
+    scores = None
+    if step.scores:  # (letter, probability renormalised over the options, whether it is the best)
+        total = sum(math.exp(v) for v in step.scores.values())
+        best = max(step.scores, key=step.scores.__getitem__)
+        scores = [(k, math.exp(v) / total, k == best) for k, v in step.scores.items()]
+    elif step.node != "retrieve":
+        named = parse_letter(step.output, question.letters)
+        facts.append(f"names {named}" if named else "names no option")
+    return {
+        "title": f"{index}. {step.node}",
+        "facts": " · ".join(facts),
+        "prompt": None if step.node == "retrieve" else _prompt(step.messages, previous, question_text),
+        "query": (step.messages[0].content if step.messages else "")[:200],
+        "passages": step.passages,
+        "output": step.output,
+        "scores": scores,
+    }
 
 
-# -- tables -----------------------------------------------------------------------------------
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _pts(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.1f}"
-
-
-def _p(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3g}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table class='{cls}'><tr>{head}</tr>{body}</table>"
-
-
-def _bar(acc: float, low: float, high: float) -> str:
-    """A small inline interval bar: the Wilson interval shaded, the estimate as a tick."""
-    return (
-        f"<span class='ci'><span class='ci-range' style='left:{100 * low:.1f}%;width:{100 * (high - low):.1f}%'></span>"
-        f"<span class='ci-point' style='left:{100 * acc:.1f}%'></span></span>"
-    )
-
-
-def _letter_p(column: Column, questions: dict[str, Question]) -> str:
-    """The letter test over the questions whose options are known (a stand-in's are guessed)."""
-    bias = answered_letters(column.predictions.values(), {qid: q for qid, q in questions.items() if q.stem != STAND_IN})
-    return _e(letter_p_text(bias.p, bias.why))
-
-
-def _run_headline(page: Page) -> str:
-    rows = []
-    for c in page.columns:
-        s = c.summary
-        o = s.overall
-        rows.append([
-            f"<b>{_e(c.title)}</b>", f"{_pct(o.accuracy)} [{_pct(o.ci_low)}–{_pct(o.ci_high)}] ({o.correct}/{o.total}) {_bar(o.accuracy, o.ci_low, o.ci_high)}",
-            str(s.unparsed), str(s.errors), f"{s.calls_per_q:.1f}",
-            f"{s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q:.0f}", f"{s.seconds_per_q:.2f}",
-            _letter_p(c, page.questions),
-        ])  # fmt: skip
-    header = [
-        "graph",
-        "accuracy [Wilson 95% CI] (correct/n)",
-        "unparsed",
-        "errors",
-        "steps/q",
-        "tokens/q",
-        "s/q",
-        "letters vs uniform, χ² p",
-    ]
-    table = _table(header, rows, "headline")
-    if page.comparisons:
-        comp_rows = [
-            [
-                f"{_e(c['column'])} vs {_e(c['baseline'])}", str(c["n"]),
-                f"<b>{_pts(c['diff'])}</b> [{_pts(c['diff_ci_low'])}, {_pts(c['diff_ci_high'])}]",
-                _p(c["mcnemar_p"]), _p(c.get("holm_p")), str(c["right_to_wrong"]), str(c["wrong_to_right"]),
-            ]
-            for c in page.comparisons
-        ]  # fmt: skip
-        table += "<h3>Paired against the baseline</h3>" + _table(
-            [
-                "comparison",
-                "n",
-                "Δ accuracy, points [95% paired bootstrap CI]",
-                "McNemar exact p",
-                "Holm p",
-                "right → wrong",
-                "wrong → right",
-            ],
-            comp_rows,
-        )
-    return table
-
-
-def _ablation_headline(rows: list[dict], baseline: str, several: bool, grid) -> str:
-    body = []
-    for r in rows:
-        name = f"{_e(r['model'])} · " if several else ""
-        if r.get("n") is None:
-            body.append([f"{name}{_e(r['cell'])}", _e(r["status"])] + ["–"] * 10)
-            continue
-        is_base = r.get("diff") is None and r["cell"] == baseline
-        matched = "–"
-        if r.get("matched_found"):
-            matched = f"{_e(r['matched_cell'])}: {_pct(r['matched_accuracy'])}; Δ {_pts(r['matched_diff'])} [{_pts(r['matched_diff_ci_low'])}, {_pts(r['matched_diff_ci_high'])}], Holm p {_p(r.get('matched_holm_p'))}"
-        elif r.get("matched_cell"):
-            matched = f"<span class='muted'>add {_e(r['matched_cell'])}</span>"
-        body.append([
-            f"{name}<b>{_e(r['cell'])}</b>" + (" <span class='badge none'>baseline</span>" if is_base else ""),
-            f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}–{_pct(r['ci_high'])}] ({r['correct']}/{r['n']}) {_bar(r['accuracy'], r['ci_low'], r['ci_high'])}",
-            "–" if r.get("diff") is None else f"<b>{_pts(r['diff'])}</b> [{_pts(r['diff_ci_low'])}, {_pts(r['diff_ci_high'])}]",
-            _p(r.get("mcnemar_p")), _p(r.get("holm_p")),
-            "–" if r.get("diff") is None else f"{r['right_to_wrong']} / {r['wrong_to_right']}",
-            matched, str(r["unparsed"]), _e(letter_p_text(r["letter_p"], r["letter_note"])),
-            f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
-        ])  # fmt: skip
-    header = [
-        "cell", "accuracy [Wilson 95% CI] (correct/n)", f"Δ vs {_e(baseline)}, points [95% paired bootstrap CI]", "McNemar p", "Holm p",
-        "flips r→w / w→r", "compute-matched sc (k = calls/q)", "unparsed", "letters vs uniform, χ² p",
-        "calls/q", "tokens/q", "s/q",
-    ]  # fmt: skip
-    return _table(header, body, "headline")
-
-
-# -- the page ---------------------------------------------------------------------------------
-
-CSS = """
-body{font-family:-apple-system,"Segoe UI","PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0 auto;max-width:1280px;padding:1.5em 2em;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:2px solid #eee;padding-bottom:.2em}
-.meta{color:#555;margin:.2em 0}.note{background:#fff8e1;border-left:4px solid #f0ad4e;padding:.4em .8em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.3em .55em;text-align:left;vertical-align:top}
-th{background:#f4f6f8}table.headline td:first-child{white-space:nowrap}tr.differ{background:#fffbe6}
-img{max-width:100%;border:1px solid #eee;margin:.4em 0}
-.badge{display:inline-block;border-radius:3px;padding:0 .35em;font-size:.85em;font-weight:600;white-space:nowrap}
-.badge.ok{background:#dff0d8;color:#2b662b}.badge.bad{background:#f8d7da;color:#8a1f2b}.badge.err{background:#e2e3e5;color:#383d41}.badge.none{background:#eef;color:#446}
-.muted{color:#777;font-size:.9em}.changed{color:#b35c00;font-weight:600}
-.ci{display:inline-block;position:relative;width:90px;height:10px;background:#f1f1f1;vertical-align:middle;margin-left:.4em}
-.ci-range{position:absolute;top:0;height:10px;background:#9ec5e8}.ci-point{position:absolute;top:-2px;width:2px;height:14px;background:#1f4e79}
-section.question{border-top:1px solid #eee;padding:.3em 0}section.question>details>summary{cursor:pointer;padding:.2em 0}
-section.question:target{background:#f5fbff}.anchor{color:#aaa;text-decoration:none}
-.qbody{padding:.3em 0 .6em 1.2em}.stem{font-size:1.05em}.options li.key{font-weight:600;color:#2b662b}.rationale{color:#444}
-details.pred{margin:.4em 0;border:1px solid #e3e3e3;border-radius:4px;padding:.3em .6em}details.pred>summary{cursor:pointer}
-.step{border-left:3px solid #cfd8e3;margin:.6em 0 .6em .3em;padding-left:.7em}.stephead{margin-bottom:.2em}
-.msg{margin:.25em 0}.msg .role{display:inline-block;min-width:5.5em;font-size:.8em;color:#fff;background:#7a8794;border-radius:3px;padding:0 .4em;margin-right:.4em}
-.msg.system .role{background:#6c5a99}.msg.user .role{background:#2d6a9f}.msg.assistant .role{background:#3c8d5a}.msg.output .role{background:#b35c00}
-pre{white-space:pre-wrap;word-break:break-word;background:#fafafa;border:1px solid #eee;padding:.4em .6em;margin:.2em 0;font-family:inherit;font-size:.92em}
-table.scores td.best{background:#dff0d8;font-weight:600}ol.passages pre{max-height:12em;overflow:auto}
-nav a{margin-right:1em}.qref{color:#2d6a9f;font-style:italic}
-"""
-
-# Following a link to #q-ID opens that question's section.
-SCRIPT = """
-function openTarget(){var id=decodeURIComponent(location.hash.slice(1));var el=id&&document.getElementById(id);
-if(el){var d=el.querySelector('details');if(d){d.open=true;}}}
-window.addEventListener('hashchange',openTarget);window.addEventListener('DOMContentLoaded',openTarget);
-"""
-
-
-def render(page: Page) -> str:
-    sections = [("results", "Results", page.headline)]
-    sections.append((
-        "heatmap", "Accuracy by specialty × level",
-        f"<img alt='accuracy heatmap by specialty and level' src='{heatmap(page)}'>"
-        "<p class='muted'>Each cell: correct/answered; grey: no questions there. Errors are left out.</p>",
-    ))  # fmt: skip
-    sections.append((
-        "cost", "Accuracy against cost",
-        f"<img alt='accuracy against tokens and seconds per question' src='{cost_scatter(page)}'>"
-        "<p class='muted'>Bars: Wilson 95% intervals. Tokens: prompt tokens actually evaluated (the rest came from the KV cache) plus generated tokens.</p>",
-    ))  # fmt: skip
-    if flips := flip_bars(page):
-        sections.append(("flips", "Flips", f"<img alt='flips' src='{flips}'><p class='muted'>Paired on the same questions. "
-                         "“first → final”: how later steps (critique and extraction, or voting) changed the chain's "
-                         "first proposal; one that named no option is neither a change nor a flip (its own row below).</p>"
-                         + flips_table(page)))  # fmt: skip
-    sections.append((
-        "letters", "Answered letters",
-        f"<img alt='answered letters against the answer key' src='{letter_bars(page)}'>"
-        "<p class='muted'>The χ² p in the table tests the answered letters against a uniform guess over the options "
-        "shown: a small p means some positions are favoured, or the key is unbalanced and the graph is accurate. "
-        "Options are not permuted, so this cannot tell position bias from content preference; where a letter's "
-        "expected count is below 5 there is no p. The option shuffle of <code>python -m eval.position_bias</code> "
-        "measures position bias at any size.</p>",
-    ))  # fmt: skip
-    sections.append(("questions", "Questions", questions_section(page)))
-    nav = "".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title, _ in sections)
-    notes = "".join(f"<p class='note'>{_e(n)}</p>" for n in page.notes)
-    meta = "".join(f"<p class='meta'>{line}</p>" for line in page.meta)
-    body = "".join(f"<h2 id='{key}'>{_e(title)}</h2>{content}" for key, title, content in sections)
-    return (
-        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(page.title)}</title><style>{CSS}</style><script>{SCRIPT}</script></head>"
-        f"<body><h1>{_e(page.title)}</h1>{meta}{notes}<nav>{nav}</nav>{body}</body></html>\n"
-    )
+def _prompt(messages: Sequence[Message], previous: TraceStep | None, question_text: str) -> dict:
+    """What the step's prompt adds to the previous step's conversation (all of it for the first step): how many
+    messages it shares with it, and each new message's text split around the question (shown above already)."""
+    shared = 0
+    if previous:
+        for a, b in zip(previous.messages, messages, strict=False):
+            if a != b:
+                break
+            shared += 1
+    return {
+        "shared": shared,
+        "messages": [
+            {
+                "role": m.role,
+                "reply_above": bool(previous) and m.role == "assistant" and m.content == previous.output,
+                "parts": m.content.split(question_text)
+                if question_text and question_text in m.content
+                else [m.content],
+            }
+            for m in messages[shared:]
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,6 +209,94 @@ def test_report_for_a_synthetic_run_escapes_text_and_shows_why_the_chain_changed
     )  # stems differ from render_question here: shown whole
 
 
+class Badges(HTMLParser):
+    """Every badge: its classes, its title attribute (decoded) and its text."""
+
+    def __init__(self):
+        super().__init__()
+        self.badges: list[dict] = []
+        self.inside = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "span" and "badge" in (attrs.get("class") or "").split():
+            self.badges.append({"class": attrs["class"], "title": attrs.get("title"), "text": ""})
+            self.inside = True
+
+    def handle_endtag(self, tag):
+        self.inside = self.inside and tag != "span"
+
+    def handle_data(self, data):
+        if self.inside:
+            self.badges[-1]["text"] += data
+
+
+def test_report_escapes_attributes_and_shows_errors_unparsed_and_missing_answers(tmp_path):
+    """An error's quotes stay inside the badge's title; a model name and a variant are text; a question without a
+    prediction is 'not run', an error without steps has 'no trace'; one graph draws no flips."""
+    data = tmp_path / "q.jsonl"
+    options = {"A": "甲", "B": "乙"}
+    questions = [
+        {"id": f"q{i}", "stem": f"题{i}", "options": options, "answer": "A", "specialty": "other"} for i in range(3)
+    ]
+    data.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    out = tmp_path / "run"
+    config = RunConfig(
+        graphs=["single"],
+        model="<m>&.gguf",
+        model_sha256="",
+        data=str(data),
+        data_sha256="",
+        question_ids=["q0", "q1", "q2"],
+        prompt_variant="v<1>",
+    )
+    store = RunStore(out, config)
+    error = "boom \"x\" 'y' <z> onmouseover=alert(1)"
+    store.append(
+        Prediction(
+            question_id="q0",
+            graph="single",
+            answer=None,
+            gold="A",
+            correct=False,
+            parse_status="error",
+            answer_method="none",
+            error=error,
+        )
+    )
+    answer = TraceStep(node="answer", messages=[Message(role="user", content="题1")], output="嗯")
+    store.append(
+        Prediction(
+            question_id="q1",
+            graph="single",
+            answer=None,
+            gold="A",
+            correct=False,
+            parse_status="unparsed",
+            answer_method="regex",
+            trace=[answer],
+            model_calls=1,
+        )
+    )
+    store.close()
+    result = report(str(out))
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text(encoding="utf-8")
+    s = parse(page)
+    assert not s.external and len(s.images) == 3 and "#flips" not in s.hrefs and "flips" not in s.ids
+    assert_question_anchors(s, ["q0", "q1", "q2"])
+    badges = Badges()
+    badges.feed(page)
+    errors = [b for b in badges.badges if b["class"] == "badge err"]
+    assert errors and all(b["title"] == error and b["text"] == "error" for b in errors)
+    assert "<z>" not in page and "<m>" not in page and "<1>" not in page
+    assert "<code>&lt;m&gt;&amp;.gguf</code>" in page and "variant <code>v&lt;1&gt;</code>" in page
+    assert any(b["class"] == "badge bad" and b["text"] == "unparsed" for b in badges.badges)
+    assert "single: 1 of 3 questions finished" in page  # the error and the missing prediction are not finished
+    assert page.count("not run</summary>") == 1 and page.count("no trace</p>") == 1
+    assert "names no option" in page
+
+
 def test_anchors_are_unique_and_url_safe():
     assert anchors(["a-1", "a 1", "a/1", "题1"]) == {"a-1": "q-a-1", "a 1": "q-a_1", "a/1": "q-a_1-2", "题1": "q-_1"}
 
