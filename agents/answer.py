@@ -9,10 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from agents.backend import Backend
-from agents.messages import trace_step
-from eval.schema import Message
-
 
 @dataclass(frozen=True)
 class Pattern:
@@ -208,16 +204,3 @@ def parse_letter(text: str, letters: Sequence[str], options: Mapping[str, str] |
 def best_letter(scores: dict[str, float]) -> str | None:
     finite = {k: v for k, v in scores.items() if math.isfinite(v)}
     return max(finite, key=finite.__getitem__) if finite else None
-
-
-def choose_by_scores(
-    backend: Backend, node: str, messages: Sequence[Message], letters: Sequence[str], prefix: str
-) -> dict:
-    """One forward pass; the answer is the option letter with the highest next-token log-probability.
-
-    Returns the graph-state update (answer, method, trace step).
-    """
-    completion = backend.score_next(messages, letters, assistant_prefix=prefix)
-    assert completion.scores is not None
-    step = trace_step(node, messages, completion)
-    return {"answer": best_letter(completion.scores), "answer_method": completion.method, "trace": [step]}

@@ -1,10 +1,11 @@
-"""Building chat messages and trace steps shared by every node."""
+"""Building chat messages, trace steps and the scored answer, shared by every node."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.backend import Completion
+from agents.answer import best_letter
+from agents.backends.base import Backend, Completion
 from agents.prompts import render_question
 from eval.schema import Message, Question, RetrievedPassage, TraceStep
 
@@ -39,3 +40,16 @@ def trace_step(node: str, messages: Sequence[Message], completion: Completion) -
         seconds=completion.seconds,
         scores=completion.scores,
     )
+
+
+def choose_by_scores(
+    backend: Backend, node: str, messages: Sequence[Message], letters: Sequence[str], prefix: str
+) -> dict:
+    """One forward pass; the answer is the option letter with the highest next-token log-probability.
+
+    Returns the graph-state update (answer, method, trace step).
+    """
+    completion = backend.score_next(messages, letters, assistant_prefix=prefix)
+    assert completion.scores is not None
+    step = trace_step(node, messages, completion)
+    return {"answer": best_letter(completion.scores), "answer_method": completion.method, "trace": [step]}

@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from eval.schema import AnswerKey, Flips, Prediction, Question
-from eval.stats import LetterBias, letter_bias
-
-# Trace nodes that record a chain's first proposal (Prediction.draft_answer), and what to call it.
-FIRST_PROPOSAL = {"draft": "draft", "sample": "first sample"}
+from eval.schema import AnswerKey, Comparison, Flips, Prediction, Question
+from eval.stats import LetterBias, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts
 
 
 def regrade(prediction: Prediction, question: Question) -> Prediction:
@@ -22,16 +19,52 @@ def regrade(prediction: Prediction, question: Question) -> Prediction:
     return prediction.model_copy(update={"gold": question.answer, "correct": prediction.answer == question.answer})
 
 
+def paired(
+    graph: str,
+    baseline: str,
+    chain: Mapping[str, Prediction],
+    base: Mapping[str, Prediction],
+    ids: Sequence[str] | None = None,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
+    """`chain` against `base` (predictions by question id) on the same questions: `ids`, or by default every
+    question both answered without an error, in id order. The one paired comparison every report shows."""
+    if ids is None:
+        ids = sorted(
+            q for q in chain.keys() & base.keys() if "error" not in (chain[q].parse_status, base[q].parse_status)
+        )
+    before, after = [base[q].correct for q in ids], [chain[q].correct for q in ids]
+    counts = paired_counts(before, after)
+    diff, low, high = paired_bootstrap_diff(before, after, resamples=resamples, seed=seed)
+    return Comparison(
+        graph=graph,
+        baseline=baseline,
+        n=counts.n,
+        both_right=counts.both_right,
+        both_wrong=counts.both_wrong,
+        right_to_wrong=counts.right_to_wrong,
+        wrong_to_right=counts.wrong_to_right,
+        difference=diff,
+        diff_ci_low=low,
+        diff_ci_high=high,
+        mcnemar_p=mcnemar_exact(counts.right_to_wrong, counts.wrong_to_right),
+        unparsed=sum(chain[q].parse_status == "unparsed" for q in ids),
+        baseline_unparsed=sum(base[q].parse_status == "unparsed" for q in ids),
+    )
+
+
 def draft_flips(predictions: Iterable[Prediction]) -> Flips | None:
     """What a chain's later steps (critique and extraction, or voting) did to its first proposal.
 
     None for graphs that record no first proposal. Errors are left out. A first proposal that named no letter
     is counted apart as unparsed: it has no answer to keep or change, so it is neither a change nor a flip.
     """
-    chained = [p for p in predictions if p.parse_status != "error" and any(s.node in FIRST_PROPOSAL for s in p.trace)]
+    chained = [p for p in predictions if p.parse_status != "error" and p.first_proposal]
     if not chained:
         return None
-    first = next(FIRST_PROPOSAL[s.node] for s in chained[0].trace if s.node in FIRST_PROPOSAL)
+    first = chained[0].first_proposal
     parsed = [p for p in chained if p.draft_answer]
     return Flips(
         first=first,

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.llamacpp import LlamaCppBackend
+from agents.backends.llamacpp import LlamaCppBackend
 from agents.messages import question_messages
 from agents.prompts import load_prompts
 from eval.data import BUNDLED, load_questions, select
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 from eval.runner import predict
 from eval.schema import Question, RunConfig
-from graphs import GRAPHS
+from graphs import build_graph
 
 KEYS = ("throughput_ratio", "reflect_prompt_token_ratio", "scoring_speedup", "scoring_agreement")
 
@@ -99,16 +99,15 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
         data="bundled",
         data_sha256="",
         question_ids=[q.id for q in chosen],
-        draft_tokens=draft_tokens,
-        critique_tokens=critique_tokens,
+        options={"reflect": {"draft_tokens": draft_tokens, "critique_tokens": critique_tokens}},
     )
     pp, tg = raw_throughput(backend)
     result: dict = {"model": path.name, "questions": len(chosen), "raw_prompt_tok_s": pp, "raw_gen_tok_s": tg}
 
     evaluated = completion = actual = 0.0
     for name in ("reflect", "single"):
-        graph = GRAPHS[name](backend, config)
-        predictions, seconds = _timed(lambda q: predict(name, graph, q), chosen)
+        graph = build_graph(name, backend, config)
+        predictions, seconds = _timed(lambda q, name=name, graph=graph: predict(name, graph, q), chosen)
         assert all(p.parse_status != "error" for p in predictions), [p.error for p in predictions]
         ev = sum(p.prompt_tokens_evaluated for p in predictions)
         co = sum(p.completion_tokens for p in predictions)
@@ -131,7 +130,7 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
         "one_pass_s_per_q": one_pass_s,
         "per_option_s_per_q": per_option_s,
         "scoring_speedup": per_option_s / one_pass_s,
-        "scoring_agreement": sum(a == b for a, b in zip(fast, slow)) / len(chosen),
+        "scoring_agreement": sum(a == b for a, b in zip(fast, slow, strict=True)) / len(chosen),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     return result

@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 import structlog
 
-from agents.llamacpp import BackendError
-from agents.openai_backend import OpenAIBackend, RetryPolicy
+from agents.backends.base import BackendError
+from agents.backends.openai import OpenAIBackend, RetryPolicy
 from eval import log as logsetup
 from eval.data import BUNDLED, key_sha256, load_questions, questions_sha256, select
 from eval.models import ModelError, resolve_model
@@ -52,9 +52,10 @@ class LocalServer:
     def __init__(self, model: Path, *, n_ctx: int, n_threads: int, log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)]  # fmt: skip
-        self._log = open(log_path, "wb")
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)]  # fmt: skip
+        # The child process writes to this handle for its whole life; it is closed when the server stops.
+        self._log = open(log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         self.log_path = log_path
 
@@ -154,9 +155,9 @@ class _BalancerHandler(BaseHTTPRequestHandler):
 
 
 def measure(backend: OpenAIBackend, graph: str, questions, config: RunConfig, concurrency: int, workdir: Path) -> dict:
-    from graphs import GRAPHS
+    from graphs import build_graph
 
-    graphs = {graph: GRAPHS[graph](backend, config, None)}
+    graphs = {graph: build_graph(graph, backend, config)}
     store = RunStore(workdir / f"c{concurrency}", config, fresh=True)
     start = time.perf_counter()
     try:
@@ -223,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     questions = select(load_questions(BUNDLED), limit=args.questions)
     config = RunConfig(
-        graphs=[args.graph], model=f"bench:{model.name}", model_sha256="", data=str(BUNDLED), data_sha256=questions_sha256(questions),
-        key_sha256=key_sha256(questions),
+        graphs=[args.graph], model=f"bench:{model.name}", model_sha256="", data=str(BUNDLED),
+        data_sha256=questions_sha256(questions), key_sha256=key_sha256(questions),
         question_ids=[q.id for q in questions], n_ctx=args.n_ctx,
     )  # fmt: skip
     servers: list[LocalServer] = []
@@ -235,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.base_url:
                 base_url = args.base_url
             else:
-                print("note: llama_cpp.server has no parallel slots (no --n_parallel setting): each server evaluates one "
-                      "request at a time; concurrency helps only across --replicas", file=sys.stderr)  # fmt: skip
+                print("note: llama_cpp.server has no parallel slots (no --n_parallel setting): each server "
+                      "evaluates one request at a time; concurrency helps only across --replicas",
+                      file=sys.stderr)  # fmt: skip
                 servers = [
                     LocalServer(model, n_ctx=args.n_ctx, n_threads=args.n_threads, log_path=work / f"server{i}.log")
                     for i in range(args.replicas)
@@ -302,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in summary["results"]:
         rounds = ", ".join(str(x) for x in r["rounds"])
         print(
-            f"| {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} | {r['speedup']}x | {rounds} | {r['errors']} |"
+            f"| {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} | {r['speedup']}x "
+            f"| {rounds} | {r['errors']} |"
         )
     print(f"same answers at every concurrency: {'yes' if same else 'no'}")
     if args.json:

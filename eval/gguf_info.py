@@ -18,7 +18,12 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, LlamaFileType
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from eval.models import ModelError, model_sha256
+from eval.cache import model_sha256
+
+
+class ModelError(Exception):
+    """A model cannot be used; the message says what to do."""
+
 
 # Stacked experts (blk.N.ffn_gate_exps.weight, 3-D) and, in GGUFs converted before April 2024,
 # one tensor per expert (blk.N.ffn_gate.E.weight). Shared experts (`_shexp`) are always active.
@@ -171,13 +176,14 @@ def available_memory() -> int | None:
 
 def check_fits(info: ModelInfo, n_ctx: int, n_gpu_layers: int = 0) -> None:
     """Refuse before loading when the host side cannot fit, instead of swapping or being killed mid-run."""
-    host, gpu = memory_needed(info, n_ctx, n_gpu_layers)
+    host, _gpu = memory_needed(info, n_ctx, n_gpu_layers)
     free = available_memory()
     if free is not None and host > free:
         gib = 1024**3
         raise ModelError(
             f"{info.path}: needs about {host / gib:.1f} GiB of RAM at n_ctx={n_ctx} with {n_gpu_layers} GPU layers, "
-            f"{free / gib:.1f} GiB available; lower --n-ctx, offload layers with --n-gpu-layers, or use a smaller quantization"
+            f"{free / gib:.1f} GiB available; lower --n-ctx, offload layers with --n-gpu-layers, "
+            "or use a smaller quantization"
         )
 
 
@@ -268,7 +274,8 @@ class _HeaderReader(GGUFReader):
             end = int(start_offs) + int(offset[0]) + int(np.prod(dims.astype(object))) * size // block
             if end > len(self.data):
                 raise ValueError(
-                    f"tensor {bytes(name).decode(errors='replace')} runs to byte {end:,}, the file has {len(self.data):,}"
+                    f"tensor {bytes(name).decode(errors='replace')} runs to byte {end:,}, "
+                    f"the file has {len(self.data):,}"
                 )
         super()._build_tensors(start_offs, fields)
 

@@ -32,6 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
 from eval.schema import LETTERS, Message, Prediction, Question, RunConfig, TraceStep
+from graphs import GraphSpec
 
 LEVELS = ("attending", "senior")
 STAND_IN = "(question text unavailable)"  # the stem of a question the dataset could not supply: its options are guessed
@@ -126,7 +127,7 @@ def run_questions(
 
 
 def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") -> Page:
-    from eval.ablate import compare
+    from eval.ablation import compare
     from eval.report import describe_model, summarize
     from eval.stats import holm
 
@@ -163,7 +164,12 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
     meta = {
         "model": model,
         "config": config,
-        "sc": any(_base(g) == "sc" for g in graphs),  # whether to state the sampling settings
+        # Each strategy's options as the manifest recorded them (none for a run made before they were recorded).
+        "options": "; ".join(
+            f"{name} {', '.join(f'{k} {v}' for k, v in values.items())}"
+            for name, values in config.options.items()
+            if values
+        ),
         "key": key_text(summary.key),
     }
     for c in columns:
@@ -177,7 +183,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
 
 
 def load_ablation_page(out: Path) -> Page:
-    from eval.ablate import load_ablation, model_slug, summary_of
+    from eval.ablation import load_ablation, model_slug, summary_of
 
     ablation = load_ablation(out)
     several = len(ablation.grid.models) > 1
@@ -239,7 +245,7 @@ def load_ablation_page(out: Path) -> Page:
 
 
 def _base(graph: str) -> str:
-    return graph.split("+", 1)[0]
+    return GraphSpec.parse(graph).strategy.name
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -511,22 +517,18 @@ def _question_items(page: Page) -> list[dict]:
 
 def _prediction(column: Column, p: Prediction | None, question: Question, question_text: str) -> dict:
     """A column's answer to a question: its summary line and every step of its trace."""
-    from agents.answer import parse_letter
     from agents.nodes.vote import tally
 
     if p is None:
         return {"title": column.title, "p": None}
-    first = None
-    if p.draft_answer is not None or any(s.node in ("draft", "sample") for s in p.trace):
-        first = "first sample" if any(s.node == "sample" for s in p.trace) else "draft"
+    first = p.first_proposal or None
     info = [
         f"answer by {p.answer_method}" if p.answer else "",
         f"{len(p.trace)} step{'s' if len(p.trace) != 1 else ''}",
         f"{p.seconds:.1f} s",
     ]
-    if samples := [s for s in p.trace if s.node == "sample"]:
-        votes = tally([parse_letter(s.output, question.letters) for s in samples])
-        info.append("votes " + ", ".join(f"{k} {v}" for k, v in votes.items()))
+    if (votes := p.extras.get("votes")) is not None:
+        info.append("votes " + ", ".join(f"{k} {v}" for k, v in tally(votes).items()))
     if p.error:
         info.append(f"error: {p.error}")
     steps, previous = [], None

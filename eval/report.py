@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from eval.analysis import answer_key, draft_flips, flip_rows, key_text, regrade
-from eval.schema import SPECIALTIES, Accuracy, Comparison, GraphSummary, Prediction, Question, RunSummary
-from eval.stats import mcnemar_exact, wilson_interval
+from eval.analysis import answer_key, draft_flips, flip_rows, key_text, paired, regrade
+from eval.schema import SPECIALTIES, Accuracy, GraphSummary, Prediction, Question, RunSummary
+from eval.stats import wilson_interval
 
 LEVELS = ("attending", "senior")
 
@@ -26,7 +26,7 @@ def _per_question(predictions: Sequence[Prediction], key: str) -> float:
 def summarize_graph(
     graph: str, predictions: dict[str, Prediction], questions: dict[str, Question], scored_ids: Sequence[str]
 ) -> GraphSummary:
-    """`predictions` by question id; accuracy and costs over `scored_ids`, the questions every graph has a result for."""
+    """`predictions` by question id; accuracy and costs over `scored_ids`, the questions every graph answered."""
     scored = [predictions[qid] for qid in scored_ids]
 
     def where(attr: str, value: str) -> list[Prediction]:
@@ -45,28 +45,6 @@ def summarize_graph(
         completion_tokens_per_q=_per_question(scored, "completion_tokens"),
         seconds_per_q=_per_question(scored, "seconds"),
         calls_per_q=_per_question(scored, "model_calls"),
-    )
-
-
-def compare(
-    graph: str, baseline: str, by_graph: dict[str, dict[str, Prediction]], scored_ids: Sequence[str]
-) -> Comparison:
-    chain, base = by_graph[graph], by_graph[baseline]
-    pairs = [(base[qid].correct, chain[qid].correct) for qid in scored_ids]
-    r2w = sum(b and not c for b, c in pairs)
-    w2r = sum(c and not b for b, c in pairs)
-    return Comparison(
-        graph=graph,
-        baseline=baseline,
-        n=len(pairs),
-        both_right=sum(b and c for b, c in pairs),
-        both_wrong=sum(not b and not c for b, c in pairs),
-        right_to_wrong=r2w,
-        wrong_to_right=w2r,
-        difference=(w2r - r2w) / len(pairs) if pairs else 0.0,
-        mcnemar_p=mcnemar_exact(r2w, w2r),
-        unparsed=sum(chain[qid].parse_status == "unparsed" for qid in scored_ids),
-        baseline_unparsed=sum(base[qid].parse_status == "unparsed" for qid in scored_ids),
     )
 
 
@@ -107,7 +85,11 @@ def summarize(
         bad_records=bad_records,
         key=answer_key([wanted[qid] for qid in scored_ids]),
         graphs=[summarize_graph(g, by_graph[g], wanted, scored_ids) for g in graphs],
-        comparisons=[compare(g, baseline, by_graph, scored_ids) for g in graphs if baseline and g != baseline],
+        comparisons=[
+            paired(g, baseline, by_graph[g], by_graph[baseline], scored_ids)
+            for g in graphs
+            if baseline and g != baseline
+        ],
     )
 
 
@@ -142,7 +124,10 @@ def describe_model(info: dict) -> str:
         return ""
     text = f"{info['architecture']}, {info['total_params'] / 1e9:.2f}B parameters"
     if info.get("is_moe"):
-        text += f", MoE: {info['n_experts']} experts, {info['n_experts_used']} used per token, {info['active_params'] / 1e9:.2f}B active"
+        text += (
+            f", MoE: {info['n_experts']} experts, {info['n_experts_used']} used per token, "
+            f"{info['active_params'] / 1e9:.2f}B active"
+        )
     return f"{text}, {info['quantization']}"
 
 
@@ -163,7 +148,8 @@ def render_markdown(summary: RunSummary) -> str:
     parts = [
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
         f"{model} · data `{summary.data}` · {summary.questions} questions. "
-        "Accuracy with Wilson 95% intervals; unparsed answers count as wrong; errors are excluded and retried on resume.",
+        "Accuracy with Wilson 95% intervals; unparsed answers count as wrong; "
+        "errors are excluded and retried on resume.",
         _coverage(summary),
         "## Overall\n\n"
         + _table(
@@ -206,7 +192,8 @@ def render_markdown(summary: RunSummary) -> str:
                     [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong],
                 ],
             )
-            + f"\n\nDifference {100 * c.difference:+.1f} points; flips: {c.right_to_wrong} right→wrong, "
+            + f"\n\nDifference {100 * c.difference:+.1f} points [paired bootstrap 95% CI "
+            f"{100 * c.diff_ci_low:+.1f}, {100 * c.diff_ci_high:+.1f}]; flips: {c.right_to_wrong} right→wrong, "
             f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}. "
             f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}."
         )

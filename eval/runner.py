@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import structlog
 from tqdm import tqdm
 
-from agents.llamacpp import BackendError
+from agents.backends.base import BackendError
 from eval.schema import Prediction, Question, TraceStep
 from eval.store import RunStore
+from graphs import GraphSpec
 
 log = structlog.get_logger()
 
@@ -27,6 +28,7 @@ def _finite_scores(step: TraceStep) -> TraceStep:
 
 
 def to_prediction(graph: str, question: Question, state: dict, seconds: float) -> Prediction:
+    strategy = GraphSpec.parse(graph).strategy
     trace = [_finite_scores(s) for s in state.get("trace", [])]
     answer = state.get("answer")
     return Prediction(
@@ -38,6 +40,8 @@ def to_prediction(graph: str, question: Question, state: dict, seconds: float) -
         parse_status="ok" if answer else "unparsed",
         answer_method=state.get("answer_method", "none") if answer else "none",
         draft_answer=state.get("draft_answer"),
+        first_proposal=strategy.first_proposal,
+        extras={key: state[key] for key in strategy.extras if key in state},
         trace=trace,
         prompt_tokens=sum(s.prompt_tokens for s in trace),
         prompt_tokens_evaluated=sum(s.prompt_tokens_evaluated for s in trace),

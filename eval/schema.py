@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -94,6 +94,8 @@ class Prediction(BaseModel):
     parse_status: ParseStatus
     answer_method: Literal["next_token", "grammar", "json", "regex", "none"]
     draft_answer: str | None = None  # the chain's first proposal, to see whether later nodes changed it
+    first_proposal: str = ""  # what that first proposal is (the strategy says: "draft", "first sample"); "" = none
+    extras: dict[str, Any] = Field(default_factory=dict)  # what the strategy records beyond it: votes, revisions...
     error: str | None = None
     trace: list[TraceStep] = Field(default_factory=list)
     prompt_tokens: int = 0
@@ -102,9 +104,29 @@ class Prediction(BaseModel):
     seconds: float = 0.0
     model_calls: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _older_prediction(cls, data: Any) -> Any:
+        # Predictions written before strategies named their first proposal: reflect's came from its draft node,
+        # sc's from its first sample.
+        if isinstance(data, dict) and "first_proposal" not in data:
+            nodes = {step.get("node") if isinstance(step, dict) else step.node for step in data.get("trace", ())}
+            data = {
+                **data,
+                "first_proposal": "draft" if "draft" in nodes else "first sample" if "sample" in nodes else "",
+            }
+        return data
+
+
+# 2: strategy options moved from flat fields into `options`.
+CONFIG_VERSION = 2
+_FLAT_OPTIONS = {"draft_tokens", "critique_tokens", "rounds", "samples", "sample_temperature"}
+
 
 class RunConfig(BaseModel):
     """Everything that decides a run's predictions; a resumed run must match it exactly."""
+
+    model_config = ConfigDict(extra="forbid")
 
     graphs: list[str]
     model: str
@@ -126,16 +148,22 @@ class RunConfig(BaseModel):
     n_ctx: int = 4096
     n_gpu_layers: int = 0
     seed: int = 0
-    draft_tokens: int = 384
-    critique_tokens: int = 256
-    rounds: int = Field(default=1, ge=1)  # reflect: critique rounds at most (revising in between)
     shuffle_seed: int | None = None  # options shown in a seeded per-question order (position-bias runs)
     prompts_version: str = ""
     retrieval: str = ""  # mode, k, context budget and store fingerprint when any graph retrieves
-    # Sampling strategies (sc) only: drafts per question and their temperature; every other call decodes greedily.
-    samples: int = Field(default=5, ge=1, le=1000)
-    sample_temperature: float = Field(default=0.7, ge=0.0)
     prompt_variant: str = ""  # a [variants.NAME] table of the strategy's prompt file; "" = its default_variant
+    # Each strategy's own options (its budgets, rounds, samples...), by strategy name, as the strategy declares them.
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    version: int = CONFIG_VERSION
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_manifest(cls, data: Any) -> Any:
+        # Version 1 manifests (no `version`) kept strategy settings flat; they read as version 1 without them, so a
+        # resume is refused with a message that says why, and the reports still read the run.
+        if isinstance(data, dict) and "version" not in data and _FLAT_OPTIONS & data.keys():
+            data = {k: v for k, v in data.items() if k not in _FLAT_OPTIONS} | {"version": 1}
+        return data
 
 
 class Accuracy(BaseModel):
@@ -157,6 +185,9 @@ class Comparison(BaseModel):
     right_to_wrong: int  # baseline right, chain wrong
     wrong_to_right: int  # baseline wrong, chain right
     difference: float  # chain accuracy minus baseline accuracy on these n questions
+    # Paired percentile bootstrap 95% interval of the difference (questions resampled, both outcomes together).
+    diff_ci_low: float = 0.0
+    diff_ci_high: float = 0.0
     mcnemar_p: float
     unparsed: int = 0  # of the n, the chain's answers that named no option (counted wrong above)
     baseline_unparsed: int = 0

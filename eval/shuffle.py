@@ -16,7 +16,7 @@ def option_order(question: Question, seed: int) -> str:
 
 def shuffle_options(question: Question, seed: int) -> Question:
     order = option_order(question, seed)
-    new = dict(zip(question.options, (question.options[old] for old in order)))
+    new = dict(zip(question.options, (question.options[old] for old in order), strict=True))
     return question.model_copy(update={"options": new, "answer": LETTERS[order.index(question.answer)]})
 
 

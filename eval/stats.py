@@ -61,7 +61,7 @@ def paired_counts(baseline: Sequence[bool], other: Sequence[bool]) -> PairedCoun
     """The 2x2 table of paired outcomes; the discordant cells are the flips."""
     if len(baseline) != len(other):
         raise ValueError(f"paired outcomes must have equal lengths, got {len(baseline)} and {len(other)}")
-    pairs = list(zip(baseline, other))
+    pairs = list(zip(baseline, other, strict=True))
     return PairedCounts(
         both_right=sum(b and o for b, o in pairs),
         right_to_wrong=sum(b and not o for b, o in pairs),
@@ -93,7 +93,7 @@ def paired_bootstrap_diff(
     if counts.n == 0:
         return (0.0, -1.0, 1.0)
     # Per-question difference: +1 wrong -> right, -1 right -> wrong, 0 otherwise. Resample it.
-    deltas = [int(o) - int(b) for b, o in zip(baseline, other)]
+    deltas = [int(o) - int(b) for b, o in zip(baseline, other, strict=True)]
     rng = random.Random(seed)
     n = len(deltas)
     means = sorted(sum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
@@ -143,7 +143,7 @@ def letter_bias(answered: Sequence[str], shown: Sequence[Sequence[str]]) -> Lett
 
     if len(answered) != len(shown):
         raise ValueError(f"{len(answered)} answers for {len(shown)} questions")
-    for letter, options in zip(answered, shown):
+    for letter, options in zip(answered, shown, strict=True):
         if letter not in options:
             raise ValueError(f"answer {letter!r} is not among the options shown ({', '.join(options)})")
     if not answered:

@@ -31,7 +31,8 @@ class RunStore:
     def __init__(self, out: Path, config: RunConfig, *, fresh: bool = False):
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
-        self._lock = open(out / LOCK, "w")
+        # Held open for the store's lifetime: the flock below lasts as long as this handle.
+        self._lock = open(out / LOCK, "w")  # noqa: SIM115
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -41,6 +42,12 @@ class RunStore:
             for name in (MANIFEST, PREDICTIONS):
                 (out / name).unlink(missing_ok=True)
         previous = RunConfig.model_validate_json(manifest.read_text()) if manifest.exists() else None
+        if previous is not None and previous.version != config.version:
+            raise RunDirError(
+                f"{out} holds a run made by an earlier version of the evaluator "
+                f"(run config version {previous.version}, now {config.version}); its reports still read, "
+                "but it cannot resume: use another --out, or --fresh"
+            )
         if previous is not None and previous != config:
             changed = sorted(k for k in RunConfig.model_fields if getattr(previous, k) != getattr(config, k))
             if not set(changed) <= REGRADE_ONLY:
@@ -102,7 +109,8 @@ def read_predictions(out: Path) -> dict[tuple[str, str], Prediction]:
 
 
 def read_manifest(out: Path) -> RunConfig:
-    """A run directory's config; RunDirError (one line) when `out` is not a run directory or its manifest is unreadable."""
+    """A run directory's config; RunDirError (one line) when `out` is not a run directory or its manifest is
+    unreadable."""
     path = out / MANIFEST
     try:
         return RunConfig.model_validate_json(path.read_text(encoding="utf-8"))

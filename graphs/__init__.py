@@ -1,19 +1,24 @@
-"""The graph registry: `--graph NAME` looks strategies up here. A new strategy is one file plus one line.
+"""The strategy registry: `--graph NAME` looks strategies up here. A new strategy is its own files plus one line.
 
-Any graph can be preceded by guideline retrieval: `NAME+rag` (or `--retrieval` on the CLI).
+Any strategy can be preceded by guideline retrieval: `NAME+rag` (or `--retrieval` on the CLI), a GraphSpec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from graphs import cot, reflect, sc, single
+from graphs.strategy import Build, Strategy
 
-GRAPHS: dict[str, Callable] = {
-    "single": single.build,
-    "reflect": reflect.build,
-    "cot": cot.build,
-    "sc": sc.build,
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        single.STRATEGY,
+        reflect.STRATEGY,
+        cot.STRATEGY,
+        sc.STRATEGY,
+    )
 }
 RAG_SUFFIX = "+rag"
 
@@ -22,14 +27,50 @@ class UnknownGraph(Exception):
     pass
 
 
-def parse_graph_name(name: str) -> tuple[str, bool]:
-    """'reflect+rag' -> ('reflect', True): the strategy and whether it retrieves."""
-    base, rag = (name[: -len(RAG_SUFFIX)], True) if name.endswith(RAG_SUFFIX) else (name, False)
-    if base not in GRAPHS:
-        choices = ", ".join(f"{g}, {g}{RAG_SUFFIX}" for g in GRAPHS)
-        raise UnknownGraph(f"unknown graph {name!r}; choose one of: {choices}")
-    return base, rag
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph of a run: a strategy, and whether guideline retrieval precedes it."""
+
+    strategy: Strategy
+    rag: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name + (RAG_SUFFIX if self.rag else "")
+
+    @classmethod
+    def parse(cls, name: str) -> GraphSpec:
+        """'reflect+rag' -> GraphSpec(reflect, rag=True)."""
+        base, rag = (name[: -len(RAG_SUFFIX)], True) if name.endswith(RAG_SUFFIX) else (name, False)
+        if base not in STRATEGIES:
+            choices = ", ".join(f"{g}, {g}{RAG_SUFFIX}" for g in STRATEGIES)
+            raise UnknownGraph(f"unknown graph {name!r}; choose one of: {choices}")
+        return cls(STRATEGIES[base], rag)
+
+    def build(self, backend, options: Any, *, variant: str, seed: int, retrieval=None):
+        """The compiled graph; `options` is the strategy's options model."""
+        prompts = self.strategy.load_prompts(variant)
+        return self.strategy.build(Build(backend, options, prompts, seed, retrieval if self.rag else None))
 
 
-def get_graph(name: str) -> Callable:
-    return GRAPHS[parse_graph_name(name)[0]]
+def options_of(strategy: Strategy, values: Any) -> dict[str, Any]:
+    """The strategy's options, validated, taken from `values` (any object with those attributes, e.g. a RunSpec)."""
+    return strategy.options(**{k: getattr(values, k) for k in strategy.options.model_fields}).model_dump()
+
+
+def build_graph(name: str, backend, config: Any, retrieval=None):
+    """A run's graph by name, built with the options, prompt variant and seed its RunConfig records."""
+    spec = GraphSpec.parse(name)
+    options = spec.strategy.options(**config.options.get(spec.strategy.name, {}))
+    return spec.build(backend, options, variant=config.prompt_variant, seed=config.seed, retrieval=retrieval)
+
+
+def option_fields() -> dict[str, Any]:
+    """Every strategy option by name (FieldInfo); strategies that share a name must declare it alike."""
+    fields: dict[str, Any] = {}
+    for strategy in STRATEGIES.values():
+        for name, field in strategy.options.model_fields.items():
+            if name in fields and (fields[name].annotation, fields[name].default) != (field.annotation, field.default):
+                raise TypeError(f"strategy option {name!r} is declared differently by two strategies")
+            fields.setdefault(name, field)
+    return fields

@@ -6,8 +6,8 @@ from functools import partial
 
 from langgraph.graph import START, StateGraph
 
-from agents.backend import Backend
-from agents.retrieve import Retrieval, retrieve_node
+from agents.backends.base import Backend
+from agents.nodes.retrieve import Retrieval, retrieve_node
 
 
 def connect_entry(graph: StateGraph, first: str, backend: Backend, retrieval: Retrieval | None) -> None:

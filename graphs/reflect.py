@@ -8,33 +8,39 @@ from __future__ import annotations
 from functools import partial
 
 from langgraph.graph import END, StateGraph
+from pydantic import Field
 
 from agents.answer import parse_letter
-from agents.backend import Backend
-from agents.critique import critique_node
-from agents.draft import draft_node
-from agents.extract import extract_answer
-from agents.prompts import load_prompts
-from agents.retrieve import Retrieval
-from agents.revise import revise_node
-from eval.schema import RunConfig
+from agents.nodes.critique import critique_node
+from agents.nodes.draft import draft_node
+from agents.nodes.extract import extract_answer
+from agents.nodes.revise import revise_node
 from graphs.entry import connect_entry
 from graphs.state import ChainState
+from graphs.strategy import Budgets, Build, Strategy
 
 
-def build(backend: Backend, config: RunConfig, retrieval: Retrieval | None = None):
-    prompts = load_prompts("reflect")
-    graph = StateGraph(ChainState)
-    graph.add_node("draft", partial(draft_node, backend=backend, prompts=prompts, max_tokens=config.draft_tokens))
-    graph.add_node(
-        "critique", partial(critique_node, backend=backend, prompts=prompts, max_tokens=config.critique_tokens)
+class Options(Budgets):
+    critique_tokens: int = Field(256, ge=1, description="reflect: token budget of a critique")
+    rounds: int = Field(
+        1,
+        ge=1,
+        description="reflect: critique rounds at most, revising in between (stops early when the critic agrees)",
     )
-    graph.add_node("extract", partial(extract_answer, backend=backend, prompts=prompts))
-    connect_entry(graph, "draft", backend, retrieval)
+
+
+def build(b: Build):
+    o: Options = b.options
+    graph = StateGraph(ChainState)
+    graph.add_node("draft", partial(draft_node, backend=b.backend, prompts=b.prompts, max_tokens=o.draft_tokens))
+    critique = partial(critique_node, backend=b.backend, prompts=b.prompts, max_tokens=o.critique_tokens)
+    graph.add_node("critique", critique)
+    graph.add_node("extract", partial(extract_answer, backend=b.backend, prompts=b.prompts))
+    connect_entry(graph, "draft", b.backend, b.retrieval)
     graph.add_edge("draft", "critique")
-    if config.rounds > 1:
-        graph.add_node("revise", partial(revise_node, backend=backend, prompts=prompts, max_tokens=config.draft_tokens))
-        graph.add_conditional_edges("critique", partial(after_critique, rounds=config.rounds), ["revise", "extract"])
+    if o.rounds > 1:
+        graph.add_node("revise", partial(revise_node, backend=b.backend, prompts=b.prompts, max_tokens=o.draft_tokens))
+        graph.add_conditional_edges("critique", partial(after_critique, rounds=o.rounds), ["revise", "extract"])
         graph.add_edge("revise", "critique")
     else:
         graph.add_edge("critique", "extract")
@@ -53,3 +59,15 @@ def after_critique(state: ChainState, *, rounds: int) -> str:
     question = state["question"]
     suggested = parse_letter(state["critique"], question.letters, question.options)
     return "revise" if suggested is not None and suggested != state.get("proposal") else "extract"
+
+
+STRATEGY = Strategy(
+    "reflect",
+    "draft -> critique -> extraction by next-token scores; --rounds R revises between up to R critiques",
+    build,
+    Options,
+    first_proposal="draft",
+    extras=("revisions",),
+    # A revision and a critique per round stay in the conversation.
+    generated_tokens=lambda o: o.rounds * (o.draft_tokens + o.critique_tokens),
+)

@@ -1,4 +1,5 @@
-"""Guideline retrieval: a persistent chromadb store with offline e5 embeddings, a bm25s + jieba lexical index, RRF fusion."""
+"""Guideline retrieval: a persistent chromadb store with offline e5 embeddings, a bm25s + jieba lexical index, RRF
+fusion."""
 
 
 class RetrievalError(Exception):

@@ -149,7 +149,7 @@ class GuidelineStore:
         return [
             Hit(pid, doc, meta["source"], meta["title"], 1.0 - dist)
             for pid, doc, meta, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
             )
         ]
 
@@ -174,13 +174,13 @@ class GuidelineStore:
                 everything["metadatas"][i]["title"],
                 float(s),
             )
-            for i, s in zip(docs[0], scores[0])
+            for i, s in zip(docs[0], scores[0], strict=True)
             if s > 0
         ]
 
 
 def default_store_path() -> Path:
-    from eval.models import cache_dir
+    from eval.cache import cache_dir
 
     return cache_dir() / "guideline-store"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.backend import Completion
+from agents.backends.base import Completion
 from eval.models import ModelError, resolve_model
 from eval.schema import Message, Question
 
@@ -26,7 +26,7 @@ def tiny_model() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_model):
-    from agents.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(tiny_model, n_ctx=2048)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY
 
-from eval.ablate import Cell, GridError, analyse, cells, load_grid, write_outputs
+from eval.ablation import Cell, GridError, analyse, cells, load_grid, write_outputs
 from eval.analysis import answer_key, key_text
 from eval.data import BUNDLED, load_questions, select
 from eval.schema import Message, Prediction, RunConfig, TraceStep
@@ -101,7 +101,8 @@ def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
     grid = load_grid(
         write_grid(
             tmp_path,
-            'graphs = ["single", "cot", "sc", "reflect+rag"]\nvariants = ["zh", "en"]\nretrieval = [false, true]\nsamples = [3, 5]\n',
+            'graphs = ["single", "cot", "sc", "reflect+rag"]\nvariants = ["zh", "en"]\n'
+            "retrieval = [false, true]\nsamples = [3, 5]\n",
         )
     )
     labels = [c.label for c in cells(grid)]
@@ -121,11 +122,23 @@ def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
     assert Cell("single").settings(grid) == {}
 
 
+def test_grid_options_reach_every_cell_as_flags(tmp_path):
+    from eval.ablate import agentic_argv
+
+    grid = load_grid(
+        write_grid(tmp_path, 'graphs = ["reflect", "single"]\noptions = {rounds = 2, draft_tokens = 64}\n')
+    )
+    argv = agentic_argv(grid, "m.gguf", Cell("reflect"))
+    assert argv[argv.index("--rounds") + 1] == "2" and argv[argv.index("--draft-tokens") + 1] == "64"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ('graphs = ["nope"]', "unknown graph 'nope'"),
         ('graphs = ["cot"]\nvariants = ["fr"]', "no prompt variant 'fr'"),
+        ('graphs = ["reflect"]\noptions = {nope = 1}', "options.nope is not a strategy option the grid may set"),
+        ('graphs = ["sc"]\noptions = {samples = 3}', "options.samples is not a strategy option the grid may set"),
         ('graphs = ["cot"]\nextra_args = ["--limit", "3"]', "may not set --limit"),
         ('graphs = ["cot"]\nextra_args = ["--out=x"]', "may not set --out"),
         ('graphs = ["cot"]\nlimt = 3', "limt"),
@@ -139,7 +152,8 @@ def test_grid_errors_are_one_clear_line(tmp_path, text, message):
 
 def test_unknown_baseline_lists_the_cells(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "eval.ablate", str(write_grid(tmp_path, 'graphs = ["cot", "sc"]\nbaseline = "single"\n')), "--dry-run"],
+        [sys.executable, "-m", "eval.ablate",
+         str(write_grid(tmp_path, 'graphs = ["cot", "sc"]\nbaseline = "single"\n')), "--dry-run"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert (
@@ -170,7 +184,7 @@ def write_cell(
     )  # fmt: skip
     store = RunStore(out, config)
     drafts = drafts or {}
-    for i, (q, ok) in enumerate(zip(QUESTIONS, correct)):
+    for i, (q, ok) in enumerate(zip(QUESTIONS, correct, strict=True)):
         wrong = [letter for letter in q.letters if letter != q.answer]
         answer = q.answer if ok else wrong[0]
         first = (
@@ -205,7 +219,7 @@ def write_cell(
                 completion_tokens=10 * calls,
                 seconds=0.5 * calls,
                 model_calls=calls,
-            )  # fmt: skip
+            )
         )
     store.close()
 
@@ -261,7 +275,9 @@ def test_table_from_known_outcomes(tmp_path):
 
     markdown = (out / "ablation.md").read_text(encoding="utf-8")
     lines = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
-    table = {line[1]: dict(zip([h.strip() for h in lines[0]], [c.strip() for c in line])) for line in lines[1:]}
+    table = {
+        line[1]: dict(zip([h.strip() for h in lines[0]], [c.strip() for c in line], strict=True)) for line in lines[1:]
+    }
     assert list(table) == ["**single**", "cot[zh]", "reflect", "sc[zh,k=3]"]
     md_cot, md_reflect = table["cot[zh]"], table["reflect"]
     assert md_cot["accuracy [95% CI] (correct/n)"] == "75.0% [53.1%–88.8%] (15/20)"  # Wilson, as in test_stats
@@ -327,8 +343,11 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
     assert len(ids) == 2 and all(m["question_ids"] == ids for m in manifests.values()), (
         "every cell on the same questions"
     )
-    assert manifests["sc_zh_k1"]["samples"] == 1 and manifests["sc_zh_k1"]["sample_temperature"] == 0.9
-    assert manifests["cot_zh"]["prompt_variant"] == "zh" and manifests["cot_zh"]["samples"] == 5  # untouched default
+    sc = manifests["sc_zh_k1"]["options"]["sc"]
+    assert (sc["samples"], sc["sample_temperature"], sc["draft_tokens"]) == (1, 0.9, 8)
+    # cot has no sampling options: its cell records only its own (the grid's extra_args set its budget).
+    assert manifests["cot_zh"]["prompt_variant"] == "zh"
+    assert manifests["cot_zh"]["options"] == {"cot": {"draft_tokens": 8}}
     for c, d in cell_dirs.items():
         predictions = [json.loads(line) for line in (d / "predictions.jsonl").read_text().splitlines()]
         assert sorted(p["question_id"] for p in predictions) == sorted(ids)

@@ -1,11 +1,13 @@
 """Graph wiring with a scripted backend (pure logic; the real model is exercised in test_cli and test_llamacpp)."""
 
+from typing import ClassVar
+
 import pytest
 from conftest import FakeBackend
 
 from eval.runner import predict
 from eval.schema import RunConfig
-from graphs import get_graph
+from graphs import build_graph
 from graphs.reflect import after_critique
 
 CONFIG = RunConfig(graphs=["reflect"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
@@ -16,7 +18,7 @@ class ReadsTheCritique(FakeBackend):
     the draft alone) would answer B, the fake's default, or A, the draft's letter."""
 
     CRITIQUE = "两上肢血压不等、疼痛向背部放射，提示肺栓塞可能性大。\n建议答案：D"
-    WITH_CRITIQUE = {"A": -2.0, "B": -1.5, "C": -3.0, "D": -0.2, "E": -5.0}
+    WITH_CRITIQUE: ClassVar[dict[str, float]] = {"A": -2.0, "B": -1.5, "C": -3.0, "D": -0.2, "E": -5.0}
 
     def score_next(self, messages, candidates, *, assistant_prefix=""):
         if any(self.CRITIQUE in m.content for m in messages):
@@ -26,7 +28,7 @@ class ReadsTheCritique(FakeBackend):
 
 def test_reflect_runs_draft_critique_extract_and_keeps_the_trace(question):
     backend = ReadsTheCritique(replies=["下壁导联ST抬高……\n答案：A", ReadsTheCritique.CRITIQUE])
-    prediction = predict("reflect", get_graph("reflect")(backend, CONFIG), question)
+    prediction = predict("reflect", build_graph("reflect", backend, CONFIG), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "extract"]
     # D: neither the draft's A nor the fake's default B, so the extraction read the critique.
     assert (prediction.answer, prediction.correct, prediction.answer_method) == ("D", False, "next_token")
@@ -42,13 +44,13 @@ def test_reflect_runs_draft_critique_extract_and_keeps_the_trace(question):
 
 def test_the_draft_letter_is_parsed_with_the_option_texts(question):
     backend = FakeBackend(replies=["下壁导联ST段抬高。\n答案：急性下壁心肌梗死", "同意。\n建议答案：B"])
-    prediction = predict("reflect", get_graph("reflect")(backend, CONFIG), question)
+    prediction = predict("reflect", build_graph("reflect", backend, CONFIG), question)
     assert prediction.draft_answer == "B"
 
 
 def test_single_is_one_scoring_call(question):
     backend = FakeBackend(scores={"A": -0.2, "B": -1.0, "C": -2.0, "D": -3.0, "E": -4.0})
-    prediction = predict("single", get_graph("single")(backend, CONFIG), question)
+    prediction = predict("single", build_graph("single", backend, CONFIG), question)
     assert [kind for kind, _ in backend.calls] == ["score"]
     assert (prediction.answer, prediction.correct) == ("A", False)
     assert question.stem in prediction.trace[0].messages[-1].content
@@ -59,15 +61,15 @@ def test_a_failing_backend_is_recorded_as_an_error_not_raised(question):
         def chat(self, *a, **k):
             raise RuntimeError("server went away")
 
-    prediction = predict("reflect", get_graph("reflect")(Broken(), CONFIG), question)
+    prediction = predict("reflect", build_graph("reflect", Broken(), CONFIG), question)
     assert prediction.parse_status == "error" and prediction.answer is None
     assert "server went away" in prediction.error
 
 
 def test_reflect_rounds_revise_until_the_critic_agrees(question):
-    rounds = CONFIG.model_copy(update={"rounds": 3})
+    rounds = CONFIG.model_copy(update={"options": {"reflect": {"rounds": 3}}})
     backend = FakeBackend(replies=["……\n答案：A", "应为B。\n建议答案：B", "改为B。\n答案：B", "同意。\n建议答案：B"])
-    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    prediction = predict("reflect", build_graph("reflect", backend, rounds), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "revise", "critique", "extract"]
     assert prediction.draft_answer == "A"  # the first proposal, for draft -> final flips
     revise = prediction.trace[2]
@@ -75,24 +77,24 @@ def test_reflect_rounds_revise_until_the_critic_agrees(question):
 
 
 def test_reflect_rounds_are_bounded(question):
-    rounds = CONFIG.model_copy(update={"rounds": 2})
+    rounds = CONFIG.model_copy(update={"options": {"reflect": {"rounds": 2}}})
     backend = FakeBackend(replies=["答案：A", "建议答案：B", "答案：C", "建议答案：D"])
-    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    prediction = predict("reflect", build_graph("reflect", backend, rounds), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "revise", "critique", "extract"]
 
 
 def test_reflect_stops_at_once_when_the_critic_finds_nothing_to_change(question):
-    rounds = CONFIG.model_copy(update={"rounds": 3})
+    rounds = CONFIG.model_copy(update={"options": {"reflect": {"rounds": 3}}})
     backend = FakeBackend(replies=["答案：B", "推理正确。\n建议答案：B"])
-    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    prediction = predict("reflect", build_graph("reflect", backend, rounds), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "extract"]
 
 
 def test_reflect_rounds_revise_when_the_critic_proposes_first_and_then_discusses_the_draft(question):
-    rounds = CONFIG.model_copy(update={"rounds": 3})
+    rounds = CONFIG.model_copy(update={"options": {"reflect": {"rounds": 3}}})
     critique = "建议答案：C\n理由：草稿答案B忽略了两上肢血压不等，选B是错误的。"
     backend = FakeBackend(replies=["……\n答案：B", critique, "改为C。\n答案：C", "同意。\n建议答案：C"])
-    prediction = predict("reflect", get_graph("reflect")(backend, rounds), question)
+    prediction = predict("reflect", build_graph("reflect", backend, rounds), question)
     assert [s.node for s in prediction.trace] == ["draft", "critique", "revise", "critique", "extract"]
 
 

@@ -118,7 +118,7 @@ def test_report_for_a_real_run(tiny_run):
     for i in range(1, 6):
         assert page.count(f"<b>{i}. sample</b>") == 2
     assert page.count("votes ") == 2 and page.count("the same prompt as the step above") == 2 * 4
-    assert "k=5, temperature 0.7" in page and "first sample" in page
+    assert "samples 5, sample_temperature 0.7" in page and "first sample" in page
     assert "Answer key: " in page and "a uniform guess scores 20.0%" in page
     assert "[the question and its options, as shown above]" in page  # shown once per question, not in every prompt
 
@@ -129,10 +129,24 @@ def test_report_for_a_real_run(tiny_run):
 def synthetic_run(root: Path) -> Path:
     data = root / "q.jsonl"
     questions = [
-        {"id": "x 1", "stem": "<script>alert(1)</script> 胸痛", "options": {"A": "甲", "B": "乙", "C": "丙"}, "answer": "B",
-         "specialty": "cardiovascular", "level": "senior", "rationale": "因为<b>乙</b>"},
-        {"id": "x/1", "stem": "腹痛", "options": {"A": "甲", "B": "乙"}, "answer": "A", "specialty": "gastroenterology", "level": "attending"},
-    ]  # fmt: skip
+        {
+            "id": "x 1",
+            "stem": "<script>alert(1)</script> 胸痛",
+            "options": {"A": "甲", "B": "乙", "C": "丙"},
+            "answer": "B",
+            "specialty": "cardiovascular",
+            "level": "senior",
+            "rationale": "因为<b>乙</b>",
+        },
+        {
+            "id": "x/1",
+            "stem": "腹痛",
+            "options": {"A": "甲", "B": "乙"},
+            "answer": "A",
+            "specialty": "gastroenterology",
+            "level": "attending",
+        },
+    ]
     data.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
     out = root / "run"
     config = RunConfig(
@@ -147,8 +161,12 @@ def synthetic_run(root: Path) -> Path:
     for q in questions:
         system = Message(role="system", content="你是医生。")
         user = Message(role="user", content=f"题目：{q['stem']}\n请作答。")
-        retrieve = TraceStep(node="retrieve", messages=[Message(role="user", content=q["stem"])], output="1 of 1 passages",
-                             passages=[RetrievedPassage(id="p", source="guide.md", title="指南", score=0.5, text="<i>要点</i>")])  # fmt: skip
+        retrieve = TraceStep(
+            node="retrieve",
+            messages=[Message(role="user", content=q["stem"])],
+            output="1 of 1 passages",
+            passages=[RetrievedPassage(id="p", source="guide.md", title="指南", score=0.5, text="<i>要点</i>")],
+        )
         draft = TraceStep(
             node="draft",
             messages=[system, user],
@@ -171,10 +189,33 @@ def synthetic_run(root: Path) -> Path:
             completion_tokens=5,
             seconds=1,
         )
-        extract = TraceStep(node="extract", messages=[*critique_msgs, Message(role="assistant", content="建议答案：B"), Message(role="user", content="答案？")],
-                            output="B", prompt_tokens=80, seconds=0.1, scores={"A": -2.0, "B": -0.2})  # fmt: skip
-        store.append(Prediction(question_id=q["id"], graph="reflect+rag", answer="B", gold=q["answer"], correct=q["answer"] == "B", parse_status="ok",
-                                answer_method="next_token", draft_answer="A", trace=[retrieve, draft, critique, extract], model_calls=4, seconds=2))  # fmt: skip
+        extract = TraceStep(
+            node="extract",
+            messages=[
+                *critique_msgs,
+                Message(role="assistant", content="建议答案：B"),
+                Message(role="user", content="答案？"),
+            ],
+            output="B",
+            prompt_tokens=80,
+            seconds=0.1,
+            scores={"A": -2.0, "B": -0.2},
+        )
+        store.append(
+            Prediction(
+                question_id=q["id"],
+                graph="reflect+rag",
+                answer="B",
+                gold=q["answer"],
+                correct=q["answer"] == "B",
+                parse_status="ok",
+                answer_method="next_token",
+                draft_answer="A",
+                trace=[retrieve, draft, critique, extract],
+                model_calls=4,
+                seconds=2,
+            )
+        )
         single = TraceStep(
             node="answer",
             messages=[system, user],
@@ -183,8 +224,20 @@ def synthetic_run(root: Path) -> Path:
             seconds=0.1,
             scores={"A": -0.1, "B": -3.0},
         )
-        store.append(Prediction(question_id=q["id"], graph="single", answer="A", gold=q["answer"], correct=q["answer"] == "A", parse_status="ok",
-                                answer_method="next_token", trace=[single], model_calls=1, seconds=0.1))  # fmt: skip
+        store.append(
+            Prediction(
+                question_id=q["id"],
+                graph="single",
+                answer="A",
+                gold=q["answer"],
+                correct=q["answer"] == "A",
+                parse_status="ok",
+                answer_method="next_token",
+                trace=[single],
+                model_calls=1,
+                seconds=0.1,
+            )
+        )
     store.close()
     return out
 
@@ -316,8 +369,14 @@ def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     assert_question_anchors(s, ids)
     assert "compute-matched sc" in page and "sc[zh,k=3]: 50.0%" in page and "add sc[zh,k=1]" in page
     # make_ablation's reflect drafts: 2 name no option, 4 changed (1 right -> wrong, 2 wrong -> right); sc's all kept.
-    rows = [["unchanged", 14, 20], ["changed: right → wrong", 1, 0], ["changed: wrong → right", 2, 0],
-            ["changed: wrong → another wrong", 1, 0], ["first proposal named no option", 2, 0], ["total", 20, 20]]  # fmt: skip
+    rows = [
+        ["unchanged", 14, 20],
+        ["changed: right → wrong", 1, 0],
+        ["changed: wrong → right", 2, 0],
+        ["changed: wrong → another wrong", 1, 0],
+        ["first proposal named no option", 2, 0],
+        ["total", 20, 20],
+    ]
     flips = "<tr><th>first proposal → final</th><th>reflect (draft)</th><th>sc[zh,k=3] (first sample)</th></tr>"
     flips += "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     assert flips in page

@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from conftest import ROOT, TINY
@@ -112,7 +113,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
     torn_injected = False
     # Blind delays are spread evenly over 0.3-4 s (one seeded draw per slice) so both startup and evaluation get hit.
     slices = [0.3 + 3.7 * i / BLIND for i in range(BLIND + 1)]
-    blind = [rng.uniform(lo, hi) for lo, hi in zip(slices, slices[1:])]
+    blind = [rng.uniform(lo, hi) for lo, hi in pairwise(slices)]
     rng.shuffle(blind)
     plan = [
         ("blind", blind[i // 2]) if i % 2 == 0 else ("progress", rng.uniform(0.0, 2.0))
@@ -154,8 +155,9 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
     kills = landed["starting"] + landed["evaluating"]
     with capsys.disabled():
         print(
-            f"\n[kill-resume] {kills} of {len(plan)} SIGKILLs landed mid-run ({landed['starting']} while starting or loading "
-            f"the model, {landed['evaluating']} while evaluating); {missed} found the run already finished; "
+            f"\n[kill-resume] {kills} of {len(plan)} SIGKILLs landed mid-run "
+            f"({landed['starting']} while starting or loading the model, {landed['evaluating']} while evaluating); "
+            f"{missed} found the run already finished; "
             f"torn tail injected: {torn_injected}"
         )
     assert kills >= 5

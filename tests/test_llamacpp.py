@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from agents.llamacpp import BackendError
+from agents.backends.base import BackendError
 from agents.messages import follow_up, question_messages
 
 

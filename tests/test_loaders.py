@@ -713,7 +713,7 @@ def test_cmb_six_options_answer_f(tmp_path):
 
 
 def test_options_beyond_e_in_every_format(tmp_path):
-    eight = dict(zip("ABCDEFGH", "甲乙丙丁戊己庚辛"))
+    eight = dict(zip("ABCDEFGH", "甲乙丙丁戊己庚辛", strict=True))
     cmexam = cmexam_file(
         tmp_path, ["八选一", "\n".join(f"{k}、{v}" for k, v in eight.items()), "H", "", "心内科", "", "", ""]
     )
@@ -810,7 +810,10 @@ def test_undecodable_files_and_unknown_encodings_are_one_clear_line(tmp_path):
     path.write_bytes(b'{"id": "\xff\xfe"}\n')
     with pytest.raises(
         DataError,
-        match=r"junk\.jsonl: cannot decode as utf-8 or gb18030 \(utf-8: invalid start byte at byte 8; .*\); name its encoding with --encoding",
+        match=(
+            r"junk\.jsonl: cannot decode as utf-8 or gb18030 \(utf-8: invalid start byte at byte 8; .*\); "
+            r"name its encoding with --encoding"
+        ),
     ):
         load(path)
     with pytest.raises(DataError, match=r"--encoding base64: 'base64' is not a text encoding"):

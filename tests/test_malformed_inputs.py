@@ -245,7 +245,10 @@ safe_text = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_s
     )
 )
 def test_valid_questions_round_trip(items):
-    questions = [Question(id=qid, stem=stem, options=dict(zip("ABCDE", opts)), answer="B") for qid, stem, opts in items]
+    questions = [
+        Question(id=qid, stem=stem, options=dict(zip("ABCDE", opts, strict=False)), answer="B")
+        for qid, stem, opts in items
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "q.jsonl"
         path.write_text(to_jsonl(questions), encoding="utf-8")

@@ -5,7 +5,7 @@ from eval.models import DEFAULT_MODEL, PACKAGED_MODELS, ModelError, PackagedMode
 
 def test_packaged_model_missing_names_the_install_command():
     ghost = PackagedModel("ghost", "", ("ghost-part1==1.0",), ("ghost_part1/data/part01.bin",), 1, "")
-    with pytest.raises(ModelError, match="pip install ghost-part1==1.0"):
+    with pytest.raises(ModelError, match=r"pip install ghost-part1==1.0"):
         materialize(ghost)
 
 
@@ -55,7 +55,7 @@ def test_split_model_is_assembled_and_verified(tmp_path, monkeypatch):
 def test_pinned_models_match_their_packages():
     for model in PACKAGED_MODELS.values():
         assert len(model.packages) == len(model.files)
-        for package, file in zip(model.packages, model.files):
+        for package, file in zip(model.packages, model.files, strict=True):
             assert file.split("/")[0] == package.split("==")[0].replace("-", "_"), (model.name, file)
     # The installed ones against their pinned size and sha256 (materialize raises on a mismatch).
     for name in (DEFAULT_MODEL, "smollm2-135m", "gemma3-270m"):
@@ -68,7 +68,7 @@ def test_pinned_models_match_their_packages():
 def test_model_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
     import hashlib
 
-    from eval import models
+    from eval import cache as models
 
     monkeypatch.setenv("CLINICAL_EVAL_CACHE", str(tmp_path / "cache"))
     gguf = tmp_path / "m.gguf"

@@ -15,8 +15,9 @@ import time
 import pytest
 from conftest import ROOT
 
+from eval.cache import sha256_file
 from eval.gguf_info import ModelInfo, inspect_gguf
-from eval.models import ModelError, sha256_file
+from eval.models import ModelError
 from eval.schema import Message
 from eval.tinymoe import TinyMoEConfig, write_tiny_moe
 
@@ -138,7 +139,7 @@ def test_bad_files_give_one_error_line(tiny_moe, tmp_path, kind):
 
 @pytest.fixture(scope="module")
 def moe_backend(tiny_moe):
-    from agents.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(tiny_moe, n_ctx=1024, n_threads=1)
 
@@ -148,7 +149,10 @@ def test_tiny_moe_scores_and_generates(moe_backend):
         Message(role="system", content="你是一名经验丰富的临床医师。"),
         Message(
             role="user",
-            content="男，60岁。突发胸痛2小时，心电图示下壁ST段抬高（≥0.2 mV）。最可能的诊断是\nA. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞\nE. 气胸",
+            content=(
+                "男，60岁。突发胸痛2小时，心电图示下壁ST段抬高（≥0.2 mV）。最可能的诊断是\n"
+                "A. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞\nE. 气胸"
+            ),
         ),
     ]
     scored = moe_backend.score_next(messages, LETTERS, assistant_prefix="答案：")
@@ -210,5 +214,5 @@ def test_memory_plan_counts_weights_and_kv_cache_and_refuses_what_cannot_fit(tin
     host, gpu = gguf_info.memory_needed(info, n_ctx=512, n_gpu_layers=-1)
     assert gpu > info.file_size * 0.9 and host < small_host
     monkeypatch.setattr(gguf_info, "available_memory", lambda: 1024**2)
-    with pytest.raises(ModelError, match="needs about .* GiB of RAM .* lower --n-ctx"):
+    with pytest.raises(ModelError, match=r"needs about .* GiB of RAM .* lower --n-ctx"):
         gguf_info.check_fits(info, n_ctx=512)

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from conftest import TINY
 
-from agents.llamacpp import BackendError
-from agents.openai_backend import (
+from agents.backends.base import BackendError
+from agents.backends.openai import (
     OpenAIBackend,
     RetryPolicy,
     ServerError,
@@ -150,7 +150,7 @@ def test_chat_primes_prefix_through_the_user_turn():
     backend = scripted(Script(text="患者胸痛……答案：B"))
     c = backend.chat(MSGS, max_tokens=32, assistant_prefix="分析：")
     assert c.text == "分析：患者胸痛……答案：B" and c.prompt_tokens == 30 and c.completion_tokens == 1
-    path, body = SCRIPTS[-1].requests[-1]
+    _path, body = SCRIPTS[-1].requests[-1]
     assert body["messages"][-1]["content"].endswith("请以“分析：”开头作答。")
     assert body["temperature"] == 0.0 and body["seed"] == 0 and body["max_tokens"] == 32
 
@@ -348,7 +348,7 @@ def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path)
 
 
 def test_completions_mode_scores_match_in_process(server):
-    from agents.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend
 
     local = LlamaCppBackend(resolve_model(TINY), n_ctx=2048, n_threads=1)
     remote = OpenAIBackend(server, model_path=resolve_model(TINY))

@@ -5,11 +5,19 @@ from conftest import FakeBackend
 
 from eval.runner import predict
 from eval.schema import RunConfig
-from graphs import GRAPHS, RAG_SUFFIX, UnknownGraph, get_graph, parse_graph_name
+from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph
 
-CONFIG = RunConfig(graphs=["single"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[], samples=3)
+CONFIG = RunConfig(
+    graphs=["single"],
+    model="m",
+    model_sha256="",
+    data="d",
+    data_sha256="",
+    question_ids=[],
+    options={"sc": {"samples": 3}},
+)
 
-# What each strategy does with a backend that always replies "答案：B": its trace's nodes and the backend calls it makes.
+# What some strategies do with a backend that always replies "答案：B": their trace's nodes and backend calls.
 BEHAVIOUR = {
     "single": (["answer"], ["score"]),
     "reflect": (["draft", "critique", "extract"], ["chat", "chat", "score"]),
@@ -18,25 +26,42 @@ BEHAVIOUR = {
 }
 
 
-def test_every_registered_graph_is_checked_below():
-    assert set(GRAPHS) == set(BEHAVIOUR), "a new strategy needs its line in BEHAVIOUR"
-
-
-@pytest.mark.parametrize("name", sorted(BEHAVIOUR))
-def test_each_name_builds_its_own_strategy(name, question):
-    nodes, calls = BEHAVIOUR[name]
+def run_each(name: str, question):
+    """Every registered name, plain and +rag, on a fake that always replies "答案：B" (and scores B highest)."""
     for registered in (name, name + RAG_SUFFIX):
         backend = FakeBackend(replies=["答案：B"] * 5)
-        prediction = predict(registered, get_graph(registered)(backend, CONFIG), question)
-        assert [s.node for s in prediction.trace] == nodes
-        assert [kind for kind, _ in backend.calls] == calls
+        yield registered, backend, predict(registered, build_graph(registered, backend, CONFIG), question)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_builds_answers_and_records_what_it_declares(name, question):
+    strategy = STRATEGIES[name]
+    for registered, backend, prediction in run_each(name, question):
+        assert prediction.parse_status == "ok" and prediction.trace, prediction.error
         assert (prediction.graph, prediction.answer, prediction.correct) == (registered, "B", True)
-    assert parse_graph_name(name) == (name, False) and parse_graph_name(name + RAG_SUFFIX) == (name, True)
+        assert prediction.model_calls == len(backend.calls)
+        assert prediction.first_proposal == strategy.first_proposal
+        assert (prediction.draft_answer == "B") == bool(strategy.first_proposal)
+        assert set(prediction.extras) == set(strategy.extras)
+    plain, rag = GraphSpec.parse(name), GraphSpec.parse(name + RAG_SUFFIX)
+    assert (plain.name, plain.rag, rag.name, rag.rag) == (name, False, name + RAG_SUFFIX, True)
+    assert plain.strategy is rag.strategy is strategy
+
+
+def test_strategies_are_told_apart_by_what_they_do(question):
+    """No two registered names build the same graph: their traces (nodes and backend calls) all differ."""
+    seen = {}
+    for name in STRATEGIES:
+        _, backend, prediction = next(run_each(name, question))
+        seen[name] = ([s.node for s in prediction.trace], [kind for kind, _ in backend.calls])
+    assert len(set(map(str, seen.values()))) == len(seen), seen
+    for name, expected in BEHAVIOUR.items():
+        assert seen[name] == expected, name
 
 
 @pytest.mark.parametrize("name", ["nope", "single+rag+rag", "+rag", "Single", ""])
 def test_unknown_graph_names_every_choice(name):
     with pytest.raises(UnknownGraph) as raised:
-        get_graph(name)
+        GraphSpec.parse(name)
     choices = "single, single+rag, reflect, reflect+rag, cot, cot+rag, sc, sc+rag"
     assert str(raised.value) == f"unknown graph {name!r}; choose one of: {choices}"

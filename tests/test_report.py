@@ -123,7 +123,8 @@ def test_report_renders_exactly_the_counts():
     assert (
         "## reflect vs single (paired, n=12)\n\n"
         "|  | single right | single wrong |\n|---|---|---|\n| reflect right | 1 | 8 |\n| reflect wrong | 1 | 2 |\n\n"
-        "Difference +58.3 points; flips: 1 right→wrong, 8 wrong→right; McNemar exact p = 0.0391."
+        "Difference +58.3 points [paired bootstrap 95% CI +16.7, +91.7]; flips: 1 right→wrong, 8 wrong→right; "
+        "McNemar exact p = 0.0391."
     ) in md
     assert md.endswith(
         "## reflect: draft → final answer\n\n"

@@ -92,7 +92,7 @@ def test_empty_store_and_bad_paths_are_clear_errors(tmp_path):
     store = GuidelineStore(tmp_path / "store")
     with pytest.raises(RetrievalError, match="empty"):
         store.search("x")
-    with pytest.raises(RetrievalError, match="not a .md/.txt"):
+    with pytest.raises(RetrievalError, match=r"not a .md/.txt"):
         store.ingest([tmp_path / "guideline.pdf"])
 
 

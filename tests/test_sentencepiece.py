@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from agents.backend import letter_of_token
-from agents.openai_backend import scores_from_top
+from agents.backends.base import letter_of_token
+from agents.backends.openai import scores_from_top
 from eval.schema import Message
 
 MESSAGES = [
@@ -18,7 +18,7 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def sp_backend(tiny_moe_sp):
-    from agents.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(tiny_moe_sp, n_ctx=512)
 
@@ -64,7 +64,7 @@ GEMMA_TURNS = (
 
 @pytest.fixture(scope="module")
 def gemma():
-    from agents.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend
     from eval.models import ModelError, resolve_model
 
     try:

@@ -1,16 +1,18 @@
 """cot and sc: parsing, voting, ties, unparsed drafts, seeds; prompt variants as data; one real-model check."""
 
+import json
+
 import pytest
 from conftest import FakeBackend
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agents.nodes.sample import sample_seeds
+from agents.nodes.vote import majority, tally
 from agents.prompts import UnknownVariant, load_prompts
-from agents.sample import sample_seeds
-from agents.vote import majority, tally
 from eval.runner import predict
 from eval.schema import RunConfig
-from graphs import GRAPHS, get_graph
+from graphs import STRATEGIES, GraphSpec, build_graph
 
 CONFIG = RunConfig(graphs=["sc"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
 
@@ -28,7 +30,10 @@ class RecordingBackend(FakeBackend):
 
 
 def config(**fields) -> RunConfig:
-    return CONFIG.model_copy(update=fields)
+    """CONFIG with cot's and sc's options (draft_tokens; samples, sample_temperature) and any run-level field."""
+    options = {k: fields.pop(k) for k in ("samples", "sample_temperature", "draft_tokens") if k in fields}
+    cot = {k: v for k, v in options.items() if k == "draft_tokens"}
+    return CONFIG.model_copy(update={**fields, "options": {"sc": options, "cot": cot}})
 
 
 # -- cot ---------------------------------------------------------------------------------------
@@ -36,7 +41,7 @@ def config(**fields) -> RunConfig:
 
 def test_cot_is_one_greedy_generation_with_the_letter_parsed_from_it(question):
     backend = RecordingBackend(replies=["下壁导联ST段抬高，提示右冠状动脉闭塞……\n答案：B"])
-    prediction = predict("cot", get_graph("cot")(backend, config()), question)
+    prediction = predict("cot", build_graph("cot", backend, config()), question)
     assert [s.node for s in prediction.trace] == ["reason"] and backend.sampling == [(0.0, None)]
     assert (prediction.answer, prediction.correct, prediction.parse_status, prediction.answer_method) == (
         "B",
@@ -52,17 +57,17 @@ def test_cot_is_one_greedy_generation_with_the_letter_parsed_from_it(question):
 
 def test_cot_without_a_letter_is_unparsed_and_wrong(question):
     prediction = predict(
-        "cot", get_graph("cot")(FakeBackend(replies=["考虑心肌梗死可能性大，但需进一步检查。"]), config()), question
+        "cot", build_graph("cot", FakeBackend(replies=["考虑心肌梗死可能性大，但需进一步检查。"]), config()), question
     )
     assert (prediction.answer, prediction.correct, prediction.parse_status) == (None, False, "unparsed")
 
 
 def test_cot_and_sc_read_answers_given_as_option_text_or_in_final_phrasing(question):
     # Neither names a letter after "答案": the text of option C, and "故选C" / a final bare line.
-    cot = predict("cot", get_graph("cot")(FakeBackend(replies=["……\n答案：主动脉夹层"]), config()), question)
+    cot = predict("cot", build_graph("cot", FakeBackend(replies=["……\n答案：主动脉夹层"]), config()), question)
     assert (cot.answer, cot.parse_status) == ("C", "ok")
     replies = ["……故选C。", "……\n**答案**：C", "……\n\nB"]
-    sc = predict("sc", get_graph("sc")(FakeBackend(replies=replies), config(samples=3)), question)
+    sc = predict("sc", build_graph("sc", FakeBackend(replies=replies), config(samples=3)), question)
     assert (sc.answer, sc.draft_answer, sc.parse_status) == ("C", "C", "ok")
 
 
@@ -70,7 +75,7 @@ def test_cot_variants_change_language_and_persona(question):
     seen = {}
     for variant in ("zh", "zh-plain", "en", "en-plain"):
         backend = FakeBackend(replies=["Answer: B"])
-        prediction = predict("cot", get_graph("cot")(backend, config(prompt_variant=variant)), question)
+        prediction = predict("cot", build_graph("cot", backend, config(prompt_variant=variant)), question)
         assert prediction.answer == "B"
         seen[variant] = prediction.trace[0].messages
     assert seen["en"][0].content.startswith("You are an experienced clinician")
@@ -86,9 +91,9 @@ def test_cot_variants_change_language_and_persona(question):
 def test_sc_samples_k_drafts_with_distinct_seeds_then_votes(question):
     replies = ["……答案：C", "……答案：B", "……答案：B", "没有结论", "……答案：C。再想想，答案：B"]
     backend = RecordingBackend(replies=replies)
-    prediction = predict("sc", get_graph("sc")(backend, config(samples=5, sample_temperature=0.8, seed=3)), question)
+    prediction = predict("sc", build_graph("sc", backend, config(samples=5, sample_temperature=0.8, seed=3)), question)
     assert [s.node for s in prediction.trace] == ["sample"] * 5 and prediction.model_calls == 5
-    temperatures, seeds = zip(*backend.sampling)
+    temperatures, seeds = zip(*backend.sampling, strict=True)
     assert set(temperatures) == {0.8}
     assert list(seeds) == sample_seeds(3, 5) and len(set(seeds)) == 5
     # Every draft answers the same prompt (so all but the first reuse the cached prompt).
@@ -105,22 +110,22 @@ def test_sc_samples_k_drafts_with_distinct_seeds_then_votes(question):
 
 def test_sc_k_comes_from_the_run_config(question):
     backend = RecordingBackend(replies=["答案：A"] * 3)
-    prediction = predict("sc", get_graph("sc")(backend, config(samples=3)), question)
+    prediction = predict("sc", build_graph("sc", backend, config(samples=3)), question)
     assert len(backend.sampling) == 3 and prediction.answer == "A"
-    assert RunConfig.model_fields["samples"].default == 5
+    assert STRATEGIES["sc"].options().samples == 5
 
 
 def test_sc_tie_goes_to_the_letter_drawn_first(question):
     backend = FakeBackend(replies=["答案：D", "答案：B", "答案：B", "答案：D"])
-    assert predict("sc", get_graph("sc")(backend, config(samples=4)), question).answer == "D"
+    assert predict("sc", build_graph("sc", backend, config(samples=4)), question).answer == "D"
 
 
 def test_sc_unparsed_drafts_do_not_vote_and_none_parsed_is_unparsed(question):
     one = predict(
-        "sc", get_graph("sc")(FakeBackend(replies=["不确定", "不确定", "答案：E"]), config(samples=3)), question
+        "sc", build_graph("sc", FakeBackend(replies=["不确定", "不确定", "答案：E"]), config(samples=3)), question
     )
     assert (one.answer, one.parse_status, one.draft_answer) == ("E", "ok", None)
-    none = predict("sc", get_graph("sc")(FakeBackend(replies=["不确定"] * 3), config(samples=3)), question)
+    none = predict("sc", build_graph("sc", FakeBackend(replies=["不确定"] * 3), config(samples=3)), question)
     assert (none.answer, none.parse_status, none.correct, none.model_calls) == (None, "unparsed", False, 3)
 
 
@@ -156,7 +161,7 @@ def test_a_failing_sample_is_an_error_not_a_vote(question):
         def chat(self, *a, **k):
             raise RuntimeError("context full")
 
-    prediction = predict("sc", get_graph("sc")(Broken(), config(samples=3)), question)
+    prediction = predict("sc", build_graph("sc", Broken(), config(samples=3)), question)
     assert prediction.parse_status == "error" and "context full" in prediction.error
 
 
@@ -164,8 +169,8 @@ def test_a_failing_sample_is_an_error_not_a_vote(question):
 
 
 def test_registry_has_the_new_strategies():
-    assert {"cot", "sc"} <= set(GRAPHS)
-    assert get_graph("sc+rag") is GRAPHS["sc"]
+    assert {"cot", "sc"} <= set(STRATEGIES)
+    assert GraphSpec.parse("sc+rag").strategy is STRATEGIES["sc"]
 
 
 def test_prompt_variants_load_by_name_and_version_with_the_variant():
@@ -191,9 +196,15 @@ def test_sc_samples_exactly_cots_prompts():
     assert load_prompts("sc")["version"] != load_prompts("cot")["version"]
 
 
-def test_manifests_written_before_these_fields_still_resume():
-    old = CONFIG.model_dump(exclude={"samples", "sample_temperature", "prompt_variant"})
-    assert RunConfig.model_validate(old) == CONFIG
+def test_a_manifest_from_before_strategy_options_reads_but_does_not_resume(tmp_path):
+    from eval.store import RunDirError, RunStore
+
+    flat = {"samples": 3, "sample_temperature": 0.7, "draft_tokens": 384, "critique_tokens": 256, "rounds": 1}
+    old = CONFIG.model_dump(exclude={"options", "version"}) | flat
+    assert RunConfig.model_validate(old).version == 1  # the reports still read it
+    (tmp_path / "manifest.json").write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"made by an earlier version of the evaluator .* --fresh"):
+        RunStore(tmp_path, CONFIG)
 
 
 # -- the real tiny model -----------------------------------------------------------------------
@@ -201,21 +212,21 @@ def test_manifests_written_before_these_fields_still_resume():
 
 @pytest.fixture(scope="module")
 def one_thread_backend(tiny_model):
-    from agents.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(tiny_model, n_ctx=2048, n_threads=1)
 
 
 def test_real_model_sc_with_one_greedy_sample_is_cot_and_seeds_matter(one_thread_backend, question):
     greedy = config(samples=1, sample_temperature=0.0, draft_tokens=12)
-    cot = predict("cot", get_graph("cot")(one_thread_backend, greedy), question)
-    sc = predict("sc", get_graph("sc")(one_thread_backend, greedy), question)
+    cot = predict("cot", build_graph("cot", one_thread_backend, greedy), question)
+    sc = predict("sc", build_graph("sc", one_thread_backend, greedy), question)
     assert sc.trace[0].output == cot.trace[0].output and sc.answer == cot.answer
     assert sc.trace[0].prompt_tokens_evaluated < cot.trace[0].prompt_tokens  # same prompt: served from the KV cache
 
     hot = config(samples=3, sample_temperature=1.5, draft_tokens=12, seed=0)
-    first = predict("sc", get_graph("sc")(one_thread_backend, hot), question)
-    again = predict("sc", get_graph("sc")(one_thread_backend, hot), question)
+    first = predict("sc", build_graph("sc", one_thread_backend, hot), question)
+    again = predict("sc", build_graph("sc", one_thread_backend, hot), question)
     outputs = [s.output for s in first.trace]
     assert outputs == [s.output for s in again.trace], "seeded sampling must be reproducible"
     assert len(set(outputs)) > 1, "distinct seeds must give distinct drafts"

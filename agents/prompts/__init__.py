@@ -16,8 +16,13 @@ class UnknownVariant(ValueError):
 @cache
 def load_prompts(strategy: str, variant: str | None = None) -> dict:
     """The strategy's prompt file: its top-level keys, or, given `variant`, those overlaid with its
-    `[variants.VARIANT]` table; the version then reads "VERSION/VARIANT" and `variant` names the table."""
+    `[variants.VARIANT]` table; the version then reads "VERSION/VARIANT" and `variant` names the table.
+
+    A file with `uses = "OTHER"` takes OTHER's prompts and variants, keeping its own version.
+    """
     prompts = tomllib.loads(files(__package__).joinpath(f"{strategy}.toml").read_text(encoding="utf-8"))
+    if uses := prompts.pop("uses", None):  # another strategy's prompts by reference; this file's keys win
+        prompts = {**load_prompts(uses), **prompts}
     if variant is None:
         return prompts
     variants = prompts.get("variants", {})

@@ -1,4 +1,5 @@
-"""Loading questions: the bundled set, any JSONL file / directory of JSONL files in the same schema, or a real exam dataset."""
+"""Loading questions: the bundled set, any JSONL file / directory of JSONL files in the same schema, or a real exam
+dataset."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def select(
     levels: Iterable[str] = (),
     limit: int | None = None,
 ) -> list[Question]:
-    """Filter, then take `limit` questions stratified round-robin over specialty x level cells, balancing answer letters.
+    """Filter, then take `limit` questions stratified round-robin over specialty x level cells, balancing answer
+    letters.
 
     A plain head-of-file limit would test one specialty only; round-robin keeps small runs balanced and
     deterministic. Within each cell the next question taken is the first (in file order) whose answer letter has

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     skipped = f"; {loaded.skipped} multi-answer questions skipped" if loaded.skipped else ""
     skipped += f"; {len(loaded.bad)} bad records skipped (inspect lists them)" if loaded.bad else ""
     print(
-        f"wrote {len(chosen)} of {len(loaded.questions)} questions ({cells} cells, up to {args.per_cell} each{skipped}) to {args.out}"
+        f"wrote {len(chosen)} of {len(loaded.questions)} questions "
+        f"({cells} cells, up to {args.per_cell} each{skipped}) to {args.out}"
     )
     return 0
 

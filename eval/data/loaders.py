@@ -10,6 +10,7 @@ through the rules in mapping.toml.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
@@ -37,7 +38,8 @@ FIELD_KEYS = ("id", "stem", "options", *LETTERS, "answer", "specialty", "level",
 
 
 class MultiQuestion(Question):
-    """A multi-answer (多选) question: `answer` holds every correct letter, sorted ("ABD"); right only on an exact match.
+    """A multi-answer (多选) question: `answer` holds every correct letter, sorted ("ABD"); right only on an exact
+    match.
 
     It replaces Question's answer check by giving its validator the same name (pydantic then drops the parent's),
     so eval/schema.py stays as it is. Single-answer questions are never built as this class.
@@ -261,7 +263,8 @@ def _check_header(file: Path, text: str, fmt: str) -> None:
     for need in _COLUMNS[fmt]:
         if not cols & set(need.split("|")):
             raise DataError(
-                f"{file}:1: {need.replace('|', ' or ')}: expected this column in the header for {fmt}, got {sorted(cols)}"
+                f"{file}:1: {need.replace('|', ' or ')}: expected this column in the header for {fmt}, "
+                f"got {sorted(cols)}"
             )
 
 
@@ -512,7 +515,8 @@ def medqa(record: Any, where: str, n: int, ctx: Ctx) -> Question:
 
 
 def mmlu(row: dict, where: str, n: int, ctx: Ctx) -> Question:
-    """CMMLU (Question, A–D, Answer) and C-Eval (id, question, A–D, answer, explanation); the subject is the file name."""
+    """CMMLU (Question, A–D, Answer) and C-Eval (id, question, A–D, answer, explanation); the subject is the file
+    name."""
     stem = "Question" if "Question" in row else "question"
     answer = "Answer" if "Answer" in row else "answer"
     letters = [k for k in LETTERS if k in row]  # A–D (the header is checked); a later column only if the file has it
@@ -549,10 +553,8 @@ def generic(record: Any, where: str, n: int, ctx: Ctx) -> Question:
     if "options" in fields:
         options = get("options", required=True)
         if isinstance(options, str) and options.lstrip().startswith("{"):
-            try:  # a CSV cell may hold the options as a JSON object
+            with contextlib.suppress(ValueError, RecursionError):  # a CSV cell may hold the options as a JSON object
                 options = json.loads(options)
-            except (ValueError, RecursionError):
-                pass
     else:
         options = {k: get(k, required=True) for k in LETTERS if k in fields}
     qtype = _text(get("type")).lower()

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from eval.schema import Message
+
+
+class BackendError(Exception):
+    """The model cannot be loaded or cannot take a prompt; the message says why."""
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    # llama.cpp prints its load log from C straight to fd 2; keep the terminal for our own logs.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
 
 # Leading whitespace and the tokenizers' visible space markers: SentencePiece's "▁", GPT-2 byte-level BPE's "Ġ".
 _TOKEN_SPACE = " \t\r\n▁Ġ"

@@ -18,6 +18,7 @@ backoff and jitter; the OpenAI client's own retries are off so this is the only 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -35,8 +36,7 @@ import httpx
 import structlog
 
 from agents.answer import parse_letter
-from agents.backend import Completion, letter_of_token
-from agents.llamacpp import BackendError
+from agents.backends.base import BackendError, Completion, letter_of_token, quiet_stderr
 from eval.schema import Message
 
 log = structlog.get_logger()
@@ -100,10 +100,8 @@ class RetryPolicy:
         response = getattr(e, "response", None)
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):
                 d = max(d, min(self.max_backoff, float(retry_after)))
-            except ValueError:
-                pass
         return d
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
@@ -143,10 +141,8 @@ class _ChatTemplate:
     def __init__(self, model_path: Path):
         from llama_cpp import Llama, llama_chat_format
 
-        from agents.llamacpp import _quiet_stderr
-
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"could not read the tokenizer of {model_path}: {e}") from None
@@ -555,7 +551,10 @@ class OpenAIBackend:
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> _Reply:
-        """One request in the run's prompt mode (no retries here). In chat mode `hint` is appended to the last user turn."""
+        """One request in the run's prompt mode (no retries here).
+
+        In chat mode `hint` is appended to the last user turn.
+        """
         extra = {"grammar": grammar} if grammar else None
         if self._mode == "completions":
             assert self._template is not None
@@ -638,7 +637,9 @@ class OpenAIBackend:
                 reply = used.add(
                     self.retry.call(
                         "score",
-                        lambda: self._request(messages, assistant_prefix, max_tokens=1, logprobs=True, hint=hint),
+                        lambda hint=hint: self._request(
+                            messages, assistant_prefix, max_tokens=1, logprobs=True, hint=hint
+                        ),
                     )
                 )
                 scores = scores_from_top(reply.top or [], candidates)
@@ -653,7 +654,9 @@ class OpenAIBackend:
                 reply = used.add(
                     self.retry.call(
                         "score",
-                        lambda: self._request(messages, assistant_prefix, max_tokens=2, grammar=grammar, hint=hint),
+                        lambda grammar=grammar, hint=hint: self._request(
+                            messages, assistant_prefix, max_tokens=2, grammar=grammar, hint=hint
+                        ),
                     )
                 )
                 letter = letter_from_text(reply.text, candidates)
@@ -662,7 +665,7 @@ class OpenAIBackend:
                 reply = used.add(
                     self.retry.call(
                         "score",
-                        lambda: self._request(
+                        lambda hint=hint: self._request(
                             messages, assistant_prefix, max_tokens=24, json_schema=_answer_schema(candidates), hint=hint
                         ),
                     )
@@ -672,7 +675,7 @@ class OpenAIBackend:
                 hint = f"请只回答一个选项字母（{letters}）。"
                 reply = used.add(
                     self.retry.call(
-                        "score", lambda: self._request(messages, assistant_prefix, max_tokens=16, hint=hint)
+                        "score", lambda hint=hint: self._request(messages, assistant_prefix, max_tokens=16, hint=hint)
                     )
                 )
                 letter = letter_from_text(reply.text, candidates, assistant_prefix)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.answer import parse_letter
-from agents.backend import Backend
+from agents.backends.base import Backend
 from agents.messages import question_messages, trace_step
 
 SEED_STRIDE = 1000  # run seed s draws sample i from seed s*1000+i: distinct within a question and across run seeds

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agents.backend import Backend
+from agents.backends.base import Backend
 from eval.schema import Message, RetrievedPassage, TraceStep
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.backend import Backend
+from agents.backends.base import Backend
 from agents.messages import follow_up, trace_step
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from agents.answer import choose_by_scores
-from agents.backend import Backend
-from agents.messages import question_messages
+from agents.backends.base import Backend
+from agents.messages import choose_by_scores, question_messages
 
 
 def single_shot_node(state: dict, *, backend: Backend, prompts: dict[str, str]) -> dict:

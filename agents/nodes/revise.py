@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.answer import parse_letter
-from agents.backend import Backend
+from agents.backends.base import Backend
 from agents.messages import follow_up, trace_step
 
 

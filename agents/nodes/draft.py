@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.answer import parse_letter
-from agents.backend import Backend
+from agents.backends.base import Backend
 from agents.messages import question_messages, trace_step
 
 
@@ -17,5 +17,6 @@ def draft_node(state: dict, *, backend: Backend, prompts: dict[str, str], max_to
         "draft": completion.text,
         "draft_answer": letter,
         "proposal": letter,
+        "revisions": 0,
         "trace": [trace_step("draft", messages, completion)],
     }

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from agents.answer import choose_by_scores
-from agents.backend import Backend
-from agents.messages import follow_up
+from agents.backends.base import Backend
+from agents.messages import choose_by_scores, follow_up
 
 
 def extract_answer(state: dict, *, backend: Backend, prompts: dict[str, str]) -> dict:

@@ -6,7 +6,6 @@ the question, which every node of one question starts with) only evaluate what f
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
@@ -17,25 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.backend import Completion, letter_of_token
+from agents.backends.base import BackendError, Completion, letter_of_token, quiet_stderr
 from eval.schema import Message
-
-
-class BackendError(Exception):
-    """The model cannot be loaded or cannot take a prompt; the message says why."""
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    # llama.cpp prints its load log from C straight to fd 2; keep the terminal for our own logs.
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class LlamaCppBackend:
@@ -61,7 +43,7 @@ class LlamaCppBackend:
         self.seed = seed
         self.repeat_penalty = repeat_penalty
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 self.llm = Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
@@ -110,7 +92,7 @@ class LlamaCppBackend:
         """
         cached = self.llm.input_ids[: self.llm.n_tokens]
         common = 0
-        for a, b in zip(cached, tokens[:-2]):
+        for a, b in zip(cached, tokens[:-2], strict=False):
             if a != b:
                 break
             common += 1
@@ -200,7 +182,8 @@ class LlamaCppBackend:
 
 
 def tokens_by_char(llm) -> dict[str, list[int]]:
-    """Token ids grouped by the one character each spells (letter_of_token of its decoded piece), in one vocabulary pass.
+    """Token ids grouped by the one character each spells (letter_of_token of its decoded piece), in one vocabulary
+    pass.
 
     Decoded pieces, not tokenizer output: tokenize("A") gives only "▁A" when the model adds a space prefix, and
     a byte-fallback token <0x41> spells "A" too.

@@ -1,0 +1,1 @@
+"""Graph nodes, one file each: plain functions from the graph state to its update."""

@@ -1,0 +1,357 @@
+"""The evaluator as a Python function: `evaluate(RunSpec(graph="reflect"))` runs a strategy and its baseline on the
+same questions and returns the run's typed summary. `python -m eval.agentic` is its flags (generated from
+RunSpec) and a print; the ablation runner calls it once per cell.
+
+    from eval.api import RunSpec, evaluate
+    result = evaluate(RunSpec(graph="cot", baseline="single", limit=14))
+    print(result.summary.graphs[0].overall.accuracy, result.out)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+# Nothing may leave the machine: LangChain/LangSmith tracing stays off even if the environment asks for it.
+os.environ["LANGCHAIN_TRACING_V2"] = "false"
+os.environ["LANGSMITH_TRACING"] = "false"
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from agents.backends.base import Backend, BackendError
+from agents.nodes.retrieve import Retrieval
+from agents.prompts import UnknownVariant
+from eval.cache import model_sha256
+from eval.data import BUNDLED, DataError, key_sha256, questions_sha256, select
+from eval.data.loaders import load
+from eval.gguf_info import inspect_gguf
+from eval.models import DEFAULT_MODEL, ModelError, resolve_model
+from eval.report import render_markdown, summarize
+from eval.runner import run
+from eval.schema import RunConfig, RunSummary, Specialty
+from eval.shuffle import shuffle_options
+from eval.store import RunDirError, RunStore
+from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph, option_fields, options_of
+from retrieval import RetrievalError
+
+# 28 stratified questions (2 per specialty x level) keep the default run (reflect + single, 0.5B model,
+# 2 CPU cores) near 6 minutes.
+DEFAULT_LIMIT = 28
+# What evaluate raises for bad input or a missing resource; each message is one line a user can act on.
+ERRORS = (UnknownGraph, UnknownVariant, DataError, ModelError, RunDirError, BackendError, RetrievalError)
+SERVING = "serving (--backend openai: any OpenAI-compatible server, e.g. llama_cpp.server, llama-server, vLLM)"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: every finished prediction is saved in `out`; the same call resumes it."""
+
+    def __init__(self, out: Path):
+        super().__init__(str(out))
+        self.out = out
+
+
+def _serving(description: str, **extra) -> dict:
+    return {"description": description, "json_schema_extra": {"group": SERVING, **extra}}
+
+
+class _RunSpec(BaseModel):
+    """What one evaluator run is asked to do; every field is also a flag of python -m eval.agentic.
+
+    RunSpec adds every strategy's options (graphs/*.py declare them), so a new strategy's option is a flag too.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: str = Field("reflect", description=f"strategy to evaluate ({', '.join(STRATEGIES)}); default reflect")
+    baseline: str = Field("single", description="graph to compare against on the same questions, or 'none'")
+    model: str | None = Field(
+        None,
+        description=f"GGUF path or packaged model name; default {DEFAULT_MODEL}. With --backend openai: the GGUF the "
+        "server serves (optional; its chat template lets prompts match the in-process run exactly)",
+    )
+    data: Path = Field(BUNDLED, description="dataset file or directory; default: the bundled questions")
+    format: str = Field(
+        "auto", description="dataset format: auto, native, cmexam, cmb, medqa, mmlu, generic (see python -m eval.data)"
+    )
+    answers: Path | None = Field(None, description="CMB: answers in a separate file, joined by id")
+    map: list[str] = Field(
+        default_factory=list,
+        description="generic format: our field = the dataset's field",
+        json_schema_extra={"metavar": "FIELD=SOURCE"},
+    )
+    mapping: Path | None = Field(
+        None, description="TOML of department/exam-class rules checked before the bundled ones"
+    )
+    encoding: str | None = Field(None, description="dataset text encoding (default: detect UTF-8, else GB18030/GBK)")
+    skip_bad: bool = Field(False, description="skip malformed records (counted in the report) instead of stopping")
+    limit: int = Field(
+        DEFAULT_LIMIT,
+        ge=0,
+        description=f"questions, stratified over specialty x level; 0 = all (default {DEFAULT_LIMIT})",
+    )
+    specialty: list[Specialty] = Field(default_factory=list, description="keep only this specialty (repeatable)")
+    level: list[Literal["attending", "senior"]] = Field(
+        default_factory=list, description="keep only this level (repeatable)"
+    )
+    out: Path | None = Field(
+        None, description="run directory; re-running with the same --out resumes (default runs/GRAPH-vs-BASELINE-MODEL)"
+    )
+    fresh: bool = Field(False, description="discard what --out holds and start over")
+    retrieval: bool = Field(
+        False, description=f"precede --graph with guideline retrieval (same as --graph NAME{RAG_SUFFIX})"
+    )
+    retriever: Literal["dense", "bm25", "hybrid"] = Field(
+        "hybrid", description="dense (e5), bm25 (jieba), or both fused (default)"
+    )
+    top_k: int = Field(4, ge=1, description="passages retrieved per question")
+    context_tokens: int = Field(1024, ge=1, description="token budget for retrieved passages; more are dropped")
+    guideline_store: Path | None = Field(
+        None, description="chromadb store built by python -m retrieval.ingest (default: the bundled notes)"
+    )
+    shuffle_options: int | None = Field(
+        None,
+        description="show options in a seeded per-question order (see python -m eval.position_bias)",
+        json_schema_extra={"metavar": "SEED"},
+    )
+    prompt_variant: str = Field(
+        "", description="a [variants.NAME] table of the strategy's prompt file (e.g. en, zh-plain)"
+    )
+    flash_attn: bool = Field(False, description="llama.cpp flash attention (where the build supports it)")
+    n_ctx: int = Field(4096, ge=256, description="context window, tokens")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
+    n_gpu_layers: int = Field(0, ge=-1, description="layers to offload to the GPU; -1 = all")
+    seed: int = Field(0, description="decoding seed")
+    backend: Literal["llama", "openai"] = Field(
+        "llama", **_serving("llama: in-process llama.cpp (default); openai: an HTTP server")
+    )
+    base_url: str | None = Field(None, **_serving("the server's OpenAI API root, e.g. http://127.0.0.1:8000/v1"))
+    model_name: str | None = Field(None, **_serving("model name to request (default: the first one the server lists)"))
+    api_key_env: str | None = Field(
+        None,
+        **_serving(
+            "environment variable holding the API key (default OPENAI_API_KEY; none needed for local servers)",
+            metavar="NAME",
+        ),
+    )
+    prompt_mode: Literal["auto", "completions", "chat"] = Field(
+        "auto",
+        **_serving(
+            "completions: render the GGUF's chat template here and use /v1/completions (needs --model); "
+            "chat: /v1/chat/completions; auto: completions when possible"
+        ),
+    )
+    concurrency: int = Field(
+        1, ge=1, **_serving("questions in flight at once (openai backend; in-process llama.cpp runs one)")
+    )
+    retries: int = Field(
+        4,
+        ge=0,
+        **_serving("retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff"),
+    )
+    retry_backoff: float = Field(
+        0.5, ge=0.0, **_serving("seconds before the first retry; doubles each time, with jitter")
+    )
+    request_timeout: float = Field(600.0, gt=0.0, **_serving("seconds one request may take"))
+
+    @property
+    def graphs(self) -> list[str]:
+        """The strategy (with +rag under --retrieval) and, unless 'none' or the same, the baseline."""
+        graph = self.graph + RAG_SUFFIX if self.retrieval and not self.graph.endswith(RAG_SUFFIX) else self.graph
+        return [graph] + ([self.baseline] if self.baseline not in ("none", graph) else [])
+
+
+RunSpec = create_model("RunSpec", __base__=_RunSpec, **{n: (f.annotation, f) for n, f in option_fields().items()})
+
+
+@dataclass
+class RunResult:
+    summary: RunSummary
+    markdown: str  # report.md
+    out: Path  # the run directory
+    predictions: Path
+
+
+def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -> RunResult:
+    """Run spec.graphs over the questions (loaded and selected as the spec says, unless given), resuming whatever
+    the run directory holds, and write report.md and summary.json there.
+
+    `backend`: an open backend to use instead of loading spec.model (its name goes in the manifest). Raises one
+    of ERRORS for bad input; KeyboardInterrupt leaves every finished prediction saved for a resume.
+    """
+    log = structlog.get_logger()
+    if spec.backend == "openai" and not spec.base_url and backend is None:
+        raise BackendError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    names = spec.graphs
+    specs = {name: GraphSpec.parse(name) for name in names}
+    if bad := [pair for pair in spec.map if "=" not in pair]:
+        raise DataError(f"--map {bad[0]!r}: expected FIELD=SOURCE, e.g. --map stem=题目")
+    fields = dict(pair.split("=", 1) for pair in spec.map) or None
+    bad_records, encoding = 0, ""
+    if questions is None:
+        loaded = load(
+            spec.data,
+            spec.format,
+            answers=spec.answers,
+            fields=fields,
+            mapping=spec.mapping,
+            skip_bad=spec.skip_bad,
+            encoding=spec.encoding,
+        )
+        for problem in loaded.bad:
+            log.warning("data.skipped_bad_record", problem=problem)
+        bad_records, encoding = len(loaded.bad), loaded.encoding
+        questions = select(loaded.questions, specialties=spec.specialty, levels=spec.level, limit=spec.limit or None)
+        if spec.shuffle_options is not None:
+            questions = [shuffle_options(q, spec.shuffle_options) for q in questions]
+    if not questions:
+        raise DataError(
+            f"{spec.data}: no questions match --specialty {spec.specialty or 'any'} --level {spec.level or 'any'}"
+        )
+    model_path = (
+        resolve_model(spec.model or DEFAULT_MODEL) if spec.model or not (backend or spec.backend == "openai") else None
+    )
+    if backend is None and spec.backend == "openai":
+        backend = open_server(spec, model_path)
+    strategies = [g.strategy for g in specs.values()]
+    options = {s.name: options_of(s, spec) for s in strategies}
+    retrieval = open_retrieval(spec, strategies, log) if any(g.rag for g in specs.values()) else None
+    version = ",".join(s.load_prompts()["version"] for s in strategies)
+    check_variant(spec.prompt_variant, [s.prompt_file for s in strategies])
+    server = backend if spec.backend == "openai" else None
+    if server and server.capabilities.prompt_mode == "chat":
+        from agents.backends.openai import CHAT_PROMPTS_VERSION
+
+        version += f"+{CHAT_PROMPTS_VERSION}"  # the prefix instructions chat mode adds to the prompts
+    # The model as the manifest records it, as the run directory is named after it, and as the report shows it.
+    if server:
+        model, label, shown = (
+            f"openai:{server.model_name}",
+            f"openai-{Path(server.model_name).stem}",
+            f"{server.model_name} ({server.base_url})",
+        )
+    elif model_path:
+        model, label, shown = str(model_path), model_path.stem, model_path.name
+    else:
+        model = label = shown = backend.name
+    config = RunConfig(
+        graphs=names,
+        model=model,
+        model_sha256=model_sha256(model_path) if model_path else "",
+        model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"})
+        if model_path
+        else {},
+        data=str(spec.data),
+        data_sha256=questions_sha256(questions),
+        key_sha256=key_sha256(questions),
+        question_ids=[q.id for q in questions],
+        format=spec.format,
+        answers=str(spec.answers or ""),
+        fields=fields or {},
+        mapping=str(spec.mapping or ""),
+        encoding=encoding,
+        skip_bad=spec.skip_bad,
+        n_ctx=spec.n_ctx,
+        n_gpu_layers=spec.n_gpu_layers,
+        seed=spec.seed,
+        prompts_version=version,
+        retrieval=retrieval.describe() if retrieval else "",
+        shuffle_seed=spec.shuffle_options,
+        prompt_variant=spec.prompt_variant,
+        options=options,
+    )
+    out = spec.out or Path("runs") / f"{'-vs-'.join(names)}-{label}"
+    store = RunStore(out, config, fresh=spec.fresh)
+    concurrency = spec.concurrency
+    try:
+        if backend is None:
+            from agents.backends.llamacpp import LlamaCppBackend
+
+            if concurrency > 1:
+                log.warning(
+                    "concurrency.clamped",
+                    requested=concurrency,
+                    used=1,
+                    reason="in-process llama.cpp evaluates one stream",
+                )
+                concurrency = 1
+            log.info("model.loading", model=str(model_path))
+            backend = LlamaCppBackend(
+                model_path,
+                n_ctx=spec.n_ctx,
+                n_threads=spec.n_threads,
+                n_gpu_layers=spec.n_gpu_layers,
+                seed=spec.seed,
+                flash_attn=spec.flash_attn,
+            )
+        graphs = {name: build_graph(name, backend, config, retrieval) for name in names}
+        run(questions, graphs, store, concurrency=concurrency)
+    except KeyboardInterrupt:
+        raise Interrupted(out) from None
+    finally:
+        store.close()
+    baseline = names[1] if len(names) > 1 else None
+    summary = summarize(
+        shown, str(spec.data), names, baseline, questions, store.predictions().values(), bad_records=bad_records
+    )
+    summary.model_info = config.model_info
+    markdown = render_markdown(summary)
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    return RunResult(summary, markdown, out, store.path)
+
+
+def open_server(spec: RunSpec, model_path: Path | None):
+    """Connect to the server and detect what it supports; raises BackendError (one line) when it is not there."""
+    from agents.backends.openai import OpenAIBackend, RetryPolicy, api_key_from_env
+
+    server = OpenAIBackend(
+        spec.base_url,
+        spec.model_name,
+        api_key=api_key_from_env(spec.api_key_env),
+        model_path=model_path,
+        prompt_mode=spec.prompt_mode,
+        seed=spec.seed,
+        timeout=spec.request_timeout,
+        retry=RetryPolicy(retries=spec.retries, backoff=spec.retry_backoff),
+    )
+    server.probe()
+    return server
+
+
+def open_retrieval(spec: RunSpec, strategies, log) -> Retrieval:
+    from retrieval.store import open_store
+
+    # The passages, the longest conversation any strategy grows to, and the question and instructions must fit.
+    generated = max(s.generated_tokens(s.options(**options_of(s, spec))) for s in strategies)
+    reserved = spec.context_tokens + generated + 1024
+    if reserved > spec.n_ctx:
+        raise RetrievalError(
+            f"--context-tokens {spec.context_tokens} leaves too little of --n-ctx {spec.n_ctx}; "
+            f"raise --n-ctx to at least {reserved}"
+        )
+    log.info("guidelines.opening", store=str(spec.guideline_store or "bundled (built once on first use)"))
+    return Retrieval(
+        store=open_store(spec.guideline_store), mode=spec.retriever, k=spec.top_k, budget_tokens=spec.context_tokens
+    )
+
+
+def check_variant(variant: str, strategies: list[str]) -> None:
+    """Refuse a --prompt-variant that would not be used, before the run directory records it.
+
+    The strategy under test (the first) must have it; a baseline whose prompt file has no variants at all keeps its
+    only prompts (its version is in the manifest), one that has variants must have this one too.
+    """
+    from agents.prompts import load_prompts
+
+    if not variant:
+        return
+    for i, strategy in enumerate(strategies):
+        if "variants" in load_prompts(strategy):
+            load_prompts(strategy, variant)
+        elif i == 0:
+            raise UnknownVariant(
+                f"{strategy}'s prompts have no variants, so --prompt-variant {variant} would be ignored"
+            )

@@ -1,0 +1,72 @@
+"""Command-line flags generated from a pydantic model: one typed declaration, one flag per field.
+
+A field `top_k: int = 4` with a description becomes `--top-k N` with that help; `bool` becomes a switch,
+`list[X]` a repeatable flag, a `Literal` its choices. `json_schema_extra` may name a `metavar` and a `group`
+(an argparse argument group). argparse has no such bridge, and the few libraries that do (typer, pydantic-settings'
+CLI) would each replace argparse in every program for this one use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(the type inside, whether it is a list), with `X | None` reduced to X."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is list:
+        return get_args(annotation)[0], True
+    return annotation, False
+
+
+def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        target = parser
+        if group := extra.get("group"):
+            target = groups.setdefault(str(group), parser.add_argument_group(str(group)))
+        flag = "--" + name.replace("_", "-")
+        kind, many = _unwrap(field.annotation)
+        kwargs: dict[str, Any] = {"dest": name, "help": field.description}
+        if kind is bool:
+            target.add_argument(flag, action="store_true", **kwargs)
+            continue
+        if get_origin(kind) is Literal:
+            kwargs["choices"] = list(get_args(kind))
+            kind = type(kwargs["choices"][0])
+        kwargs["type"] = Path if kind is Path else kind
+        if many:
+            kwargs["action"] = "append"
+        if metavar := extra.get("metavar"):
+            kwargs["metavar"] = metavar
+        target.add_argument(flag, default=None, **kwargs)
+
+
+def from_args(parser: argparse.ArgumentParser, model: type[BaseModel], args: argparse.Namespace) -> Any:
+    """The model from parsed flags (unset flags keep the model's defaults); a bad value is parser.error."""
+    given = {name: value for name in model.model_fields if (value := getattr(args, name, None)) is not None}
+    try:
+        return model(**given)
+    except ValidationError as e:
+        error = e.errors()[0]
+        flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else ""
+        parser.error(f"{flag}: {error['msg']}")
+
+
+def parse(model: type[BaseModel], argv: list[str], *, prog: str, error: type[Exception]) -> Any:
+    """Flags given outside a command line (a grid's cell, its extra_args): a bad one raises `error`, never exits."""
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # type: ignore[override]
+            raise error(f"{prog}: {message}")
+
+    parser = Parser(prog=prog, add_help=False)
+    add_flags(parser, model)
+    return from_args(parser, model, parser.parse_args(argv))
