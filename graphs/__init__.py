@@ -6,20 +6,19 @@ Any strategy can be preceded by guideline retrieval: `NAME+rag` (or `--retrieval
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
-from graphs import cot, reflect, sc, single
 from graphs.strategy import Build, Strategy
 
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        single.STRATEGY,
-        reflect.STRATEGY,
-        cot.STRATEGY,
-        sc.STRATEGY,
-    )
-}
+# One line per strategy, in the order --help and reports list them: graphs/NAME.py declares STRATEGY.
+REGISTERED = (
+    "single",
+    "reflect",
+    "cot",
+    "sc",
+)
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (import_module(f"graphs.{m}").STRATEGY for m in REGISTERED)}
 RAG_SUFFIX = "+rag"
 
 

@@ -63,5 +63,6 @@ def test_strategies_are_told_apart_by_what_they_do(question):
 def test_unknown_graph_names_every_choice(name):
     with pytest.raises(UnknownGraph) as raised:
         GraphSpec.parse(name)
-    choices = "single, single+rag, reflect, reflect+rag, cot, cot+rag, sc, sc+rag"
+    choices = ", ".join(f"{name}, {name}+rag" for name in STRATEGIES)
+    assert choices.startswith("single, single+rag, reflect, reflect+rag, cot, cot+rag, sc, sc+rag")
     assert str(raised.value) == f"unknown graph {name!r}; choose one of: {choices}"
