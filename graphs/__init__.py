@@ -17,6 +17,7 @@ REGISTERED = (
     "reflect",
     "cot",
     "sc",
+    "panel",
 )
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (import_module(f"graphs.{m}").STRATEGY for m in REGISTERED)}
 RAG_SUFFIX = "+rag"
