@@ -1,16 +1,14 @@
-"""Shared fixtures: the real tiny model (SmolLM2-135M, installed from PyPI) and a scripted fake backend."""
+"""Shared fixtures: the real tiny models (SmolLM2-135M from PyPI, the generated tiny Mixtral) and the CLI runner."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from agents.backends.base import Completion
 from eval.models import ModelError, resolve_model
-from eval.schema import Message, Question
+from eval.schema import Question
 
 TINY = "smollm2-135m"
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,29 +47,6 @@ def question() -> Question:
         specialty="cardiovascular",
         level="attending",
     )
-
-
-class FakeBackend:
-    """Replays scripted chat replies and letter scores; records every call. For pure graph logic only."""
-
-    name = "fake"
-
-    def __init__(self, replies: Sequence[str] = (), scores: dict[str, float] | None = None):
-        self.replies = list(replies)
-        self.scores = scores or {"A": -3.0, "B": -0.1, "C": -2.0, "D": -4.0, "E": -5.0}
-        self.calls: list[tuple[str, list[Message]]] = []
-
-    def chat(self, messages, *, max_tokens, stop=(), grammar=None, assistant_prefix="", temperature=0.0, seed=None):
-        self.calls.append(("chat", list(messages)))
-        return Completion(assistant_prefix + self.replies.pop(0), 10, 10, 5, 0.01)
-
-    def count_tokens(self, text):
-        return len(text)
-
-    def score_next(self, messages, candidates, *, assistant_prefix=""):
-        self.calls.append(("score", list(messages)))
-        scores = {c: self.scores[c] for c in candidates}
-        return Completion(max(scores, key=scores.__getitem__), 10, 2, 0, 0.01, scores=scores)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from typing import ClassVar
 
 import pytest
-from conftest import FakeBackend
+from fakes import FakeBackend
 
 from eval.runner import predict
 from eval.schema import RunConfig

@@ -3,7 +3,8 @@
 import json
 
 import pytest
-from conftest import TINY, FakeBackend
+from conftest import TINY
+from fakes import FakeBackend
 
 from eval.runner import predict
 from eval.schema import RunConfig

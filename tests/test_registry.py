@@ -1,7 +1,7 @@
 """The graph registry: each name builds its own strategy (told apart by what it does), NAME+rag the same one."""
 
 import pytest
-from conftest import FakeBackend
+from fakes import FakeBackend
 
 from eval.runner import predict
 from eval.schema import RunConfig

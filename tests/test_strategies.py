@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import FakeBackend
+from fakes import FakeBackend
 from hypothesis import given
 from hypothesis import strategies as st
 

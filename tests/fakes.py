@@ -1,0 +1,31 @@
+"""Test fakes, for pure graph logic only: anything that needs a model runs on a real small GGUF (see conftest)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agents.backends.base import Completion
+from eval.schema import Message
+
+
+class FakeBackend:
+    """Replays scripted chat replies and letter scores; records every call. For pure graph logic only."""
+
+    name = "fake"
+
+    def __init__(self, replies: Sequence[str] = (), scores: dict[str, float] | None = None):
+        self.replies = list(replies)
+        self.scores = scores or {"A": -3.0, "B": -0.1, "C": -2.0, "D": -4.0, "E": -5.0}
+        self.calls: list[tuple[str, list[Message]]] = []
+
+    def chat(self, messages, *, max_tokens, stop=(), grammar=None, assistant_prefix="", temperature=0.0, seed=None):
+        self.calls.append(("chat", list(messages)))
+        return Completion(assistant_prefix + self.replies.pop(0), 10, 10, 5, 0.01)
+
+    def count_tokens(self, text):
+        return len(text)
+
+    def score_next(self, messages, candidates, *, assistant_prefix=""):
+        self.calls.append(("score", list(messages)))
+        scores = {c: self.scores[c] for c in candidates}
+        return Completion(max(scores, key=scores.__getitem__), 10, 2, 0, 0.01, scores=scores)
