@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from agents.answer import best_letter
 from agents.backends.base import Backend, Completion
-from agents.prompts import render_question
+from agents.prompts import render_passages, render_question
 from eval.schema import Message, Question, RetrievedPassage, TraceStep
 
 
@@ -15,9 +15,7 @@ def question_messages(
 ) -> list[Message]:
     # Passages, then question, then the node's instruction: every prompt about one question shares the
     # longest KV-cache prefix.
-    context = "".join(f"[{i}] {p.title}\n{p.text}\n\n" for i, p in enumerate(passages, start=1))
-    if context:
-        context = f"参考资料（可能不完整，请结合临床判断）：\n{context}"
+    context = render_passages(passages)
     return [
         Message(role="system", content=system),
         Message(role="user", content=f"{context}{render_question(question)}\n\n{instruction}"),

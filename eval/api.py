@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from agents.backends.base import Backend, BackendError
 from agents.nodes.retrieve import Retrieval
-from agents.prompts import UnknownVariant
+from agents.prompts import UnknownVariant, load_prompts
 from eval.cache import model_sha256
 from eval.data import BUNDLED, DataError, key_sha256, questions_sha256, select
 from eval.data.loaders import load
@@ -218,7 +218,8 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     strategies = [g.strategy for g in specs.values()]
     options = {s.name: options_of(s, spec) for s in strategies}
     retrieval = open_retrieval(spec, strategies, log) if any(g.rag for g in specs.values()) else None
-    version = ",".join(s.load_prompts()["version"] for s in strategies)
+    # Each strategy's prompts, and the question layout every prompt shares (agents/prompts/question.toml).
+    version = ",".join(s.load_prompts()["version"] for s in strategies) + "+" + load_prompts("question")["version"]
     check_variant(spec.prompt_variant, [s.prompt_file for s in strategies])
     server = backend if spec.backend == "openai" else None
     if server and server.capabilities.prompt_mode == "chat":
@@ -344,7 +345,6 @@ def check_variant(variant: str, strategies: list[str]) -> None:
     The strategy under test (the first) must have it; a baseline whose prompt file has no variants at all keeps its
     only prompts (its version is in the manifest), one that has variants must have this one too.
     """
-    from agents.prompts import load_prompts
 
     if not variant:
         return

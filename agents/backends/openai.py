@@ -37,14 +37,16 @@ import structlog
 
 from agents.answer import parse_letter
 from agents.backends.base import BackendError, Completion, letter_of_token, quiet_stderr
+from agents.prompts import load_prompts
 from eval.schema import Message
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 PromptMode = Literal["auto", "completions", "chat"]
-# Version of the prompt changes chat mode makes (the prefix instructions below); part of a run's config.
-CHAT_PROMPTS_VERSION = "chat-prefix-1"
+# Chat mode's instructions (agents/prompts/chat.toml); their version is part of a run's config.
+CHAT_HINTS = load_prompts("chat")
+CHAT_PROMPTS_VERSION = CHAT_HINTS["version"]
 TOP_LOGPROBS = 20  # the most OpenAI (and vLLM's default --max-logprobs) return
 DUMMY_KEY = "sk-no-key-required"  # local servers do not check keys, but the client insists on one
 
@@ -598,7 +600,7 @@ class OpenAIBackend:
         seed: int | None = None,
     ) -> Completion:
         caps = self.capabilities
-        hint = f"请以“{assistant_prefix}”开头作答。" if assistant_prefix else ""
+        hint = CHAT_HINTS["prefix"].format(prefix=assistant_prefix) if assistant_prefix else ""
         start = time.perf_counter()
         reply = self.retry.call(
             "chat",
@@ -633,7 +635,7 @@ class OpenAIBackend:
         used = _Usage()
         for method in caps.methods:
             if method == "next_token":
-                hint = f"请只回答一个选项字母（{letters}），不要输出其他内容。"
+                hint = CHAT_HINTS["letter_only"].format(letters=letters)
                 reply = used.add(
                     self.retry.call(
                         "score",
@@ -649,7 +651,7 @@ class OpenAIBackend:
                 log.debug("score.no_letter_in_top_logprobs", top=[t for t, _ in (reply.top or [])])
                 continue
             if method == "grammar":
-                hint = f"请只回答一个选项字母（{letters}）。"
+                hint = CHAT_HINTS["letter"].format(letters=letters)
                 grammar = _letters_grammar(candidates)
                 reply = used.add(
                     self.retry.call(
@@ -661,7 +663,7 @@ class OpenAIBackend:
                 )
                 letter = letter_from_text(reply.text, candidates)
             elif method == "json":
-                hint = f'请只输出 JSON：{{"answer": "X"}}，X 为一个选项字母（{letters}）。'
+                hint = CHAT_HINTS["json"].format(letters=letters)
                 reply = used.add(
                     self.retry.call(
                         "score",
@@ -672,7 +674,7 @@ class OpenAIBackend:
                 )
                 letter = letter_from_json(reply.text, candidates)
             else:
-                hint = f"请只回答一个选项字母（{letters}）。"
+                hint = CHAT_HINTS["letter"].format(letters=letters)
                 reply = used.add(
                     self.retry.call(
                         "score", lambda hint=hint: self._request(messages, assistant_prefix, max_tokens=16, hint=hint)
