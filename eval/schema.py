@@ -83,6 +83,9 @@ class TraceStep(BaseModel):
     seconds: float = 0.0
     scores: dict[str, float] | None = None  # letter -> log-probability, for scoring nodes
     passages: list[RetrievedPassage] | None = None  # for the retrieve node: what was put in the prompt
+    # On disk only: this step's conversation is step `continues`'s followed by `messages` (eval.store writes traces
+    # this way so a run's file grows linearly with the chain's length); in memory `messages` is always whole.
+    continues: int | None = None
 
 
 class Prediction(BaseModel):

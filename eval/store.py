@@ -83,7 +83,7 @@ class RunStore:
 
     def append(self, prediction: Prediction) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(prediction.model_dump_json() + "\n")
+            f.write(compact(prediction).model_dump_json() + "\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -103,9 +103,48 @@ def read_predictions(out: Path) -> dict[tuple[str, str], Prediction]:
     # "\n" only: splitlines() would also cut at U+2028 inside a model's output.
     for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
         if line.strip():
-            p = Prediction.model_validate_json(line)
+            p = expand(Prediction.model_validate_json(line))
             found[(p.graph, p.question_id)] = p
     return found
+
+
+def compact(prediction: Prediction) -> Prediction:
+    """Each trace step keeps only the messages it adds to the longest earlier step's conversation it extends.
+
+    A chain's conversation grows by a turn or two per node, so storing every step's whole conversation grows with the
+    square of the chain's length; this stores each message once.
+    """
+    steps = []
+    for i, step in enumerate(prediction.trace):
+        base = max(
+            (j for j in range(i) if _extends(step.messages, prediction.trace[j].messages)),
+            key=lambda j: len(prediction.trace[j].messages),
+            default=None,
+        )
+        if base is not None:
+            step = step.model_copy(
+                update={"continues": base, "messages": step.messages[len(prediction.trace[base].messages) :]}
+            )
+        steps.append(step)
+    return prediction.model_copy(update={"trace": steps})
+
+
+def expand(prediction: Prediction) -> Prediction:
+    """The trace with every step's whole conversation again (the inverse of compact; whole steps pass through)."""
+    if all(step.continues is None for step in prediction.trace):
+        return prediction
+    steps: list = []
+    for step in prediction.trace:
+        if step.continues is not None:
+            step = step.model_copy(
+                update={"continues": None, "messages": steps[step.continues].messages + step.messages}
+            )
+        steps.append(step)
+    return prediction.model_copy(update={"trace": steps})
+
+
+def _extends(messages: list, base: list) -> bool:
+    return bool(base) and len(base) <= len(messages) and messages[: len(base)] == base
 
 
 def read_manifest(out: Path) -> RunConfig:

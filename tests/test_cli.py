@@ -21,11 +21,17 @@ def test_reflect_vs_single_end_to_end_and_resume(cli, tmp_path):
         nodes = [s["node"] for s in p["trace"]]
         assert nodes == (["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"])
         assert p["answer"] in list("ABCDE") and p["parse_status"] == "ok"
-        for step in p["trace"]:
-            assert step["messages"] and step["messages"][0]["role"] == "system"
+        for i, step in enumerate(p["trace"]):
+            # Stored linearly: a step that continues an earlier one's conversation keeps only what it adds.
+            assert step["messages"] and (step["messages"][0]["role"] == "system") == (step["continues"] is None)
+            assert step["continues"] is None or step["continues"] < i
             assert step["prompt_tokens"] > 0 and step["seconds"] > 0
         assert p["prompt_tokens"] == sum(s["prompt_tokens"] for s in p["trace"])
         assert p["correct"] == (p["answer"] == p["gold"])
+    from eval.store import read_predictions
+
+    for p in read_predictions(out).values():  # read back whole
+        assert all(step.messages[0].role == "system" and step.continues is None for step in p.trace)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## reflect vs single (paired, n=3)" in report and "McNemar" in report
     assert report.strip() in result.stdout
