@@ -31,11 +31,10 @@ import structlog
 from agents.backends.base import BackendError
 from agents.backends.openai import OpenAIBackend, RetryPolicy
 from eval import log as logsetup
-from eval.data import BUNDLED, key_sha256, load_questions, questions_sha256, select
+from eval.api import RunSpec, evaluate
+from eval.data import BUNDLED, load_questions, select
 from eval.models import ModelError, resolve_model
-from eval.runner import run
-from eval.schema import RunConfig
-from eval.store import RunStore
+from eval.store import read_predictions
 
 log = structlog.get_logger()
 
@@ -154,18 +153,16 @@ class _BalancerHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def measure(backend: OpenAIBackend, graph: str, questions, config: RunConfig, concurrency: int, workdir: Path) -> dict:
-    from graphs import build_graph
-
-    graphs = {graph: build_graph(graph, backend, config)}
-    store = RunStore(workdir / f"c{concurrency}", config, fresh=True)
+def measure(backend: OpenAIBackend, graph: str, questions, n_ctx: int, concurrency: int, workdir: Path) -> dict:
+    """One evaluator run (eval.api.evaluate, as the CLI makes it) of `graph` on `questions` at `concurrency`."""
+    out = workdir / f"c{concurrency}"
+    spec = RunSpec(
+        graph=graph, baseline="none", backend="openai", out=out, fresh=True, concurrency=concurrency, n_ctx=n_ctx
+    )
     start = time.perf_counter()
-    try:
-        run(questions, graphs, store, concurrency=concurrency)
-    finally:
-        store.close()
+    evaluate(spec, questions=questions, backend=backend)
     seconds = time.perf_counter() - start
-    preds = list(store.predictions().values())
+    preds = list(read_predictions(out).values())
     errors = sum(p.parse_status == "error" for p in preds)
     return {
         "concurrency": concurrency,
@@ -223,11 +220,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     questions = select(load_questions(BUNDLED), limit=args.questions)
-    config = RunConfig(
-        graphs=[args.graph], model=f"bench:{model.name}", model_sha256="", data=str(BUNDLED),
-        data_sha256=questions_sha256(questions), key_sha256=key_sha256(questions),
-        question_ids=[q.id for q in questions], n_ctx=args.n_ctx,
-    )  # fmt: skip
     servers: list[LocalServer] = []
     balancer: Balancer | None = None
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
@@ -252,18 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             backend = OpenAIBackend(base_url, model_path=model, retry=RetryPolicy(retries=2))
             caps = backend.probe()
             warm = questions[:1]  # load the model's pages and the system-prompt prefix before timing
-            measure(
-                backend,
-                args.graph,
-                warm,
-                config.model_copy(update={"question_ids": [q.id for q in warm]}),
-                1,
-                work / "warm",
-            )
+            measure(backend, args.graph, warm, args.n_ctx, 1, work / "warm")
             runs: dict[int, list[dict]] = {c: [] for c in levels}
             for r in range(args.rounds):
                 for c in levels[r % len(levels) :] + levels[: r % len(levels)]:
-                    runs[c].append(measure(backend, args.graph, questions, config, c, work))
+                    runs[c].append(measure(backend, args.graph, questions, args.n_ctx, c, work))
                     log.info(
                         "bench.level",
                         round=r + 1,
