@@ -16,6 +16,7 @@ import argparse
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,11 +25,11 @@ import numpy as np
 from agents.backends.llamacpp import LlamaCppBackend
 from agents.messages import question_messages
 from agents.prompts import load_prompts
+from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
-from eval.runner import predict
-from eval.schema import Question, RunConfig
-from graphs import build_graph
+from eval.schema import Question
+from eval.store import read_predictions
 
 KEYS = ("throughput_ratio", "reflect_prompt_token_ratio", "scoring_speedup", "scoring_agreement")
 
@@ -92,22 +93,21 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
     path = resolve_model(model)
     backend = LlamaCppBackend(path, n_threads=n_threads)
     chosen = select(load_questions(BUNDLED), limit=questions)
-    config = RunConfig(
-        graphs=["reflect", "single"],
-        model=str(path),
-        model_sha256="",
-        data="bundled",
-        data_sha256="",
-        question_ids=[q.id for q in chosen],
-        options={"reflect": {"draft_tokens": draft_tokens, "critique_tokens": critique_tokens}},
-    )
     pp, tg = raw_throughput(backend)
     result: dict = {"model": path.name, "questions": len(chosen), "raw_prompt_tok_s": pp, "raw_gen_tok_s": tg}
 
     evaluated = completion = actual = 0.0
     for name in ("reflect", "single"):
-        graph = build_graph(name, backend, config)
-        predictions, seconds = _timed(lambda q, name=name, graph=graph: predict(name, graph, q), chosen)
+        # One evaluator run per graph, as the CLI makes it (store, fsync and report included in the time).
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            spec = RunSpec(
+                graph=name, baseline="none", model=str(path), out=Path(tmp), draft_tokens=draft_tokens,
+                critique_tokens=critique_tokens,
+            )  # fmt: skip
+            start = time.perf_counter()
+            evaluate(spec, questions=chosen, backend=backend)
+            seconds = (time.perf_counter() - start) / len(chosen)
+            predictions = list(read_predictions(Path(tmp)).values())
         assert all(p.parse_status != "error" for p in predictions), [p.error for p in predictions]
         ev = sum(p.prompt_tokens_evaluated for p in predictions)
         co = sum(p.completion_tokens for p in predictions)
