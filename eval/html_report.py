@@ -534,7 +534,7 @@ def _prediction(column: Column, p: Prediction | None, question: Question, questi
     steps, previous = [], None
     for i, step in enumerate(p.trace, start=1):
         steps.append(_step(step, previous, question, question_text, i))
-        if step.node != "retrieve":
+        if step.passages is None:
             previous = step
     return {"title": column.title, "p": p, "first": first, "info": " · ".join(i for i in info if i), "steps": steps}
 
@@ -553,13 +553,13 @@ def _step(step: TraceStep, previous: TraceStep | None, question: Question, quest
         total = sum(math.exp(v) for v in step.scores.values())
         best = max(step.scores, key=step.scores.__getitem__)
         scores = [(k, math.exp(v) / total, k == best) for k, v in step.scores.items()]
-    elif step.node != "retrieve":
+    elif step.passages is None:
         named = parse_letter(step.output, question.letters)
         facts.append(f"names {named}" if named else "names no option")
     return {
         "title": f"{index}. {step.node}",
         "facts": " · ".join(facts),
-        "prompt": None if step.node == "retrieve" else _prompt(step.messages, previous, question_text),
+        "prompt": None if step.passages is not None else _prompt(step.messages, previous, question_text),
         "query": (step.messages[0].content if step.messages else "")[:200],
         "passages": step.passages,
         "output": step.output,

@@ -47,7 +47,7 @@ def to_prediction(graph: str, question: Question, state: dict, seconds: float) -
         prompt_tokens_evaluated=sum(s.prompt_tokens_evaluated for s in trace),
         completion_tokens=sum(s.completion_tokens for s in trace),
         seconds=seconds,
-        model_calls=sum(s.node != "retrieve" for s in trace),  # retrieval sends no tokens to the model
+        model_calls=sum(s.passages is None for s in trace),  # a retrieval step sends no tokens to the model
     )
 
 
