@@ -127,9 +127,7 @@ def run_questions(
 
 
 def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") -> Page:
-    from eval.ablation import compare
     from eval.report import describe_model, summarize
-    from eval.stats import holm
 
     config, found = read_run(run_dir)
     questions, notes = run_questions(config, list(found.values()), data, fmt)
@@ -152,14 +150,11 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         )
         for g in summary.graphs
     ]
-    comparisons = []
-    if baseline:
-        base = next(c for c in columns if c.key == baseline)
-        for c in columns:
-            if c is not base:
-                comparisons.append({"column": c.key, "baseline": base.key, **compare(base.predictions, c.predictions)})
-        for comp, p in zip(comparisons, holm([c["mcnemar_p"] for c in comparisons]), strict=True):
-            comp["holm_p"] = p
+    # eval.analysis.paired's comparisons, Holm-adjusted, as summarize made them for report.md.
+    comparisons = [
+        {"column": c.graph, "diff": c.difference, **c.model_dump(exclude={"graph", "difference"})}
+        for c in summary.comparisons
+    ]
     model = Path(config.model).name + (f" ({describe_model(config.model_info)})" if config.model_info else "")
     meta = {
         "model": model,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from eval.analysis import answer_key, draft_flips, flip_rows, key_text, paired, regrade
 from eval.schema import SPECIALTIES, Accuracy, GraphSummary, Prediction, Question, RunSummary
-from eval.stats import wilson_interval
+from eval.stats import holm, wilson_interval
 
 LEVELS = ("attending", "senior")
 
@@ -76,6 +76,11 @@ def summarize(
         dropped.update(missing + failed)
         if not missing and not failed:
             scored_ids.append(qid)
+    comparisons = [
+        paired(g, baseline, by_graph[g], by_graph[baseline], scored_ids) for g in graphs if baseline and g != baseline
+    ]
+    for c, adjusted in zip(comparisons, holm([c.mcnemar_p for c in comparisons]), strict=True):
+        c.holm_p = adjusted
     return RunSummary(
         model=model,
         data=data,
@@ -85,11 +90,7 @@ def summarize(
         bad_records=bad_records,
         key=answer_key([wanted[qid] for qid in scored_ids]),
         graphs=[summarize_graph(g, by_graph[g], wanted, scored_ids) for g in graphs],
-        comparisons=[
-            paired(g, baseline, by_graph[g], by_graph[baseline], scored_ids)
-            for g in graphs
-            if baseline and g != baseline
-        ],
+        comparisons=comparisons,
     )
 
 

@@ -192,6 +192,7 @@ class Comparison(BaseModel):
     diff_ci_low: float = 0.0
     diff_ci_high: float = 0.0
     mcnemar_p: float
+    holm_p: float | None = None  # McNemar p adjusted (Holm) over every comparison against the same baseline
     unparsed: int = 0  # of the n, the chain's answers that named no option (counted wrong above)
     baseline_unparsed: int = 0
 
