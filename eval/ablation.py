@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agents.prompts import load_prompts
 from eval.analysis import answer_key, answered_letters, draft_flips, key_text, letter_p_text, paired, regrade
 from eval.schema import AnswerKey, Level, Prediction, Question, RunConfig, Specialty
+from eval.store import RunDirError, read_manifest
 from graphs import GraphSpec, UnknownGraph, option_fields
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
@@ -215,7 +216,10 @@ def load_cell(model: str, cell: Cell, out: Path, status: str | None = None) -> C
     run = CellRun(model, cell, out)
     manifest = out / "manifest.json"
     if manifest.exists():
-        run.config = RunConfig.model_validate_json(manifest.read_text(encoding="utf-8"))
+        try:
+            run.config = read_manifest(out)
+        except RunDirError as e:
+            raise GridError(str(e)) from None
         run.predictions = read_predictions(out, run.config)
         run.status = "done"
     if status:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from agents.backends.base import Backend, BackendError
 from agents.nodes.retrieve import Retrieval
-from agents.prompts import UnknownVariant, load_prompts
+from agents.prompts import PromptError, UnknownVariant, load_prompts
 from eval.cache import model_sha256
 from eval.data import BUNDLED, DataError, key_sha256, questions_sha256, select
 from eval.data.loaders import load
@@ -41,7 +41,7 @@ from retrieval import RetrievalError
 # 2 CPU cores) near 6 minutes.
 DEFAULT_LIMIT = 28
 # What evaluate raises for bad input or a missing resource; each message is one line a user can act on.
-ERRORS = (UnknownGraph, UnknownVariant, DataError, ModelError, RunDirError, BackendError, RetrievalError)
+ERRORS = (UnknownGraph, UnknownVariant, PromptError, DataError, ModelError, RunDirError, BackendError, RetrievalError)
 SERVING = "serving (--backend openai: any OpenAI-compatible server, e.g. llama_cpp.server, llama-server, vLLM)"
 
 
@@ -219,7 +219,9 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     options = {s.name: options_of(s, spec) for s in strategies}
     retrieval = open_retrieval(spec, strategies, log) if any(g.rag for g in specs.values()) else None
     # Each strategy's prompts, and the question layout every prompt shares (agents/prompts/question.toml).
-    version = ",".join(s.load_prompts()["version"] for s in strategies) + "+" + load_prompts("question")["version"]
+    version = (
+        ",".join(load_prompts(s.prompt_file)["version"] for s in strategies) + "+" + load_prompts("question")["version"]
+    )
     check_variant(spec.prompt_variant, [s.prompt_file for s in strategies])
     server = backend if spec.backend == "openai" else None
     if server and server.capabilities.prompt_mode == "chat":
@@ -266,18 +268,15 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     out = spec.out or Path("runs") / f"{'-vs-'.join(names)}-{label}"
     store = RunStore(out, config, fresh=spec.fresh)
     concurrency = spec.concurrency
+    if spec.backend == "llama" and concurrency > 1:  # one llama.cpp context must not be called concurrently
+        log.warning(
+            "concurrency.clamped", requested=concurrency, used=1, reason="in-process llama.cpp evaluates one stream"
+        )
+        concurrency = 1
     try:
         if backend is None:
             from agents.backends.llamacpp import LlamaCppBackend
 
-            if concurrency > 1:
-                log.warning(
-                    "concurrency.clamped",
-                    requested=concurrency,
-                    used=1,
-                    reason="in-process llama.cpp evaluates one stream",
-                )
-                concurrency = 1
             log.info("model.loading", model=str(model_path))
             backend = LlamaCppBackend(
                 model_path,

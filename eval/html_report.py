@@ -82,14 +82,12 @@ def read_run(run_dir: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction
 
     Read-only: a run still in progress is read as far as its finished lines go.
     """
-    from eval.store import MANIFEST, read_predictions
+    from eval.store import RunDirError, read_manifest, read_predictions
 
-    manifest = run_dir / MANIFEST
-    if not manifest.exists():
-        raise ReportError(
-            f"{run_dir}: no {MANIFEST}; not a run directory (python -m eval.agentic --out DIR writes one)"
-        )
-    config = RunConfig.model_validate_json(manifest.read_text(encoding="utf-8"))
+    try:
+        config = read_manifest(run_dir)
+    except RunDirError as e:
+        raise ReportError(str(e)) from None
     return config, read_predictions(run_dir)
 
 

@@ -162,10 +162,13 @@ class RunConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _older_manifest(cls, data: Any) -> Any:
-        # Version 1 manifests (no `version`) kept strategy settings flat; they read as version 1 without them, so a
-        # resume is refused with a message that says why, and the reports still read the run.
+        # Version 1 manifests (no `version`) kept every strategy setting flat: they read as version 1 with those
+        # settings under each of their strategies, so reports still show them and a resume is refused saying why.
         if isinstance(data, dict) and "version" not in data and _FLAT_OPTIONS & data.keys():
-            data = {k: v for k, v in data.items() if k not in _FLAT_OPTIONS} | {"version": 1}
+            flat = {k: v for k, v in data.items() if k in _FLAT_OPTIONS}
+            strategies = {g.removesuffix("+rag") for g in data.get("graphs", ())}
+            data = {k: v for k, v in data.items() if k not in _FLAT_OPTIONS}
+            data |= {"version": 1, "options": {s: flat for s in sorted(strategies)}}
         return data
 
 

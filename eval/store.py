@@ -46,7 +46,7 @@ class RunStore:
             raise RunDirError(
                 f"{out} holds a run made by an earlier version of the evaluator "
                 f"(run config version {previous.version}, now {config.version}); its reports still read, "
-                "but it cannot resume: use another --out, or --fresh"
+                f"but it cannot resume: use another --out, or --fresh (or delete {out})"
             )
         if previous is not None and previous != config:
             changed = sorted(k for k in RunConfig.model_fields if getattr(previous, k) != getattr(config, k))
