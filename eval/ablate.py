@@ -39,16 +39,11 @@ cell. Cells run one at a time, each loading its model afresh and freeing it afte
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
-import json
 import sys
-import traceback
 from pathlib import Path
 
 from eval import log as logsetup
 from eval.ablation import (
-    MARKER,
     Cell,
     Grid,
     GridError,
@@ -57,48 +52,20 @@ from eval.ablation import (
     cells,
     load_grid,
     model_slug,
-    read_predictions,
     recorded,
     render_markdown,
     write_outputs,
 )
-from eval.api import ERRORS, RunSpec, evaluate
-from eval.flags import parse
+from eval.campaign import run_reused
 from eval.schema import RunConfig
 
 
 def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
     """The evaluator's arguments for one (model, cell), without --out."""
-    argv = [
-        "--graph",
-        cell.graph,
-        "--baseline",
-        "none",
-        "--model",
-        model,
-        "--limit",
-        str(grid.limit),
-        "--seed",
-        str(grid.seed),
-    ]
-    for s in grid.specialty:
-        argv += ["--specialty", s]
-    for lv in grid.level:
-        argv += ["--level", lv]
-    if grid.data:
-        argv += ["--data", grid.data]
-    argv += ["--format", grid.format]
-    if grid.answers:
-        argv += ["--answers", grid.answers]
-    if grid.mapping:
-        argv += ["--mapping", grid.mapping]
-    for ours, theirs in grid.map.items():
-        argv += ["--map", f"{ours}={theirs}"]
+    argv = ["--graph", cell.graph, "--baseline", "none", "--model", model, *grid.shared_argv()]
     flags = {"prompt_variant": "--prompt-variant", "samples": "--samples", "sample_temperature": "--sample-temperature"}
     for field, value in cell.settings(grid).items():
         argv += [flags[field], str(value)]
-    for option, value in grid.options.items():
-        argv += [f"--{option.replace('_', '-')}", str(value)]
     return argv + grid.extra_args
 
 
@@ -107,36 +74,17 @@ def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
 
 def run_cell(argv: list[str], cell: Cell, settings: dict, out: Path, *, recheck: bool = False) -> tuple[int, bool]:
     """One evaluator run (resuming whatever `out` holds); returns (exit status, whether it was reused as is)."""
-    marker = out / MARKER
-    record = {"argv": argv, "settings": settings}
-    if not recheck and marker.exists():
-        with contextlib.suppress(ValueError, OSError):
-            if json.loads(marker.read_text(encoding="utf-8")) == {**record, "complete": True}:
-                return 0, True
-    marker.unlink(missing_ok=True)
-    spec = parse(RunSpec, [*argv, "--out", str(out)], prog="grid", error=GridError)
-    status = 0
-    try:
-        evaluate(spec)
-    except ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        status = 2
-    except (KeyboardInterrupt, GridError):
-        raise
-    except Exception:
-        traceback.print_exc()
-        status = 1
-    gc.collect()  # let go of this cell's model before the next one loads
-    if status == 0:
-        config = RunConfig.model_validate_json((out / "manifest.json").read_text(encoding="utf-8"))
+
+    def verify(config: RunConfig) -> None:
         if wrong := {k: got for k, v in settings.items() if (got := recorded(config, cell.base, k)) != v}:
             raise GridError(
                 f"{out}: the evaluator did not record the cell's settings {settings} (manifest has {wrong})"
             )
-        predictions = read_predictions(out, config)
-        complete = all(qid in predictions and predictions[qid].parse_status != "error" for qid in config.question_ids)
-        marker.write_text(json.dumps({**record, "complete": complete}, ensure_ascii=False, indent=1), encoding="utf-8")
-    return status, False
+
+    outcome = run_reused(argv, out, {"settings": settings}, recheck=recheck, verify=verify)
+    if outcome.error:
+        print(f"error: {outcome.error}", file=sys.stderr)
+    return outcome.status, outcome.reused
 
 
 # -- CLI --------------------------------------------------------------------------------------

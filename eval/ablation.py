@@ -12,37 +12,31 @@ import csv
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from agents.prompts import load_prompts
 from eval.analysis import answer_key, answered_letters, draft_flips, key_text, letter_p_text, paired, regrade
-from eval.schema import AnswerKey, Level, Prediction, Question, RunConfig, Specialty
+from eval.plan import Plan, PlanError, load_plan
+from eval.schema import AnswerKey, Prediction, Question, RunConfig
 from eval.store import RunDirError, read_manifest
-from graphs import GraphSpec, UnknownGraph, option_fields
+from graphs import GraphSpec, UnknownGraph
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
 MATCHED_CONTROL = "sc"  # the compute-matched control: this graph with k = a chain's model calls per question
-# Flags the grid sets for every cell itself; `extra_args` may not repeat them.
-RESERVED = {
-    "--graph", "--baseline", "--model", "--limit", "--specialty", "--level", "--seed", "--data", "--format",
-    "--answers", "--map", "--mapping", "--out", "--fresh", "--retrieval",
-}  # fmt: skip
 _SC = GraphSpec.parse(MATCHED_CONTROL).strategy.options
-MARKER = "cell.json"
 ABLATION = "ablation"
 
 
-class GridError(Exception):
+class GridError(PlanError):
     """The grid cannot be run; the message says what to change."""
 
 
-class Grid(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Grid(Plan):
+    noun = "grid"
+    crossed = frozenset({"samples", "sample_temperature"})  # sc cells are crossed with the grid's own `samples`
 
     models: list[str] = Field(default_factory=lambda: [_default_model()], min_length=1)
     graphs: list[str] = Field(min_length=1)
@@ -51,21 +45,6 @@ class Grid(BaseModel):
     samples: list[int] = Field(default_factory=lambda: [_SC.model_fields["samples"].default], min_length=1)
     sample_temperature: float = Field(default=_SC.model_fields["sample_temperature"].default, ge=0.0)
     baseline: str = "single"
-    limit: int = Field(default=28, ge=0)
-    specialty: list[Specialty] = Field(default_factory=list)
-    level: list[Level] = Field(default_factory=list)
-    seed: int = 0
-    data: str = ""  # "" = the bundled questions
-    format: str = "auto"
-    answers: str = ""
-    mapping: str = ""
-    map: dict[str, str] = Field(default_factory=dict)
-    # Strategy options shared by every cell whose strategy has them (e.g. rounds = 2, draft_tokens = 256); sc's
-    # samples and sample_temperature are the grid's own keys above (sc cells are crossed with samples).
-    options: dict[str, Any] = Field(default_factory=dict)
-    extra_args: list[str] = Field(default_factory=list)
-    bootstrap_resamples: int = Field(default=2000, ge=100)
-    bootstrap_seed: int = 0
 
 
 def _default_model() -> str:
@@ -112,30 +91,7 @@ class Cell:
 
 
 def load_grid(path: Path) -> Grid:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise GridError(f"{path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise GridError(f"{path}: not valid TOML: {e}") from None
-    try:
-        grid = Grid.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise GridError(f"{path}: {where}: {first['msg']}") from None
-    fields = option_fields()
-    if unknown := sorted(set(grid.options) - set(fields) | set(grid.options) & {"samples", "sample_temperature"}):
-        raise GridError(
-            f"{path}: options.{unknown[0]} is not a strategy option the grid may set; "
-            f"choose from: {', '.join(sorted(set(fields) - {'samples', 'sample_temperature'}))}"
-        )
-    for arg in grid.extra_args:
-        if arg.split("=", 1)[0] in RESERVED:
-            raise GridError(
-                f"{path}: extra_args may not set {arg.split('=', 1)[0]}; the grid sets it (use its own key)"
-            )
-    return grid
+    return load_plan(path, Grid, GridError)
 
 
 def cells(grid: Grid) -> list[Cell]:
@@ -227,16 +183,6 @@ def load_cell(model: str, cell: Cell, out: Path, status: str | None = None) -> C
     return run
 
 
-def load_grid_questions(grid: Grid) -> dict[str, Question]:
-    from eval.data import BUNDLED, load_questions
-
-    fields = dict(grid.map) or None
-    questions = load_questions(
-        grid.data or BUNDLED, grid.format, answers=grid.answers or None, fields=fields, mapping=grid.mapping or None
-    )
-    return {q.id: q for q in questions}
-
-
 def scored(predictions: dict[str, Prediction]) -> list[Prediction]:
     return [p for p in predictions.values() if p.parse_status != "error"]
 
@@ -303,7 +249,7 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
             f"cells {', '.join(differing)} ran on other questions than {done[0].label}; "
             "comparisons use the questions both answered"
         )
-    every = load_grid_questions(grid) if done else {}
+    every = grid.questions() if done else {}
     questions = {q: every[q] for q in ids if q in every}
     if len(questions) < len(ids):
         notes.append(

@@ -1,25 +1,29 @@
-"""Statistics for accuracies, paired comparisons and the answered letters."""
+"""Statistics for accuracies, paired comparisons, rankings, power, calibration and the answered letters.
+
+scipy.stats does the textbook parts (binomial test, Wilson interval, bootstrap, chi-square, Spearman, Kendall,
+Mann-Whitney); what is written here is what it has no function for: ranks with bootstrap intervals, the exact power
+of McNemar's test, and calibration of option probabilities. scipy.stats takes seconds to import, so each function
+imports what it needs.
+"""
 
 from __future__ import annotations
 
-import math
-import random
+import warnings
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
-Z_95 = 1.959963984540054
+import numpy as np
 
 
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval: well-behaved at small n and at 0% / 100%, unlike the normal approximation."""
+    from scipy.stats import binomtest
+
     if n == 0:
         return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -28,12 +32,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     Under the null each discordant pair is a fair coin, so this is a two-sided binomial test
     of min(b, c) against Binomial(b + c, 1/2).
     """
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    from scipy.stats import binomtest
+
+    return 1.0 if b + c == 0 else float(binomtest(min(b, c), b + c, 0.5).pvalue)
 
 
 # -- paired comparisons over a grid ----------------------------------------------------------
@@ -70,16 +71,6 @@ def paired_counts(baseline: Sequence[bool], other: Sequence[bool]) -> PairedCoun
     )
 
 
-def quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default, Hyndman & Fan type 7)."""
-    if not sorted_values:
-        raise ValueError("quantile of no values")
-    position = q * (len(sorted_values) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (position - low) * (sorted_values[high] - sorted_values[low])
-
-
 def paired_bootstrap_diff(
     baseline: Sequence[bool], other: Sequence[bool], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float, float]:
@@ -89,16 +80,24 @@ def paired_bootstrap_diff(
     reflects how correlated the two graphs are on the same questions (an unpaired interval would be far wider).
     Seeded: the same inputs give the same interval. With no questions the interval is the whole range [-1, 1].
     """
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
     counts = paired_counts(baseline, other)
     if counts.n == 0:
         return (0.0, -1.0, 1.0)
     # Per-question difference: +1 wrong -> right, -1 right -> wrong, 0 otherwise. Resample it.
-    deltas = [int(o) - int(b) for b, o in zip(baseline, other, strict=True)]
-    rng = random.Random(seed)
-    n = len(deltas)
-    means = sorted(sum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
-    alpha = 1 - confidence
-    return (counts.difference, quantile(means, alpha / 2), quantile(means, 1 - alpha / 2))
+    deltas = np.array([int(o) - int(b) for b, o in zip(baseline, other, strict=True)], dtype=float)
+    with warnings.catch_warnings():  # identical outcomes: every resample is 0, which is the right interval
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        ci = bootstrap(
+            (deltas,),
+            np.mean,
+            n_resamples=resamples,
+            method="percentile",
+            confidence_level=confidence,
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+    return (counts.difference, float(ci.low), float(ci.high))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -156,3 +155,195 @@ def letter_bias(answered: Sequence[str], shown: Sequence[Sequence[str]]) -> Lett
     observed = [sum(a == letter for a in answered) for letter in letters]
     statistic, p = chisquare(observed, [float(e) for e in expected])
     return LetterBias(float(statistic), float(p))
+
+
+# -- rankings ---------------------------------------------------------------------------------
+
+
+class Rank(NamedTuple):
+    rank: int  # 1 = most accurate; ties share the better rank
+    low: int  # 95% bootstrap interval of the rank
+    high: int
+
+
+def rank_intervals(
+    correct: Sequence[Sequence[bool]], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> list[Rank]:
+    """Each row's rank by accuracy, with a bootstrap interval: the questions are resampled (every row's outcomes on
+    a question travel together), the rows ranked in each resample, and the rank's percentile interval taken, the way
+    arena leaderboards give a rank's uncertainty. `correct`: one row per entry, one column per question (the same
+    questions in every row)."""
+    from scipy.stats import rankdata
+
+    outcomes = np.asarray(correct, dtype=float)
+    if outcomes.ndim != 2 or outcomes.shape[0] == 0:
+        return []
+    m, n = outcomes.shape
+    rank = rankdata(-outcomes.mean(axis=1), method="min").astype(int)
+    if n == 0:
+        return [Rank(int(r), 1, m) for r in rank]
+    # A resample of the questions is how many times each is drawn: multinomial counts, one row per resample.
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples)
+    ranks = rankdata(-(outcomes @ weights.T), axis=0, method="min")  # entries x resamples
+    alpha = 1 - confidence
+    low = np.quantile(ranks, alpha / 2, axis=1, method="lower")
+    high = np.quantile(ranks, 1 - alpha / 2, axis=1, method="higher")
+    return [Rank(int(r), int(lo), int(hi)) for r, lo, hi in zip(rank, low, high, strict=True)]
+
+
+class Correlation(NamedTuple):
+    rho: float | None  # None with fewer than 3 units or a constant variable
+    p: float | None  # permutation test (exact when every pairing can be enumerated)
+    ci_low: float | None  # percentile bootstrap over the units
+    ci_high: float | None
+    n: int
+
+
+def spearman(
+    x: Sequence[float], y: Sequence[float], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> Correlation:
+    """Spearman's rho between two variables measured on the same units (models), with a permutation p and a bootstrap
+    interval over the units. With a handful of models the interval is wide, which is the honest answer. Resamples in
+    which either variable is constant have no rho and are left out (scipy's bootstrap would return nan for all)."""
+    from scipy.stats import ConstantInputWarning, permutation_test, spearmanr
+
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(xs)
+    if n < 3 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return Correlation(None, None, None, None, n)
+    rho = float(spearmanr(xs, ys).statistic)
+    # Permuting one variable is enough (and exact up to 7 models, 5040 pairings): the other's order is arbitrary.
+    test = permutation_test(
+        (ys,),
+        lambda b: spearmanr(xs, b).statistic,
+        permutation_type="pairings",
+        n_resamples=9999,
+        rng=np.random.default_rng(seed),
+    )
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(resamples, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        boot = np.array([spearmanr(xs[i], ys[i]).statistic for i in draws], dtype=float)
+    boot = boot[np.isfinite(boot)]
+    alpha = 1 - confidence
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2]) if boot.size else (None, None)
+    return Correlation(
+        rho, float(test.pvalue), None if low is None else float(low), None if high is None else float(high), n
+    )
+
+
+# -- power ------------------------------------------------------------------------------------
+
+
+def mcnemar_power(n: int, discordance: float, difference: float, alpha: float = 0.05) -> float:
+    """Exact power of the two-sided exact McNemar test (mcnemar_exact) at level alpha.
+
+    n paired questions, of which a share `discordance` are discordant (one right, the other wrong) and the true
+    accuracy difference is `difference` (so the discordant pairs split (discordance ± difference) / 2). Exact: the
+    number of discordant pairs m is Binomial(n, discordance); given m, the test rejects when the smaller count is at
+    most the largest k with P(Binomial(m, 1/2) <= k) <= alpha / 2.
+    """
+    from scipy.stats import binom
+
+    d = abs(difference)
+    if n <= 0 or discordance <= 0 or d > discordance:
+        return 0.0 if n <= 0 or discordance <= 0 else float("nan")
+    m = np.arange(n + 1)
+    k = binom.ppf(alpha / 2, m, 0.5)
+    k = np.where(binom.cdf(k, m, 0.5) > alpha / 2, k - 1, k)  # the largest k whose tail is within alpha / 2
+    share = (discordance + d) / (2 * discordance)  # of the discordant pairs, those favouring the better one
+    reject = np.where(k >= 0, binom.cdf(k, m, 1 - share) + binom.sf(m - k - 1, m, 1 - share), 0.0)
+    return float(np.sum(binom.pmf(m, n, min(discordance, 1.0)) * reject))
+
+
+def min_detectable_difference(n: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest accuracy difference McNemar's test on n paired questions detects with this power, when a share
+    `discordance` of them are discordant; None when no difference up to the discordance itself is detectable."""
+    if n <= 0 or discordance <= 0 or mcnemar_power(n, discordance, discordance, alpha) < power:
+        return None
+    low, high = 0.0, discordance
+    for _ in range(40):  # power rises with the difference: bisect to well under a tenth of a point
+        mid = (low + high) / 2
+        low, high = (low, mid) if mcnemar_power(n, discordance, mid, alpha) >= power else (mid, high)
+    return high
+
+
+def questions_needed(difference: float, discordance: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """The fewest paired questions for McNemar's test to detect `difference` with this power at this discordance;
+    None when the difference exceeds the discordance (impossible). The exact test's power saw-tooths in n, so this
+    is the first n at which the power reaches the target."""
+    if not 0 < abs(difference) <= discordance <= 1:
+        return None
+    high = 8
+    while mcnemar_power(high, discordance, difference, alpha) < power:
+        high *= 2
+        if high > 10_000_000:
+            return None
+    low = high // 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if mcnemar_power(mid, discordance, difference, alpha) >= power else (mid, high)
+    return high
+
+
+# -- calibration ------------------------------------------------------------------------------
+
+
+class Bin(NamedTuple):
+    low: float
+    high: float
+    n: int
+    confidence: float  # mean top probability in the bin
+    accuracy: float
+
+
+class Coverage(NamedTuple):
+    threshold: float  # answer only when the top option's probability is at least this
+    answered: int
+    correct: int
+
+
+class Calibration(NamedTuple):
+    n: int
+    ece: float  # expected calibration error over equal-width bins of the top probability
+    brier: float  # multi-class Brier score: mean over questions of the squared error summed over the options
+    bins: list[Bin]
+    coverage: list[Coverage]
+
+
+def calibration(
+    probabilities: Sequence[Sequence[float]],
+    gold: Sequence[int],
+    *,
+    bins: int = 10,
+    thresholds: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 0.9),
+) -> Calibration:
+    """How far a model's option probabilities can be trusted. probabilities[i]: question i's probability for each of
+    its options (summing to 1); gold[i]: the index of its right option. The model's answer is its most probable
+    option and its confidence that probability."""
+    if len(probabilities) != len(gold):
+        raise ValueError(f"{len(probabilities)} probability vectors for {len(gold)} answers")
+    if not gold:
+        return Calibration(0, 0.0, 0.0, [], [])
+    top = np.array([max(p) for p in probabilities])
+    right = np.array([int(np.argmax(p)) == g for p, g in zip(probabilities, gold, strict=True)])
+    brier = float(
+        np.mean([sum((q - (i == g)) ** 2 for i, q in enumerate(p)) for p, g in zip(probabilities, gold, strict=True)])
+    )
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, top, side="left") - 1, 0, bins - 1)  # (low, high]; 0 in the first bin
+    table = [
+        Bin(
+            float(edges[b]),
+            float(edges[b + 1]),
+            int(inside.sum()),
+            float(top[inside].mean()),
+            float(right[inside].mean()),
+        )
+        for b in range(bins)
+        if (inside := which == b).any()
+    ]
+    ece = sum(b.n / len(gold) * abs(b.accuracy - b.confidence) for b in table)
+    coverage = [Coverage(t, int((top >= t).sum()), int(right[top >= t].sum())) for t in thresholds]
+    return Calibration(len(gold), float(ece), brier, table, coverage)

@@ -30,6 +30,21 @@ def tiny_backend(tiny_model):
 
 
 @pytest.fixture(scope="session")
+def tiny_moe(tmp_path_factory) -> Path:
+    """The tiny generated Mixtral (eval.tinymoe: 2 layers, 8 experts, 2 used per token, random weights)."""
+    import time
+
+    from eval.tinymoe import write_tiny_moe
+
+    path = tmp_path_factory.mktemp("tinymoe") / "tiny-moe.gguf"
+    start = time.perf_counter()
+    write_tiny_moe(path)
+    assert time.perf_counter() - start < 30
+    assert path.stat().st_size < 10 * 2**20
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_moe_sp(tmp_path_factory) -> Path:
     """The tiny generated Mixtral (eval.tinymoe) with the SentencePiece space prefix on, as real Mixtral GGUFs have."""
     from eval.tinymoe import TinyMoEConfig, write_tiny_moe

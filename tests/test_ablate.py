@@ -14,7 +14,7 @@ from eval.ablation import Cell, GridError, analyse, cells, load_grid, write_outp
 from eval.analysis import answer_key, key_text
 from eval.data import BUNDLED, load_questions, select
 from eval.schema import Message, Prediction, RunConfig, TraceStep
-from eval.stats import holm, paired_bootstrap_diff, paired_counts, quantile
+from eval.stats import holm, paired_bootstrap_diff, paired_counts
 from eval.store import RunStore
 
 # -- statistics against reference values -------------------------------------------------------
@@ -81,11 +81,6 @@ def test_paired_bootstrap_is_seeded_and_degenerate_cases_are_exact():
     assert paired_bootstrap_diff([], []) == (0.0, -1.0, 1.0)
     with pytest.raises(ValueError):
         paired_bootstrap_diff([True], [True, False])
-
-
-def test_quantile_is_numpys_default():
-    assert quantile([1.0, 2.0, 3.0, 4.0], 0.25) == pytest.approx(1.75)
-    assert quantile([5.0], 0.9) == 5.0
 
 
 # -- the grid ----------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import ROOT
@@ -19,19 +18,9 @@ from eval.cache import sha256_file
 from eval.gguf_info import ModelInfo, inspect_gguf
 from eval.models import ModelError
 from eval.schema import Message
-from eval.tinymoe import TinyMoEConfig, write_tiny_moe
+from eval.tinymoe import TinyMoEConfig
 
 LETTERS = list("ABCDE")
-
-
-@pytest.fixture(scope="session")
-def tiny_moe(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tinymoe") / "tiny-moe.gguf"
-    start = time.perf_counter()
-    write_tiny_moe(path)
-    assert time.perf_counter() - start < 30
-    assert path.stat().st_size < 10 * 2**20
-    return path
 
 
 def models_cli(*args: str) -> subprocess.CompletedProcess:

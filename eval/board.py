@@ -1,0 +1,840 @@
+"""The leaderboard: models x strategies on the same questions, and the statistics that decide claims about them.
+
+A leaderboard (TOML, `Board`) lists models (GGUF paths, packaged names, or OpenAI-compatible endpoints) and
+strategies; each (model, strategy) is one ordinary evaluator run in OUT/MODEL/STRATEGY (eval.campaign runs them).
+`analyse` reads those run directories and computes, on the questions every finished run answered:
+
+- accuracy per model overall and per specialty x level (Wilson intervals), and each model's facts (architecture,
+  total and active parameters, experts, quantization, file size) from its GGUF or as the leaderboard declares them;
+- ranks with a 95% bootstrap interval, per strategy;
+- every pair of models under the same strategy: paired difference with a bootstrap interval, exact McNemar p, Holm
+  over every pair; "A beats B" only where the adjusted p is below 0.05, otherwise the smallest difference the pair
+  could have detected at 80% power;
+- size against accuracy: Spearman's rho by total and by active parameters; MoE against dense models;
+- each strategy against the baseline strategy per model, and whether its gain trends with the model's strength;
+- calibration of the option probabilities of scoring strategies: ECE, Brier score, accuracy at coverage.
+
+Markdown, JSON and CSV come from `write_outputs`; python -m eval.html_report draws the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from eval.analysis import answer_key, key_text, paired, regrade
+from eval.plan import MARKER, Plan, PlanError, load_plan
+from eval.report import accuracy
+from eval.schema import Accuracy, AnswerKey, Prediction, Question, RunConfig
+from eval.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
+from eval.store import RunDirError, read_manifest, read_predictions
+from graphs import GraphSpec, UnknownGraph
+
+LEADERBOARD = "leaderboard"
+ALPHA = 0.05
+POWER = 0.8
+
+
+class BoardError(PlanError):
+    """The leaderboard cannot be run or read; the message says what to change."""
+
+
+class Facts(BaseModel):
+    """What models are compared by: read from a GGUF file's header, or declared for a model behind an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: str = ""
+    total_params: float | None = Field(None, gt=0)  # e.g. 671e9
+    active_params: float | None = Field(None, gt=0)  # per token; a dense model's are its total
+    n_experts: int = Field(0, ge=0)  # per MoE layer; 0 or 1 = dense
+    n_experts_used: int = Field(0, ge=0)
+    quantization: str = ""
+    file_size: int | None = None
+    source: str = "declared"  # "gguf": read from the file; "declared": the leaderboard says so
+
+    @model_validator(mode="after")
+    def _dense_active_is_total(self) -> Facts:
+        if self.active_params is None and self.total_params is not None and self.n_experts <= 1:
+            self.active_params = self.total_params
+        return self
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 1
+
+
+class Entry(BaseModel):
+    """One model of the leaderboard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""  # its label (default: the packaged name, the file's stem, or the endpoint's model name)
+    model: str = ""  # GGUF path or packaged name; with base_url, optionally the GGUF the server serves
+    base_url: str = ""  # an OpenAI-compatible endpoint (llama-server, vLLM, llama_cpp.server)
+    model_name: str = ""  # the model to request from it
+    api_key_env: str = ""
+    facts: Facts | None = None  # declared facts; for a GGUF they replace what its header says
+    args: list[str] = Field(default_factory=list)  # evaluator flags for this model only, e.g. ["--n-gpu-layers", "-1"]
+
+    @model_validator(mode="after")
+    def _has_a_model(self) -> Entry:
+        if not (self.model or self.base_url):
+            raise ValueError("a model needs `model` (a GGUF path or packaged name) or `base_url` (an endpoint)")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        from eval.models import PACKAGED_MODELS
+
+        if self.model:
+            return self.model if self.model in PACKAGED_MODELS else Path(self.model).stem
+        return self.model_name or self.base_url
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() or c in "._+-" else "_" for c in self.label)
+
+    def argv(self) -> list[str]:
+        argv = ["--model", self.model] if self.model else []
+        if self.base_url:
+            argv += ["--backend", "openai", "--base-url", self.base_url]
+            argv += ["--model-name", self.model_name] if self.model_name else []
+            argv += ["--api-key-env", self.api_key_env] if self.api_key_env else []
+        return argv + self.args
+
+
+class Board(Plan):
+    """python -m eval.leaderboard SPEC.toml: every key but `models` optional.
+
+    models = ["smollm2-135m", "qwen2.5-coder-0.5b"]      # or tables: [[models]] name / model / base_url / facts
+    strategies = ["single", "reflect"]                   # default ["single"]
+    baseline = "single"                                  # what the other strategies are compared with, per model
+    data = "PATH", limit = 0 (all), specialty, level, seed, format, answers, mapping, map, options, extra_args
+    """
+
+    noun = "leaderboard"
+
+    models: list[Entry] = Field(min_length=1)
+    strategies: list[str] = Field(default_factory=lambda: ["single"], min_length=1)
+    baseline: str = "single"
+    limit: int = Field(default=0, ge=0)  # a leaderboard is on every question unless it says otherwise
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_are_models(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("models"), list):
+            data = {**data, "models": [{"model": m} if isinstance(m, str) else m for m in data["models"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _valid(self) -> Board:
+        for s in self.strategies:
+            try:
+                GraphSpec.parse(s)
+            except UnknownGraph as e:
+                raise ValueError(str(e)) from None
+        if len(self.strategies) > 1 and self.baseline not in self.strategies:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the strategies {self.strategies}")
+        slugs = [m.slug for m in self.models]
+        if dupes := sorted({s for s in slugs if slugs.count(s) > 1}):
+            raise ValueError(f"two models are both called {dupes[0]!r}; give them distinct `name`s")
+        return self
+
+
+def load_board(path: Path) -> Board:
+    return load_plan(path, Board, BoardError)
+
+
+def run_dir(out: Path, entry: Entry, strategy: str) -> Path:
+    return out / entry.slug / strategy
+
+
+def run_argv(board: Board, entry: Entry, strategy: str) -> list[str]:
+    """The evaluator's flags for one (model, strategy), without --out."""
+    return ["--graph", strategy, "--baseline", "none", *entry.argv(), *board.shared_argv(), *board.extra_args]
+
+
+# -- reading the runs -------------------------------------------------------------------------
+
+
+@dataclass
+class EntryRun:
+    entry: Entry
+    strategy: str
+    out: Path
+    status: str = "missing"  # done, failed, missing
+    error: str = ""
+    config: RunConfig | None = None
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.entry.label
+
+
+def load_run(entry: Entry, strategy: str, out: Path) -> EntryRun:
+    run = EntryRun(entry, strategy, out)
+    if (out / "manifest.json").exists():
+        try:
+            run.config = read_manifest(out)
+        except RunDirError as e:
+            raise BoardError(str(e)) from None
+        graph = run.config.graphs[0]
+        run.predictions = {q: p for (g, q), p in read_predictions(out).items() if g == graph}
+        run.status = "done"
+    elif (out / MARKER).exists():  # a run that could not start (e.g. a model that would not load) says why
+        try:
+            run.error = json.loads((out / MARKER).read_text(encoding="utf-8")).get("error", "")
+        except (ValueError, OSError):
+            run.error = "unreadable marker"
+        run.status = "failed"
+    return run
+
+
+def facts_of(entry: Entry, config: RunConfig | None) -> Facts | None:
+    """Declared facts win; otherwise the GGUF header as the run's manifest recorded it, or as the file says."""
+    if entry.facts:
+        return entry.facts
+    info = config.model_info if config and config.model_info else None
+    if info is None and entry.model:
+        from eval.gguf_info import inspect_gguf
+        from eval.models import ModelError, resolve_model
+
+        try:
+            info = inspect_gguf(resolve_model(entry.model), sha256=False).model_dump()
+        except ModelError:
+            return None
+    if not info:
+        return None
+    return Facts(
+        architecture=info.get("architecture", ""),
+        total_params=info.get("total_params") or None,
+        active_params=info.get("active_params") or None,
+        n_experts=info.get("n_experts", 0),
+        n_experts_used=info.get("n_experts_used", 0),
+        quantization=info.get("quantization", ""),
+        file_size=info.get("file_size"),
+        source="gguf",
+    )
+
+
+# -- what the leaderboard shows ---------------------------------------------------------------
+
+
+class Row(BaseModel):
+    model: str
+    strategy: str
+    status: str
+    error: str = ""
+    run_dir: str
+    facts: Facts | None = None
+    overall: Accuracy | None = None
+    rank: int | None = None
+    rank_low: int | None = None
+    rank_high: int | None = None
+    cells: dict[str, Accuracy] = Field(default_factory=dict)  # "specialty · level" -> accuracy
+    unparsed: int = 0
+    errors: int = 0
+    calls_per_q: float = 0.0
+    tokens_per_q: float = 0.0  # prompt tokens evaluated plus generated
+    seconds_per_q: float = 0.0
+    wall_seconds: float = 0.0  # model time over every prediction of the run (model loading not included)
+
+
+class Pair(BaseModel):
+    """Two models under the same strategy on the same questions; `first` is the better-ranked."""
+
+    strategy: str
+    first: str
+    second: str
+    n: int
+    first_only: int  # first right, second wrong
+    second_only: int
+    difference: float  # first minus second
+    diff_ci_low: float
+    diff_ci_high: float
+    mcnemar_p: float
+    holm_p: float = 1.0
+    discordance: float  # share of questions exactly one of the two got right
+    min_detectable: float | None = None  # at 80% power, level 0.05, this n and discordance
+
+    @property
+    def verdict(self) -> str:
+        if self.holm_p < ALPHA:
+            return f"{self.first} beats {self.second}" if self.difference > 0 else f"{self.second} beats {self.first}"
+        mdd = "–" if self.min_detectable is None else f"±{100 * self.min_detectable:.1f} points"
+        return f"no significant difference (detectable: {mdd})"
+
+
+class SizeTrend(BaseModel):
+    strategy: str
+    by: str  # "total" or "active" parameters
+    models: list[str]
+    rho: float | None
+    p: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class Groups(BaseModel):
+    """MoE against dense models under one strategy; the units are models, so few models test little."""
+
+    strategy: str
+    moe: list[str]
+    dense: list[str]
+    moe_mean: float | None
+    dense_mean: float | None
+    p: float | None  # two-sided exact Mann-Whitney U over the models' accuracies
+
+
+class Gain(BaseModel):
+    """A strategy against the baseline strategy for one model, paired on the same questions."""
+
+    model: str
+    strategy: str
+    baseline: str
+    n: int
+    strength: float  # the mean of the two accuracies: what the trend is read against
+    difference: float
+    diff_ci_low: float
+    diff_ci_high: float
+    mcnemar_p: float
+    holm_p: float = 1.0
+    min_detectable: float | None = None
+
+
+class Trend(BaseModel):
+    """Does a strategy's gain fall (or rise) with the model's strength? Kendall's tau over the models."""
+
+    strategy: str
+    n: int
+    tau: float | None
+    p: float | None
+
+
+class CalibrationRow(BaseModel):
+    model: str
+    strategy: str
+    n: int
+    ece: float
+    brier: float
+    bins: list[dict]  # low, high, n, confidence, accuracy
+    coverage: list[dict]  # threshold, answered, correct
+
+
+class Leaderboard(BaseModel):
+    board: Board
+    question_ids: list[str]  # the questions every statistic is computed on
+    key: AnswerKey
+    rows: list[Row]
+    pairs: list[Pair]
+    sizes: list[SizeTrend]
+    groups: list[Groups]
+    gains: list[Gain]
+    trends: list[Trend]
+    calibration: list[CalibrationRow]
+    notes: list[str]
+
+
+def analyse(board: Board, out: Path) -> Leaderboard:
+    """Everything the leaderboard shows, from the run directories under `out`."""
+    runs = [load_run(e, s, run_dir(out, e, s)) for s in board.strategies for e in board.models]
+    done = [r for r in runs if r.config]
+    notes = [f"{r.model} · {r.strategy} did not run: {r.error}" for r in runs if r.status == "failed"]
+    notes += [f"{r.model} · {r.strategy} has not run yet" for r in runs if r.status == "missing"]
+    every = board.questions() if done else {}
+    for run in done:  # a corrected key re-grades every run
+        run.predictions = {q: regrade(p, every[q]) if q in every else p for q, p in run.predictions.items()}
+    order = done[0].config.question_ids if done else []
+    ids = [
+        q
+        for q in order
+        if q in every and all(q in r.predictions and r.predictions[q].parse_status != "error" for r in done)
+    ]
+    if done and len(ids) < len(order):
+        notes.append(
+            f"{len(order) - len(ids)} of {len(order)} questions lack a result from some run (unfinished, errors, or "
+            f"other questions); every statistic uses the {len(ids)} that all finished runs answered"
+        )
+    questions = {q: every[q] for q in ids}
+    rs, seed = board.bootstrap_resamples, board.bootstrap_seed
+    rows = [_row(r, ids, questions) for r in runs]
+    by_strategy = {s: [r for r in done if r.strategy == s] for s in board.strategies}
+    for strategy, group in by_strategy.items():
+        ranks = rank_intervals([[r.predictions[q].correct for q in ids] for r in group], resamples=rs, seed=seed)
+        for run, rank in zip(group, ranks, strict=True):
+            row = next(x for x in rows if x.model == run.model and x.strategy == strategy)
+            row.rank, row.rank_low, row.rank_high = rank
+    rank_of = {(r.model, r.strategy): r.rank or 0 for r in rows}
+
+    pairs = []
+    for strategy, group in by_strategy.items():
+        for a, b in combinations(sorted(group, key=lambda r: rank_of[(r.model, strategy)]), 2):
+            c = paired(a.model, b.model, a.predictions, b.predictions, ids, resamples=rs, seed=seed)
+            pairs.append(
+                Pair(
+                    strategy=strategy,
+                    first=a.model,
+                    second=b.model,
+                    n=c.n,
+                    first_only=c.wrong_to_right,
+                    second_only=c.right_to_wrong,
+                    difference=c.difference,
+                    diff_ci_low=c.diff_ci_low,
+                    diff_ci_high=c.diff_ci_high,
+                    mcnemar_p=c.mcnemar_p,
+                    discordance=(c.right_to_wrong + c.wrong_to_right) / c.n if c.n else 0.0,
+                )
+            )
+    for pair, adjusted in zip(pairs, holm([p.mcnemar_p for p in pairs]), strict=True):
+        pair.holm_p = adjusted
+        pair.min_detectable = min_detectable_difference(pair.n, pair.discordance, ALPHA, POWER)
+
+    facts = {r.model: r.facts for r in rows if r.facts}
+    accuracy_of = {(r.model, r.strategy): r.overall.accuracy for r in rows if r.overall}
+    sizes, groups = [], []
+    for strategy, group in by_strategy.items():
+        models = [r.model for r in group if r.model in facts]
+        for by in ("total", "active"):
+            have = [m for m in models if getattr(facts[m], f"{by}_params")]
+            c = spearman(
+                [getattr(facts[m], f"{by}_params") for m in have],
+                [accuracy_of[(m, strategy)] for m in have],
+                resamples=rs,
+                seed=seed,
+            )
+            sizes.append(
+                SizeTrend(strategy=strategy, by=by, models=have, rho=c.rho, p=c.p, ci_low=c.ci_low, ci_high=c.ci_high)
+            )
+        groups.append(_groups(strategy, models, facts, accuracy_of))
+    if missing := sorted({r.model for r in done} - set(facts)):
+        notes.append(f"no parameter counts for {', '.join(missing)}: declare `facts` for an endpoint's model")
+
+    gains, trends = _gains(board, by_strategy, ids, rs, seed)
+    calib = [c for r in done if (c := _calibration(r, ids, questions))]
+    return Leaderboard(
+        board=board,
+        question_ids=ids,
+        key=answer_key(list(questions.values())),
+        rows=rows,
+        pairs=pairs,
+        sizes=sizes,
+        groups=groups,
+        gains=gains,
+        trends=trends,
+        calibration=calib,
+        notes=notes,
+    )
+
+
+def _row(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> Row:
+    row = Row(
+        model=run.model,
+        strategy=run.strategy,
+        status=run.status,
+        error=run.error,
+        run_dir=str(run.out),
+        facts=facts_of(run.entry, run.config),
+    )
+    if not run.config:
+        return row
+    scored = [run.predictions[q] for q in ids]
+    every = list(run.predictions.values())
+    row.overall = accuracy(scored)
+    cells: dict[str, list[Prediction]] = {}
+    for p in scored:
+        q = questions[p.question_id]
+        cells.setdefault(f"{q.specialty} · {q.level or '–'}", []).append(p)
+    row.cells = {k: accuracy(v) for k, v in sorted(cells.items())}
+    row.unparsed = sum(p.parse_status == "unparsed" for p in scored)
+    row.errors = sum(p.parse_status == "error" for p in every)
+    if scored:
+        row.calls_per_q = sum(p.model_calls for p in scored) / len(scored)
+        row.tokens_per_q = sum(p.prompt_tokens_evaluated + p.completion_tokens for p in scored) / len(scored)
+        row.seconds_per_q = sum(p.seconds for p in scored) / len(scored)
+    row.wall_seconds = sum(p.seconds for p in every)
+    return row
+
+
+def _groups(strategy: str, models: list[str], facts: dict[str, Facts], accuracy_of: dict) -> Groups:
+    moe = [m for m in models if facts[m].is_moe]
+    dense = [m for m in models if not facts[m].is_moe]
+
+    def mean(ms: list[str]) -> float | None:
+        return sum(accuracy_of[(m, strategy)] for m in ms) / len(ms) if ms else None
+
+    p = None
+    if moe and dense:
+        from scipy.stats import mannwhitneyu
+
+        p = float(
+            mannwhitneyu(
+                [accuracy_of[(m, strategy)] for m in moe], [accuracy_of[(m, strategy)] for m in dense], method="exact"
+            ).pvalue
+        )
+    return Groups(strategy=strategy, moe=moe, dense=dense, moe_mean=mean(moe), dense_mean=mean(dense), p=p)
+
+
+def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) -> tuple[list[Gain], list[Trend]]:
+    from scipy.stats import kendalltau
+
+    gains: list[Gain] = []
+    base = {r.model: r for r in by_strategy.get(board.baseline, [])}
+    for strategy, group in by_strategy.items():
+        if strategy == board.baseline:
+            continue
+        for run in group:
+            if run.model not in base:
+                continue
+            c = paired(
+                strategy, board.baseline, run.predictions, base[run.model].predictions, ids, resamples=rs, seed=seed
+            )
+            n = c.n or 1
+            gains.append(
+                Gain(
+                    model=run.model,
+                    strategy=strategy,
+                    baseline=board.baseline,
+                    n=c.n,
+                    strength=(2 * c.both_right + c.right_to_wrong + c.wrong_to_right) / (2 * n),
+                    difference=c.difference,
+                    diff_ci_low=c.diff_ci_low,
+                    diff_ci_high=c.diff_ci_high,
+                    mcnemar_p=c.mcnemar_p,
+                    min_detectable=min_detectable_difference(
+                        c.n, (c.right_to_wrong + c.wrong_to_right) / n, ALPHA, POWER
+                    ),
+                )
+            )
+    for g, adjusted in zip(gains, holm([g.mcnemar_p for g in gains]), strict=True):
+        g.holm_p = adjusted
+    trends = []
+    for strategy in {g.strategy: None for g in gains}:
+        mine = [g for g in gains if g.strategy == strategy]
+        tau = p = None
+        if len(mine) >= 3:
+            result = kendalltau([g.strength for g in mine], [g.difference for g in mine])
+            if math.isfinite(result.statistic):
+                tau, p = float(result.statistic), float(result.pvalue)
+        trends.append(Trend(strategy=strategy, n=len(mine), tau=tau, p=p))
+    return gains, trends
+
+
+def option_probabilities(prediction: Prediction, question: Question) -> list[float] | None:
+    """The softmax of the scoring step's option log-probabilities, in option order; None for a generated answer."""
+    if prediction.answer_method != "next_token":
+        return None
+    scores = next((s.scores for s in reversed(prediction.trace) if s.scores), None)
+    if not scores or any(letter not in scores for letter in question.letters):
+        return None
+    logits = [scores[letter] for letter in question.letters]
+    top = max(logits)
+    weights = [math.exp(x - top) for x in logits]
+    return [w / sum(weights) for w in weights]
+
+
+def _calibration(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> CalibrationRow | None:
+    probs, gold = [], []
+    for q in ids:
+        p = option_probabilities(run.predictions[q], questions[q])
+        if p is None:
+            return None  # a strategy that does not score every option has no calibration to show
+        probs.append(p)
+        gold.append(questions[q].letters.index(questions[q].answer))
+    if not probs:
+        return None
+    c = calibration(probs, gold)
+    return CalibrationRow(
+        model=run.model,
+        strategy=run.strategy,
+        n=c.n,
+        ece=c.ece,
+        brier=c.brier,
+        bins=[b._asdict() for b in c.bins],
+        coverage=[v._asdict() for v in c.coverage],
+    )
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def params_text(n: float | None) -> str:
+    """A parameter count as people say it: 135M, 1.5B, 671B."""
+    if n is None:
+        return "–"
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
+def accuracy_text(a: Accuracy | None) -> str:
+    return "–" if a is None else f"{_pct(a.accuracy)} [{_pct(a.ci_low)}–{_pct(a.ci_high)}] ({a.correct}/{a.total})"
+
+
+def rank_text(row: Row) -> str:
+    if row.rank is None:
+        return "–"
+    return f"{row.rank} [{row.rank_low}–{row.rank_high}]" if row.rank_low != row.rank_high else f"{row.rank} [fixed]"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def ranked(lb: Leaderboard) -> list[Row]:
+    """The rows by strategy (in the leaderboard's order), then rank; runs without results last."""
+    order = {s: i for i, s in enumerate(lb.board.strategies)}
+    return sorted(lb.rows, key=lambda r: (order[r.strategy], r.rank is None, r.rank or 0, r.model))
+
+
+def render_markdown(lb: Leaderboard) -> str:
+    b, n = lb.board, len(lb.question_ids)
+    parts = [
+        f"# Leaderboard: {len(b.models)} model(s) × {', '.join(b.strategies)}",
+        f"{n} questions ({b.data or 'the bundled questions'}), the same for every run; seed {b.seed}.",
+        key_text(lb.key) if n else "",
+    ]
+    parts.append(
+        _table(
+            [
+                "rank [95% CI]",
+                "model",
+                "strategy",
+                "accuracy [95% CI] (correct/n)",
+                "architecture",
+                "parameters",
+                "active / token",
+                "experts",
+                "quantization",
+                "file",
+                "unparsed",
+                "errors",
+                "tok/q",
+                "s/q",
+                "wall",
+            ],
+            [
+                [
+                    rank_text(r),
+                    r.model,
+                    r.strategy,
+                    accuracy_text(r.overall) if r.overall else r.status,
+                    f.architecture if (f := r.facts) else "–",
+                    params_text(f.total_params) if f else "–",
+                    params_text(f.active_params) if f else "–",
+                    f"{f.n_experts_used} of {f.n_experts}" if f and f.is_moe else "dense" if f else "–",
+                    (f.quantization or "–") if f else "–",
+                    f"{f.file_size / 1e9:.2f} GB" if f and f.file_size else "–",
+                    r.unparsed,
+                    r.errors,
+                    f"{r.tokens_per_q:.0f}",
+                    f"{r.seconds_per_q:.2f}",
+                    f"{r.wall_seconds:.0f} s",
+                ]
+                for r in ranked(lb)
+            ],
+        )
+    )
+    cells = sorted({k for r in lb.rows for k in r.cells})
+    if len(cells) > 1:
+        parts.append(
+            "## By specialty × level\n\n"
+            + _table(
+                ["model", "strategy", *cells],
+                [
+                    [r.model, r.strategy, *(accuracy_text(r.cells.get(k)) for k in cells)]
+                    for r in ranked(lb)
+                    if r.overall
+                ],
+            )
+        )
+    if lb.pairs:
+        parts.append(
+            "## Every pair of models (paired, same questions)\n\n"
+            + _table(
+                [
+                    "strategy",
+                    "pair",
+                    "Δ points [95% CI]",
+                    "only first / only second right",
+                    "McNemar p",
+                    "Holm p",
+                    "verdict",
+                ],
+                [
+                    [
+                        p.strategy,
+                        f"{p.first} vs {p.second}",
+                        f"{_pts(p.difference)} [{_pts(p.diff_ci_low)}, {_pts(p.diff_ci_high)}]",
+                        f"{p.first_only} / {p.second_only}",
+                        _p(p.mcnemar_p),
+                        _p(p.holm_p),
+                        p.verdict,
+                    ]
+                    for p in lb.pairs
+                ],
+            )
+        )
+    if lb.sizes:
+        parts.append(
+            "## Size against accuracy\n\n"
+            + _table(
+                ["strategy", "parameters", "models", "Spearman ρ [95% CI]", "permutation p"],
+                [
+                    [
+                        s.strategy,
+                        s.by,
+                        len(s.models),
+                        "–" if s.rho is None else f"{s.rho:+.2f} [{_ci(s.ci_low)}, {_ci(s.ci_high)}]",
+                        _p(s.p),
+                    ]
+                    for s in lb.sizes
+                ],
+            )
+            + "\n\n"
+            + _table(
+                ["strategy", "MoE models", "mean accuracy", "dense models", "mean accuracy", "Mann–Whitney p"],
+                [
+                    [
+                        g.strategy,
+                        ", ".join(g.moe) or "–",
+                        _pct(g.moe_mean),
+                        ", ".join(g.dense) or "–",
+                        _pct(g.dense_mean),
+                        _p(g.p),
+                    ]
+                    for g in lb.groups
+                ],
+            )
+        )
+    if lb.gains:
+        trend = {t.strategy: t for t in lb.trends}
+        parts.append(
+            f"## Strategies against {b.baseline}, per model\n\n"
+            + _table(
+                ["model", "strategy", "strength", "Δ points [95% CI]", "McNemar p", "Holm p", "detectable"],
+                [
+                    [
+                        g.model,
+                        g.strategy,
+                        _pct(g.strength),
+                        f"{_pts(g.difference)} [{_pts(g.diff_ci_low)}, {_pts(g.diff_ci_high)}]",
+                        _p(g.mcnemar_p),
+                        _p(g.holm_p),
+                        "–" if g.min_detectable is None else f"±{100 * g.min_detectable:.1f}",
+                    ]
+                    for g in lb.gains
+                ],
+            )
+            + "\n\n"
+            + "\n".join(
+                f"Trend of {s}'s gain with model strength: "
+                + ("fewer than 3 models, not tested" if t.tau is None else f"Kendall τ = {t.tau:+.2f}, p = {_p(t.p)}")
+                + f" ({t.n} models)."
+                for s, t in trend.items()
+            )
+        )
+    if lb.calibration:
+        thresholds = [c["threshold"] for c in lb.calibration[0].coverage]
+        parts.append(
+            "## Calibration of the option probabilities\n\n"
+            + _table(
+                ["model", "strategy", "n", "ECE", "Brier", *(f"p ≥ {t:g}: answered, accuracy" for t in thresholds)],
+                [
+                    [
+                        c.model,
+                        c.strategy,
+                        c.n,
+                        f"{c.ece:.3f}",
+                        f"{c.brier:.3f}",
+                        *(
+                            f"{v['answered']} ({100 * v['answered'] / c.n:.0f}%), "
+                            f"{_pct(v['correct'] / v['answered']) if v['answered'] else '–'}"
+                            for v in c.coverage
+                        ),
+                    ]
+                    for c in lb.calibration
+                ],
+            )
+        )
+    parts.append(
+        f"Accuracy with Wilson 95% intervals; unparsed answers count as wrong. Rank: 1 = most accurate under its "
+        f"strategy, ties share the better rank; its interval is the 2.5th–97.5th percentile of the rank over "
+        f"{b.bootstrap_resamples} bootstrap resamples of the questions (seed {b.bootstrap_seed}). Pairs: paired "
+        "difference (first minus second) with a paired bootstrap 95% interval, exact McNemar p, Holm-adjusted over "
+        "every pair; a verdict names a winner only where the adjusted p < 0.05, and otherwise gives the smallest "
+        "difference McNemar's test on these questions, at the pair's observed discordance, would detect with 80% "
+        "power at level 0.05 (python -m eval.power). Size: Spearman's ρ of parameters against accuracy over the "
+        "models, a permutation p, and a bootstrap interval over the models (few models: wide). Strategies: paired "
+        "difference against the baseline per model, Holm over those; the trend is Kendall's τ between a model's "
+        "strength (the mean of its two accuracies, which unlike the baseline's accuracy alone does not make a "
+        "negative trend out of noise) and its gain. Calibration: the option probabilities of scoring strategies "
+        "(softmax of the options' log-probabilities); ECE over 10 equal-width bins of the top probability; Brier "
+        "summed over the options; answered: questions whose top probability reaches the threshold."
+    )
+    parts += [f"Note: {note}" for note in lb.notes]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _ci(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.2f}"
+
+
+CSV_COLUMNS = [
+    "strategy", "rank", "rank_low", "rank_high", "model", "status", "correct", "n", "accuracy", "ci_low", "ci_high",
+    "architecture", "total_params", "active_params", "n_experts", "n_experts_used", "quantization", "file_size",
+    "unparsed", "errors", "calls_per_q", "tokens_per_q", "seconds_per_q", "wall_seconds", "run_dir",
+]  # fmt: skip
+
+
+def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
+    paths = {ext: out / f"{LEADERBOARD}.{ext}" for ext in ("md", "json", "csv")}
+    paths["md"].write_text(render_markdown(lb), encoding="utf-8")
+    paths["json"].write_text(lb.model_dump_json(indent=1), encoding="utf-8")
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for r in ranked(lb):
+            a, facts = r.overall, r.facts.model_dump() if r.facts else {}
+            writer.writerow(
+                {k: v for k, v in r.model_dump().items() if k in CSV_COLUMNS}
+                | {k: v for k, v in facts.items() if k in CSV_COLUMNS}
+                | (
+                    {
+                        "correct": a.correct,
+                        "n": a.total,
+                        "accuracy": a.accuracy,
+                        "ci_low": a.ci_low,
+                        "ci_high": a.ci_high,
+                    }
+                    if a
+                    else {}
+                )
+            )
+    return paths
+
+
+def load_leaderboard(out: Path) -> Leaderboard:
+    """Re-read a leaderboard directory (for the HTML report): its board from leaderboard.json, runs from disk."""
+    document = json.loads((out / f"{LEADERBOARD}.json").read_text(encoding="utf-8"))
+    return analyse(Board.model_validate(document["board"]), out)

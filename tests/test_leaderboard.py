@@ -1,0 +1,364 @@
+"""The leaderboard: its statistics against independent computations, and a real three-model leaderboard (SmolLM2-135M
+and two tiny generated Mixtrals, each under single and cot) run through python -m eval.leaderboard."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from test_ablate import exact_bootstrap_quantile
+
+from eval.board import BoardError, Facts, load_board
+from eval.stats import (
+    calibration,
+    holm,
+    mcnemar_power,
+    min_detectable_difference,
+    questions_needed,
+    rank_intervals,
+    spearman,
+)
+
+Z = 1.959963984540054
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson interval from its closed form."""
+    p = k / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
+    return centre - half, centre + half
+
+
+def mcnemar(b: int, c: int) -> float:
+    n = b + c
+    return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+
+
+def simulated_power(n: int, discordance: float, difference: float, trials: int = 20000, seed: int = 3) -> float:
+    """McNemar's power by simulation: draw the paired table, apply the exact test."""
+    rng = np.random.default_rng(seed)
+    cells = rng.multinomial(
+        n, [(discordance + difference) / 2, (discordance - difference) / 2, 1 - discordance], trials
+    )
+    return float(np.mean([mcnemar(int(b), int(c)) <= 0.05 for b, c, _ in cells]))
+
+
+def ranks_of(values) -> list[float]:
+    """Average ranks (1 = smallest), by hand."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def pearson(x, y) -> float:
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    return sxy / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+
+
+def spearman_by_hand(x, y) -> float:
+    return pearson(ranks_of(x), ranks_of(y))
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+def test_rank_interval_of_two_models_matches_the_exact_bootstrap():
+    # A is right on 9 questions B misses, B on 6 that A misses, both on 5 of the others (n = 40). A ranks 1; in a
+    # bootstrap resample it ranks 2 when its mean difference falls below 0 (ties share rank 1).
+    n, a_only, b_only = 40, 9, 6
+    a = [True] * a_only + [False] * b_only + [True] * 5 + [False] * (n - a_only - b_only - 5)
+    b = [False] * a_only + [True] * b_only + [True] * 5 + [False] * (n - a_only - b_only - 5)
+    (ra, rb) = rank_intervals([a, b], resamples=4000, seed=2)
+    p_below = sum(
+        math.comb(n, i)
+        * math.comb(n - i, j)
+        * (b_only / n) ** i
+        * (a_only / n) ** j
+        * (1 - (a_only + b_only) / n) ** (n - i - j)
+        for i in range(n + 1)
+        for j in range(n + 1 - i)
+        if j < i
+    )  # P(resampled A-only count < B-only count), exactly
+    assert 0.05 < p_below < 0.5  # far from the 2.5% boundary, so the bootstrap's answer is not a coin toss
+    assert (ra.rank, rb.rank) == (1, 2)
+    assert (ra.low, ra.high) == (1, 2) and (rb.low, rb.high) == (1, 2)
+    # A model right wherever the others are: always first. Two identical models: always tied.
+    best, weak = [True] * 10, [True] * 3 + [False] * 7
+    assert rank_intervals([best, weak, weak], seed=1) == [(1, 1, 1), (2, 2, 2), (2, 2, 2)]
+
+
+def test_spearman_against_hand_computation_and_exact_permutation():
+    x, y = [1.0, 2.0, 3.0, 4.0, 5.0], [0.3, 0.2, 0.5, 0.7, 0.6]
+    c = spearman(x, y, resamples=3000, seed=0)
+    assert c.rho == pytest.approx(spearman_by_hand(x, y))
+    # Exact permutation p: the share of the 120 pairings with |rho| at least as large.
+    rhos = [spearman_by_hand(x, list(p)) for p in itertools.permutations(y)]
+    assert c.p == pytest.approx(sum(abs(r) >= abs(c.rho) - 1e-12 for r in rhos) / len(rhos))
+    # The bootstrap over models against the exact bootstrap distribution (all 5^5 resamples, constant ones dropped).
+    exact = sorted(
+        spearman_by_hand([x[i] for i in idx], [y[i] for i in idx])
+        for idx in itertools.product(range(5), repeat=5)
+        if len({x[i] for i in idx}) > 1 and len({y[i] for i in idx}) > 1
+    )
+    assert c.ci_low == pytest.approx(exact[int(0.025 * len(exact))], abs=0.1)
+    assert c.ci_high == pytest.approx(exact[int(0.975 * len(exact))], abs=0.1)
+    assert spearman([1, 2], [3, 4]).rho is None  # too few models
+    assert spearman([1, 1, 1], [0.1, 0.2, 0.3]).rho is None  # a constant variable
+
+
+def test_mcnemar_power_against_simulation_and_the_normal_approximation():
+    for n, discordance, difference in ((60, 0.3, 0.15), (150, 0.25, 0.08), (40, 0.5, 0.0)):
+        assert mcnemar_power(n, discordance, difference) == pytest.approx(
+            simulated_power(n, discordance, difference), abs=0.015
+        )
+    # Connor's normal approximation for the questions needed, good at large n: the exact test needs a few more.
+    d, psi = 0.05, 0.3
+    connor = (1.959964 * math.sqrt(psi) + 0.841621 * math.sqrt(psi - d * d)) ** 2 / d**2
+    needed = questions_needed(d, psi)
+    assert connor <= needed <= 1.08 * connor
+    assert mcnemar_power(needed, psi, d) >= 0.8 > mcnemar_power(needed - 1, psi, d) - 0.01
+    mdd = min_detectable_difference(237, 0.25)
+    assert mcnemar_power(237, 0.25, mdd) == pytest.approx(0.8, abs=0.01)
+    assert mcnemar_power(237, 0.25, mdd - 0.01) < 0.8
+    assert min_detectable_difference(5, 0.2) is None  # 5 questions detect nothing
+    assert questions_needed(0.4, 0.3) is None  # a difference larger than the discordance cannot happen
+
+
+def test_calibration_against_hand_computation():
+    probs = [[0.7, 0.2, 0.1], [0.4, 0.5, 0.1], [0.95, 0.03, 0.02], [0.25, 0.25, 0.5]]
+    gold = [0, 0, 2, 2]
+    c = calibration(probs, gold)
+    # Top probabilities 0.7 (right), 0.5 (wrong), 0.95 (wrong), 0.5 (right); bins (0.4, 0.5] holds both 0.5s.
+    assert c.ece == pytest.approx((1 * abs(1 - 0.7) + 2 * abs(0.5 - 0.5) + 1 * abs(0 - 0.95)) / 4)
+    brier = [
+        (0.3**2 + 0.2**2 + 0.1**2),
+        (0.6**2 + 0.5**2 + 0.1**2),
+        (0.95**2 + 0.03**2 + 0.98**2),
+        (0.25**2 * 2 + 0.5**2),
+    ]
+    assert c.brier == pytest.approx(sum(brier) / 4)
+    coverage = {v.threshold: (v.answered, v.correct) for v in c.coverage}
+    assert coverage[0.0] == (4, 2) and coverage[0.5] == (4, 2) and coverage[0.7] == (2, 1) and coverage[0.9] == (1, 0)
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('models = ["a.gguf"]\nstrategies = ["nope"]', "unknown graph 'nope'"),
+        ('models = ["a.gguf", "b/a.gguf"]', "both called 'a'"),
+        ('models = ["a.gguf"]\nstrategies = ["cot"]\nbaseline = "single"', ""),
+        ('models = ["a.gguf"]\nstrategies = ["cot", "sc"]', "baseline 'single' is not one of the strategies"),
+        ("models = []", "models"),
+        ("[[models]]\nname = 'x'", "needs `model`"),
+        ('models = ["a.gguf"]\nextra_args = ["--limit", "3"]', "may not set --limit; the leaderboard sets it"),
+        ('models = ["a.gguf"]\noptions = {nope = 1}', "options.nope is not a strategy option the leaderboard"),
+        ("models = [", "not valid TOML"),
+    ],
+)
+def test_a_bad_spec_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "board.toml"
+    path.write_text(text, encoding="utf-8")
+    if not message:
+        assert load_board(path).strategies == ["cot"]
+        return
+    with pytest.raises(BoardError, match=message.replace("[", r"\[")):
+        load_board(path)
+
+
+def test_declared_facts_of_a_dense_model_have_active_equal_to_total():
+    assert Facts(total_params=7e9).active_params == 7e9
+    moe = Facts(total_params=671e9, active_params=37e9, n_experts=256, n_experts_used=8)
+    assert moe.is_moe and moe.active_params == 37e9
+
+
+# -- a real leaderboard -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory, tiny_model, tiny_moe, tiny_moe_sp):
+    root = tmp_path_factory.mktemp("board")
+    spec = root / "board.toml"
+    spec.write_text(
+        f'models = ["{tiny_model}", "{tiny_moe}", "{tiny_moe_sp}", "{root / "missing.gguf"}"]\n'
+        'strategies = ["single", "cot"]\nlimit = 10\noptions = {draft_tokens = 24}\nbootstrap_resamples = 500\n',
+        encoding="utf-8",
+    )
+    out = root / "out"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "eval.leaderboard", str(spec), "--out", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        for _ in range(2)
+    ]
+    return out, runs
+
+
+def predictions(run_dir) -> dict:
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    return {r["question_id"]: r for r in rows}
+
+
+def test_a_failed_model_is_reported_and_the_others_still_run_and_are_reused(board):
+    out, (first, second) = board
+    assert first.returncode == 1, first.stderr[-3000:]  # one model did not load
+    assert "missing · single did not run: model" in first.stdout and "no such file" in first.stdout
+    assert first.stderr.count("failed: model") == 2  # under each strategy, one line each, no traceback
+    assert "Traceback" not in first.stderr
+    # The second invocation reuses the six finished runs without loading a model.
+    assert second.stderr.count("finished earlier: reused") == 6
+    assert (out / "leaderboard.md").read_text() == second.stdout.rstrip("\n") + "\n"
+
+
+def test_every_statistic_matches_an_independent_computation(board):
+    out, _ = board
+    lb = json.loads((out / "leaderboard.json").read_text())
+    ids = lb["question_ids"]
+    assert len(ids) == 10
+    models = ["SmolLM2-135M-Instruct.Q4_1", "tiny-moe", "tiny-moe-sp"]
+    runs = {(r["model"], r["strategy"]): r for r in lb["rows"]}
+    correct = {}
+    for (model, strategy), row in runs.items():
+        if model == "missing":
+            assert row["status"] == "failed" and row["overall"] is None
+            continue
+        preds = predictions(out / model / strategy)
+        correct[(model, strategy)] = [preds[q]["correct"] for q in ids]
+        k = sum(correct[(model, strategy)])
+        overall = row["overall"]
+        assert (overall["correct"], overall["total"]) == (k, 10)
+        assert (overall["ci_low"], overall["ci_high"]) == pytest.approx(wilson(k, 10))
+        assert row["wall_seconds"] == pytest.approx(sum(p["seconds"] for p in preds.values()))
+        assert sum(a["total"] for a in row["cells"].values()) == 10
+    # Facts from the GGUF headers: SmolLM2 is dense, the tiny Mixtrals route 2 of 8 experts.
+    facts = {m: runs[(m, "single")]["facts"] for m in models}
+    assert facts[models[0]]["n_experts"] == 0 and 1.2e8 < facts[models[0]]["total_params"] < 1.5e8
+    assert facts[models[0]]["active_params"] == facts[models[0]]["total_params"]
+    assert facts["tiny-moe"]["n_experts"] == 8 and facts["tiny-moe"]["n_experts_used"] == 2
+    assert facts["tiny-moe"]["active_params"] < facts["tiny-moe"]["total_params"]
+
+    for strategy in ("single", "cot"):
+        acc = {m: sum(correct[(m, strategy)]) / 10 for m in models}
+        for m in models:  # rank: 1 + the models strictly more accurate
+            row = runs[(m, strategy)]
+            assert row["rank"] == 1 + sum(acc[o] > acc[m] for o in models)
+            assert row["rank_low"] <= row["rank"] <= row["rank_high"]
+    # Ranks' intervals, recomputed by resampling question indices with the same seeded draws.
+    weights = np.random.default_rng(0).multinomial(10, np.full(10, 0.1), size=500)
+    boot = np.array([[w @ np.array(correct[(m, "single")], dtype=float) for w in weights] for m in models])
+    ranks = np.array([[1 + sum(boot[o, r] > boot[i, r] for o in range(3)) for r in range(500)] for i in range(3)])
+    for i, m in enumerate(models):
+        assert runs[(m, "single")]["rank_low"] == int(np.quantile(ranks[i], 0.025, method="lower"))
+        assert runs[(m, "single")]["rank_high"] == int(np.quantile(ranks[i], 0.975, method="higher"))
+
+    # Pairs: 3 per strategy, McNemar by hand, Holm over all 6, bootstrap interval against the exact distribution.
+    pairs = lb["pairs"]
+    assert len(pairs) == 6
+    for p in pairs:
+        a, b = correct[(p["first"], p["strategy"])], correct[(p["second"], p["strategy"])]
+        only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+        only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+        assert (p["first_only"], p["second_only"], p["n"]) == (only_a, only_b, 10)
+        assert p["difference"] == pytest.approx((only_a - only_b) / 10)
+        assert p["mcnemar_p"] == pytest.approx(mcnemar(only_a, only_b))
+        assert p["diff_ci_low"] == pytest.approx(exact_bootstrap_quantile(10, only_b, only_a, 0.025), abs=0.1 + 1e-9)
+        assert p["diff_ci_high"] == pytest.approx(exact_bootstrap_quantile(10, only_b, only_a, 0.975), abs=0.1 + 1e-9)
+        assert p["discordance"] == pytest.approx((only_a + only_b) / 10)
+        if p["min_detectable"] is None:  # 10 questions: even the largest possible difference is rarely detected
+            assert (only_a + only_b) == 0 or simulated_power(10, p["discordance"], p["discordance"], 4000) < 0.85
+    manual = sorted(p["mcnemar_p"] for p in pairs)
+    holm_by_hand = [min(1.0, max((6 - i) * manual[i] for i in range(j + 1))) for j in range(6)]
+    assert sorted(p["holm_p"] for p in pairs) == pytest.approx(holm_by_hand)
+
+    # Size against accuracy, by total and by active parameters: rho by hand, exact permutation p over 3! pairings.
+    for s in lb["sizes"]:
+        xs = [facts[m][f"{s['by']}_params"] for m in s["models"]]
+        ys = [sum(correct[(m, s["strategy"])]) / 10 for m in s["models"]]
+        if len(set(ys)) == 1:
+            assert s["rho"] is None
+            continue
+        assert s["rho"] == pytest.approx(spearman_by_hand(xs, ys))
+        rhos = [spearman_by_hand(xs, list(p)) for p in itertools.permutations(ys)]
+        assert s["p"] == pytest.approx(sum(abs(r) >= abs(s["rho"]) - 1e-12 for r in rhos) / len(rhos))
+    for g in lb["groups"]:  # two MoE models against one dense one
+        assert g["moe"] == ["tiny-moe", "tiny-moe-sp"] and g["dense"] == [models[0]]
+        assert g["moe_mean"] == pytest.approx(sum(sum(correct[(m, g["strategy"])]) for m in g["moe"]) / 20)
+
+    # cot against single per model, Holm over the three; the trend: Kendall's tau by hand on (strength, gain).
+    gains = lb["gains"]
+    assert [g["model"] for g in gains] == models
+    for g in gains:
+        base, chain = correct[(g["model"], "single")], correct[(g["model"], "cot")]
+        assert g["difference"] == pytest.approx((sum(chain) - sum(base)) / 10)
+        assert g["strength"] == pytest.approx((sum(chain) + sum(base)) / 20)
+    assert [g["holm_p"] for g in gains] == pytest.approx(holm([g["mcnemar_p"] for g in gains]))
+    (trend,) = lb["trends"]
+    points = [(g["strength"], g["difference"]) for g in gains]
+    if len({x for x, _ in points}) > 1 and len({y for _, y in points}) > 1:
+        pairs_ = list(itertools.combinations(points, 2))
+        concordant = sum((a[0] - b[0]) * (a[1] - b[1]) > 0 for a, b in pairs_)
+        discordant = sum((a[0] - b[0]) * (a[1] - b[1]) < 0 for a, b in pairs_)
+        if concordant + discordant == 3:  # no ties: tau-b is (C - D) / 3
+            assert trend["tau"] == pytest.approx((concordant - discordant) / 3)
+
+    # Calibration of single (it scores the options): softmax of the scoring step's log-probabilities, by hand.
+    calib = {(c["model"], c["strategy"]): c for c in lb["calibration"]}
+    assert set(calib) == {(m, "single") for m in models}  # cot generates its answer: no option probabilities
+    for m in models:
+        preds = predictions(out / m / "single")
+        tops, rights, brier = [], [], 0.0
+        for q in ids:
+            scores = next(s["scores"] for s in reversed(preds[q]["trace"]) if s.get("scores"))
+            letters = sorted(scores)
+            z = [math.exp(scores[x]) for x in letters]
+            probs = [v / sum(z) for v in z]
+            gold = preds[q]["gold"]
+            tops.append(max(probs))
+            rights.append(letters[probs.index(max(probs))] == gold)
+            brier += sum((p - (x == gold)) ** 2 for p, x in zip(probs, letters, strict=True))
+        assert calib[(m, "single")]["brier"] == pytest.approx(brier / 10)
+        bins: dict[int, list] = {}
+        for t, r in zip(tops, rights, strict=True):
+            bins.setdefault(min(9, max(0, math.ceil(t * 10) - 1)), []).append((t, r))
+        ece = sum(
+            len(v) / 10 * abs(sum(r for _, r in v) / len(v) - sum(t for t, _ in v) / len(v)) for v in bins.values()
+        )
+        assert calib[(m, "single")]["ece"] == pytest.approx(ece)
+        answered = calib[(m, "single")]["coverage"][-1]
+        assert answered["answered"] == sum(t >= answered["threshold"] for t in tops)
+
+
+def test_the_markdown_says_what_the_numbers_say(board):
+    out, _ = board
+    md = (out / "leaderboard.md").read_text()
+    lb = json.loads((out / "leaderboard.json").read_text())
+    for p in lb["pairs"]:
+        verdict = (
+            "no significant difference" if p["holm_p"] >= 0.05 else f"{p['first']} beats {p['second']}"
+        )  # 10 questions: the only honest verdict is usually none
+        assert verdict in md
+    assert "## Size against accuracy" in md and "## Calibration of the option probabilities" in md
+    assert "| 8 of 8" not in md and "2 of 8" in md  # the tiny Mixtrals' experts, used of total
+    assert (out / "leaderboard.csv").read_text().count("\n") == 1 + 8
