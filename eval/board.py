@@ -601,6 +601,10 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
+def _costs(r: Row) -> tuple:
+    return r.unparsed, r.errors, f"{r.tokens_per_q:.0f}", f"{r.seconds_per_q:.2f}", f"{r.wall_seconds:.0f} s"
+
+
 def ranked(lb: Leaderboard) -> list[Row]:
     """The rows by strategy (in the leaderboard's order), then rank; runs without results last."""
     order = {s: i for i, s in enumerate(lb.board.strategies)}
@@ -645,11 +649,7 @@ def render_markdown(lb: Leaderboard) -> str:
                     f"{f.n_experts_used} of {f.n_experts}" if f and f.is_moe else "dense" if f else "–",
                     (f.quantization or "–") if f else "–",
                     f"{f.file_size / 1e9:.2f} GB" if f and f.file_size else "–",
-                    r.unparsed,
-                    r.errors,
-                    f"{r.tokens_per_q:.0f}",
-                    f"{r.seconds_per_q:.2f}",
-                    f"{r.wall_seconds:.0f} s",
+                    *(_costs(r) if r.overall else ("–",) * 5),
                 ]
                 for r in ranked(lb)
             ],

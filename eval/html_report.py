@@ -1,4 +1,4 @@
-"""python -m eval.html_report DIR: one self-contained HTML page for a run directory or an ablation directory.
+"""python -m eval.html_report DIR: one self-contained HTML page for a run, an ablation or a leaderboard directory.
 
 Writes DIR/report.html (or --out): inline CSS, figures as PNG data URIs, nothing fetched from anywhere, so
 the file can be mailed or opened offline. It holds
@@ -12,14 +12,15 @@ the file can be mailed or opened offline. It holds
 - every question, with an anchor (report.html#q-ID) and a collapsible section showing each graph's answer and
   every node's messages and output, so a clinician can read why a chain changed its answer.
 
+A leaderboard directory gets the leaderboard's page instead (eval.board_page): the sortable table with rank
+intervals, the heatmap, accuracy against total and active parameters, the pairwise matrix and calibration.
+
 Needs matplotlib (`pip install matplotlib`).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import math
 import re
@@ -28,18 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
+from eval.figures import TEMPLATES, ReportError, png, pyplot
 from eval.schema import LETTERS, Message, Prediction, Question, RunConfig, TraceStep
 from graphs import GraphSpec
 
 LEVELS = ("attending", "senior")
 STAND_IN = "(question text unavailable)"  # the stem of a question the dataset could not supply: its options are guessed
-
-
-class ReportError(Exception):
-    """The directory cannot be reported on; the message says why."""
 
 
 @dataclass
@@ -244,31 +240,11 @@ def _base(graph: str) -> str:
 # -- figures ----------------------------------------------------------------------------------
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ReportError("the HTML report draws its figures with matplotlib: pip install matplotlib") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def heatmap(page: Page) -> str:
     """Accuracy per specialty x level, one panel per column, each cell annotated correct/total."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     specialties = sorted({q.specialty for q in page.questions.values()}, key=lambda s: (s == "other", s))
     levels = [lv for lv in LEVELS if any(q.level == lv for q in page.questions.values())]
     if any(q.level is None for q in page.questions.values()):
@@ -302,12 +278,12 @@ def heatmap(page: Page) -> str:
         ax.set_yticks(range(len(specialties)), [s.replace("_", " ") for s in specialties], fontsize=8)
         ax.set_title(column.title, fontsize=9)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def cost_scatter(page: Page) -> str:
     """Accuracy (Wilson 95% interval) against tokens per question and seconds per question."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     from matplotlib.ticker import FuncFormatter
 
@@ -363,12 +339,12 @@ def cost_scatter(page: Page) -> str:
             axes[1].plot([], [], "o", color=colours(i % 10), label=g)
         axes[1].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def flip_bars(page: Page) -> str | None:
     """Right->wrong (left, red) and wrong->right (right, green): against the baseline, and first proposal -> final."""
-    plt = _pyplot()
+    plt = pyplot()
     bars = [(f"{c['column']} vs {c['baseline']}", c["right_to_wrong"], c["wrong_to_right"]) for c in page.comparisons]
     for column in page.columns:
         if f := draft_flips(column.predictions.values()):
@@ -391,12 +367,12 @@ def flip_bars(page: Page) -> str | None:
     ax.set_xlabel("questions")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def letter_bars(page: Page) -> str:
     """Share of each letter among a column's answers (unparsed in grey), under the answer key's own shares."""
-    plt = _pyplot()
+    plt = pyplot()
     letters = [k for k in LETTERS if any(k in q.options for q in page.questions.values())]
     rows = [("answer key", [q.answer for q in page.questions.values()])]
     rows += [(c.title, [p.answer for p in c.predictions.values() if p.parse_status != "error"]) for c in page.columns]
@@ -415,34 +391,10 @@ def letter_bars(page: Page) -> str:
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of answers (?: unparsed)")
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 # -- the page ---------------------------------------------------------------------------------
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _pts(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.1f}"
-
-
-def _p(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3g}"
-
-
-# The page's markup lives in eval/templates: report.html.j2 and the parts it includes and imports.
-TEMPLATES = Environment(
-    loader=PackageLoader("eval", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,  # an included part ends with its line break, the page too
-)
-TEMPLATES.filters.update(pct=_pct, pts=_pts, p=_p, fmt=format)
 
 
 def render(page: Page) -> str:
@@ -591,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "dir",
         type=Path,
-        help="a run directory (python -m eval.agentic --out) or an ablation directory (python -m eval.ablate --out)",
+        help="a run directory (python -m eval.agentic --out), an ablation directory (python -m eval.ablate --out) or a "
+        "leaderboard directory (python -m eval.leaderboard --out)",
     )
     p.add_argument("--out", type=Path, help="where to write the page (default DIR/report.html)")
     p.add_argument(
@@ -602,14 +555,23 @@ def main(argv: list[str] | None = None) -> int:
     from eval.data import DataError
 
     try:
-        _pyplot()
-        if (args.dir / "ablation.json").exists():
-            page = load_ablation_page(args.dir)
+        pyplot()
+        if (args.dir / "leaderboard.json").exists():
+            from eval.board import load_leaderboard
+            from eval.board_page import render as render_board
+
+            leaderboard = load_leaderboard(args.dir)
+            if not any(r.overall for r in leaderboard.rows):
+                raise ReportError(f"{args.dir}: nothing has finished yet")
+            document = render_board(leaderboard, f"Leaderboard: {args.dir.name}")
         else:
-            page = load_run_page(args.dir, args.data, args.format)
-        if not page.columns:
-            raise ReportError(f"{args.dir}: nothing has finished yet")
-        document = render(page)
+            if (args.dir / "ablation.json").exists():
+                page = load_ablation_page(args.dir)
+            else:
+                page = load_run_page(args.dir, args.data, args.format)
+            if not page.columns:
+                raise ReportError(f"{args.dir}: nothing has finished yet")
+            document = render(page)
     except (ReportError, DataError, OSError, json.JSONDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

