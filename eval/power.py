@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for name in ("difference", "discordance", "accuracy", "half_width", "power", "alpha"):
         value = getattr(args, name)
-        if value is not None and not 0 < value < 1 + (name == "discordance"):
+        if value is not None and not (0 < value <= 1 if name == "discordance" else 0 < value < 1):
             p.error(f"--{name.replace('_', '-')} must be a proportion between 0 and 1, got {value}")
     if args.accuracy is not None or args.half_width is not None:
         if args.accuracy is None or args.half_width is None:

@@ -409,3 +409,60 @@ def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp
         timeout=120,
     )
     assert shot.exists() and shot.read_bytes().startswith(PNG) and shot.stat().st_size > 20_000
+
+
+def test_dry_run_lists_local_and_endpoint_models_as_evaluator_commands(tmp_path):
+    spec = tmp_path / "board.toml"
+    spec.write_text(
+        '[[models]]\nmodel = "qwen2.5-coder-0.5b"\nargs = ["--n-threads", "2"]\n\n'
+        '[[models]]\nname = "r1"\nbase_url = "http://gpu:8000/v1"\nmodel_name = "deepseek-ai/DeepSeek-R1"\n'
+        "[models.facts]\ntotal_params = 671e9\nactive_params = 37e9\nn_experts = 256\nn_experts_used = 8\n",
+        encoding="utf-8",
+    )
+    board = load_board(spec)
+    assert board.models[1].facts.is_moe and board.limit == 0  # a leaderboard is on every question by default
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.leaderboard", str(spec), "--out", str(tmp_path / "out"), "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    local, endpoint = done.stdout.splitlines()
+    assert local.startswith("python -m eval.agentic --graph single --baseline none --model qwen2.5-coder-0.5b")
+    assert "--n-threads 2" in local and local.endswith(f"--out {tmp_path / 'out' / 'qwen2.5-coder-0.5b' / 'single'}")
+    assert "--backend openai --base-url http://gpu:8000/v1 --model-name deepseek-ai/DeepSeek-R1" in endpoint
+    assert "--model " not in endpoint and endpoint.endswith(f"{tmp_path / 'out' / 'r1' / 'single'}")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--n", "237", "--discordance", "0.25"], "detect a difference of ±{mdd} points with 80% power"),
+        (["--difference", "0.05", "--discordance", "0.3"], "{needed} paired questions detect a difference of 5 points"),
+        (["--accuracy", "0.7", "--half-width", "0.05"], "questions give a 95% Wilson interval of at most ±5 points"),
+    ],
+)
+def test_power_cli(args, expected):
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.power", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    mdd = f"{100 * min_detectable_difference(237, 0.25):.1f}"
+    assert expected.format(mdd=mdd, needed=questions_needed(0.05, 0.3)) in done.stdout
+    if "--accuracy" in args:  # the interval at that many questions is narrow enough, one fewer is not
+        n = int(done.stdout.split()[0])
+        assert (wilson(round(0.7 * n), n)[1] - wilson(round(0.7 * n), n)[0]) / 2 <= 0.05
+        assert (wilson(round(0.7 * (n - 1)), n - 1)[1] - wilson(round(0.7 * (n - 1)), n - 1)[0]) / 2 > 0.05
+
+
+def test_power_cli_refuses_nonsense_in_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.power", "--n", "100", "--discordance", "1.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "must be a proportion" in done.stderr and "Traceback" not in done.stderr
