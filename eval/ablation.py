@@ -21,7 +21,7 @@ from agents.prompts import load_prompts
 from eval.analysis import answer_key, answered_letters, draft_flips, key_text, letter_p_text, paired, regrade
 from eval.plan import Plan, PlanError, load_plan
 from eval.schema import AnswerKey, Prediction, Question, RunConfig
-from eval.store import RunDirError, read_manifest
+from eval.store import RunDirError, graph_predictions, read_manifest
 from graphs import GraphSpec, UnknownGraph
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
@@ -144,13 +144,6 @@ def model_slug(model: str) -> str:
     return re.sub(r"[^\w.+-]", "_", name)
 
 
-def read_predictions(out: Path, config: RunConfig) -> dict[str, Prediction]:
-    """The run directory's final prediction per question (its single graph's), through eval.store."""
-    from eval.store import read_predictions
-
-    return {qid: p for (graph, qid), p in read_predictions(out).items() if graph == config.graphs[0]}
-
-
 # -- analysis ---------------------------------------------------------------------------------
 
 
@@ -176,7 +169,7 @@ def load_cell(model: str, cell: Cell, out: Path, status: str | None = None) -> C
             run.config = read_manifest(out)
         except RunDirError as e:
             raise GridError(str(e)) from None
-        run.predictions = read_predictions(out, run.config)
+        run.predictions = graph_predictions(out, run.config.graphs[0])
         run.status = "done"
     if status:
         run.status = status

@@ -29,14 +29,18 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval.analysis import answer_key, key_text, paired, regrade
-from eval.plan import MARKER, Plan, PlanError, load_plan
+from eval.figures import p_value as _p
+from eval.figures import pct as _pct
+from eval.figures import pts as _pts
+from eval.plan import MARKER, RESERVED, Plan, PlanError, load_plan
 from eval.report import accuracy
 from eval.schema import Accuracy, AnswerKey, Prediction, Question, RunConfig
 from eval.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
-from eval.store import RunDirError, read_manifest, read_predictions
+from eval.store import RunDirError, finished, graph_predictions, read_manifest
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
+ENDPOINT_FLAGS = {"--backend", "--base-url", "--model-name", "--api-key-env"}
 ALPHA = 0.05
 POWER = 0.8
 
@@ -69,6 +73,10 @@ class Facts(BaseModel):
     def is_moe(self) -> bool:
         return self.n_experts > 1
 
+    @property
+    def experts(self) -> str:
+        return f"{self.n_experts_used} of {self.n_experts}" if self.is_moe else "dense"
+
 
 class Entry(BaseModel):
     """One model of the leaderboard."""
@@ -80,7 +88,7 @@ class Entry(BaseModel):
     base_url: str = ""  # an OpenAI-compatible endpoint (llama-server, vLLM, llama_cpp.server)
     model_name: str = ""  # the model to request from it
     api_key_env: str = ""
-    facts: Facts | None = None  # declared facts; for a GGUF they replace what its header says
+    facts: Facts | None = None  # declared facts; for a GGUF, those given replace what its header says
     args: list[str] = Field(default_factory=list)  # evaluator flags for this model only, e.g. ["--n-gpu-layers", "-1"]
 
     @model_validator(mode="after")
@@ -137,6 +145,11 @@ class Board(Plan):
 
     @model_validator(mode="after")
     def _valid(self) -> Board:
+        if dupes := sorted({s for s in self.strategies if self.strategies.count(s) > 1}):
+            raise ValueError(f"strategy {dupes[0]!r} is listed twice")
+        for m in self.models:  # a model's own flags may not change what every run shares, nor which model it is
+            if bad := [a for a in m.args if a.split("=", 1)[0] in RESERVED | ENDPOINT_FLAGS]:
+                raise ValueError(f"{m.label}: args may not set {bad[0].split('=', 1)[0]}; use the leaderboard's keys")
         for s in self.strategies:
             try:
                 GraphSpec.parse(s)
@@ -182,27 +195,33 @@ class EntryRun:
 
 
 def load_run(entry: Entry, strategy: str, out: Path) -> EntryRun:
+    """done: every question has a result; partial: unfinished (or with errors) and left out of the statistics;
+    failed: the last attempt stopped with an error (its marker says which); missing: never started."""
     run = EntryRun(entry, strategy, out)
+    try:
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        marker = {}
+    except (ValueError, OSError):
+        marker = {"error": f"{out / MARKER} is unreadable"}
+    if marker.get("error"):  # even with a manifest: a model that failed to load after the run directory was made
+        run.status, run.error = "failed", marker["error"]
+        return run
     if (out / "manifest.json").exists():
         try:
             run.config = read_manifest(out)
         except RunDirError as e:
             raise BoardError(str(e)) from None
-        graph = run.config.graphs[0]
-        run.predictions = {q: p for (g, q), p in read_predictions(out).items() if g == graph}
-        run.status = "done"
-    elif (out / MARKER).exists():  # a run that could not start (e.g. a model that would not load) says why
-        try:
-            run.error = json.loads((out / MARKER).read_text(encoding="utf-8")).get("error", "")
-        except (ValueError, OSError):
-            run.error = "unreadable marker"
-        run.status = "failed"
+        run.predictions = graph_predictions(out, run.config.graphs[0])
+        run.status = "done" if finished(run.config, run.predictions) else "partial"
     return run
 
 
 def facts_of(entry: Entry, config: RunConfig | None) -> Facts | None:
-    """Declared facts win; otherwise the GGUF header as the run's manifest recorded it, or as the file says."""
-    if entry.facts:
+    """The GGUF header as the run's manifest recorded it (or as the file says), with any declared facts replacing
+    what it says; for an endpoint, the declared facts alone."""
+    declared = entry.facts.model_dump(exclude_unset=True) if entry.facts else {}
+    if entry.base_url and not entry.model:
         return entry.facts
     info = config.model_info if config and config.model_info else None
     if info is None and entry.model:
@@ -212,19 +231,19 @@ def facts_of(entry: Entry, config: RunConfig | None) -> Facts | None:
         try:
             info = inspect_gguf(resolve_model(entry.model), sha256=False).model_dump()
         except ModelError:
-            return None
+            return entry.facts
     if not info:
-        return None
-    return Facts(
-        architecture=info.get("architecture", ""),
-        total_params=info.get("total_params") or None,
-        active_params=info.get("active_params") or None,
-        n_experts=info.get("n_experts", 0),
-        n_experts_used=info.get("n_experts_used", 0),
-        quantization=info.get("quantization", ""),
-        file_size=info.get("file_size"),
-        source="gguf",
-    )
+        return entry.facts
+    read = {
+        "architecture": info.get("architecture", ""),
+        "total_params": info.get("total_params") or None,
+        "active_params": info.get("active_params") or None,
+        "n_experts": info.get("n_experts", 0),
+        "n_experts_used": info.get("n_experts_used", 0),
+        "quantization": info.get("quantization", ""),
+        "file_size": info.get("file_size"),
+    }
+    return Facts(**(read | declared), source="gguf + declared" if declared else "gguf")
 
 
 # -- what the leaderboard shows ---------------------------------------------------------------
@@ -309,22 +328,26 @@ class Gain(BaseModel):
     diff_ci_high: float
     mcnemar_p: float
     holm_p: float = 1.0
+    discordance: float = 0.0
     min_detectable: float | None = None
 
 
 class Trend(BaseModel):
-    """Does a strategy's gain fall (or rise) with the model's strength? Kendall's tau over the models."""
+    """Does a strategy's gain fall (or rise) with the model's strength? Kendall's tau over the models: descriptive
+    with few models (min_p: the smallest p any ordering of this many models could give)."""
 
     strategy: str
     n: int
     tau: float | None
     p: float | None
+    min_p: float | None = None
 
 
 class CalibrationRow(BaseModel):
     model: str
     strategy: str
     n: int
+    of: int  # the questions compared; n of them had option probabilities
     ece: float
     brier: float
     bins: list[dict]  # low, high, n, confidence, accuracy
@@ -348,24 +371,28 @@ class Leaderboard(BaseModel):
 def analyse(board: Board, out: Path) -> Leaderboard:
     """Everything the leaderboard shows, from the run directories under `out`."""
     runs = [load_run(e, s, run_dir(out, e, s)) for s in board.strategies for e in board.models]
-    done = [r for r in runs if r.config]
+    done = [r for r in runs if r.status == "done"]
     notes = [f"{r.model} · {r.strategy} did not run: {r.error}" for r in runs if r.status == "failed"]
     notes += [f"{r.model} · {r.strategy} has not run yet" for r in runs if r.status == "missing"]
-    every = board.questions() if done else {}
-    for run in done:  # a corrected key re-grades every run
-        run.predictions = {q: regrade(p, every[q]) if q in every else p for q, p in run.predictions.items()}
-    order = done[0].config.question_ids if done else []
-    ids = [
-        q
-        for q in order
-        if q in every and all(q in r.predictions and r.predictions[q].parse_status != "error" for r in done)
+    notes += [
+        f"{r.model} · {r.strategy} is unfinished ({sum(p.parse_status != 'error' for p in r.predictions.values())} of "
+        f"{len(r.config.question_ids)} questions have a result) and left out of the statistics; run the leaderboard "
+        "again to resume it"
+        for r in runs
+        if r.status == "partial"
     ]
+    seen: dict[str, dict[str, Question]] = {}
+    for run in done:  # each run graded against the key as it read the questions; a corrected key re-grades it
+        mine = _questions(run.config, seen)
+        run.predictions = {q: regrade(p, mine[q]) if q in mine else p for q, p in run.predictions.items()}
+    order = done[0].config.question_ids if done else []
+    ids = [q for q in order if all(q in r.predictions and q in _questions(r.config, seen) for r in done)]
     if done and len(ids) < len(order):
         notes.append(
-            f"{len(order) - len(ids)} of {len(order)} questions lack a result from some run (unfinished, errors, or "
-            f"other questions); every statistic uses the {len(ids)} that all finished runs answered"
+            f"{len(order) - len(ids)} of {len(order)} questions are not in every finished run (the runs were made on "
+            f"other questions); every statistic uses the {len(ids)} they share"
         )
-    questions = {q: every[q] for q in ids}
+    questions = {q: _questions(done[0].config, seen)[q] for q in ids}
     rs, seed = board.bootstrap_resamples, board.bootstrap_seed
     rows = [_row(r, ids, questions) for r in runs]
     by_strategy = {s: [r for r in done if r.strategy == s] for s in board.strategies}
@@ -397,7 +424,8 @@ def analyse(board: Board, out: Path) -> Leaderboard:
             )
     for pair, adjusted in zip(pairs, holm([p.mcnemar_p for p in pairs]), strict=True):
         pair.holm_p = adjusted
-        pair.min_detectable = min_detectable_difference(pair.n, pair.discordance, ALPHA, POWER)
+        # At the level Holm holds the family to (alpha / pairs at its first step): what the verdict could detect.
+        pair.min_detectable = min_detectable_difference(pair.n, pair.discordance, ALPHA / len(pairs), POWER)
 
     facts = {r.model: r.facts for r in rows if r.facts}
     accuracy_of = {(r.model, r.strategy): r.overall.accuracy for r in rows if r.overall}
@@ -420,7 +448,7 @@ def analyse(board: Board, out: Path) -> Leaderboard:
         notes.append(f"no parameter counts for {', '.join(missing)}: declare `facts` for an endpoint's model")
 
     gains, trends = _gains(board, by_strategy, ids, rs, seed)
-    calib = [c for r in done if (c := _calibration(r, ids, questions))]
+    calib = [c for r in done if (c := _calibration(r, ids, _questions(r.config, seen)))]
     return Leaderboard(
         board=board,
         question_ids=ids,
@@ -436,6 +464,22 @@ def analyse(board: Board, out: Path) -> Leaderboard:
     )
 
 
+def _questions(config: RunConfig, seen: dict[str, dict[str, Question]]) -> dict[str, Question]:
+    """The questions as the run read them (its format, key, encoding, option order), read once per dataset."""
+    from eval.data import DataError, load_for_config
+
+    source = json.dumps(
+        [config.data, config.format, config.answers, config.fields, config.mapping, config.encoding, config.skip_bad,
+         config.shuffle_seed]
+    )  # fmt: skip
+    if source not in seen:
+        try:
+            seen[source] = {q.id: q for q in load_for_config(config).questions}
+        except (DataError, OSError) as e:
+            raise BoardError(f"cannot read the questions the runs were made on: {e}") from None
+    return seen[source]
+
+
 def _row(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> Row:
     row = Row(
         model=run.model,
@@ -445,7 +489,7 @@ def _row(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> Row:
         run_dir=str(run.out),
         facts=facts_of(run.entry, run.config),
     )
-    if not run.config:
+    if run.status != "done":
         return row
     scored = [run.predictions[q] for q in ids]
     every = list(run.predictions.values())
@@ -478,7 +522,7 @@ def _groups(strategy: str, models: list[str], facts: dict[str, Facts], accuracy_
 
         p = float(
             mannwhitneyu(
-                [accuracy_of[(m, strategy)] for m in moe], [accuracy_of[(m, strategy)] for m in dense], method="exact"
+                [accuracy_of[(m, strategy)] for m in moe], [accuracy_of[(m, strategy)] for m in dense], method="auto"
             ).pvalue
         )
     return Groups(strategy=strategy, moe=moe, dense=dense, moe_mean=mean(moe), dense_mean=mean(dense), p=p)
@@ -510,13 +554,12 @@ def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) 
                     diff_ci_low=c.diff_ci_low,
                     diff_ci_high=c.diff_ci_high,
                     mcnemar_p=c.mcnemar_p,
-                    min_detectable=min_detectable_difference(
-                        c.n, (c.right_to_wrong + c.wrong_to_right) / n, ALPHA, POWER
-                    ),
+                    discordance=(c.right_to_wrong + c.wrong_to_right) / n,
                 )
             )
     for g, adjusted in zip(gains, holm([g.mcnemar_p for g in gains]), strict=True):
         g.holm_p = adjusted
+        g.min_detectable = min_detectable_difference(g.n, g.discordance, ALPHA / len(gains), POWER)
     trends = []
     for strategy in {g.strategy: None for g in gains}:
         mine = [g for g in gains if g.strategy == strategy]
@@ -525,7 +568,8 @@ def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) 
             result = kendalltau([g.strength for g in mine], [g.difference for g in mine])
             if math.isfinite(result.statistic):
                 tau, p = float(result.statistic), float(result.pvalue)
-        trends.append(Trend(strategy=strategy, n=len(mine), tau=tau, p=p))
+        floor = float(kendalltau(range(len(mine)), range(len(mine))).pvalue) if len(mine) >= 3 else None
+        trends.append(Trend(strategy=strategy, n=len(mine), tau=tau, p=p, min_p=floor))
     return gains, trends
 
 
@@ -544,12 +588,10 @@ def option_probabilities(prediction: Prediction, question: Question) -> list[flo
 
 def _calibration(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> CalibrationRow | None:
     probs, gold = [], []
-    for q in ids:
-        p = option_probabilities(run.predictions[q], questions[q])
-        if p is None:
-            return None  # a strategy that does not score every option has no calibration to show
-        probs.append(p)
-        gold.append(questions[q].letters.index(questions[q].answer))
+    for q in ids:  # a generated answer has no option probabilities (cot; a server's text fallback): not counted
+        if (p := option_probabilities(run.predictions[q], questions[q])) is not None:
+            probs.append(p)
+            gold.append(questions[q].letters.index(questions[q].answer))
     if not probs:
         return None
     c = calibration(probs, gold)
@@ -557,6 +599,7 @@ def _calibration(run: EntryRun, ids: list[str], questions: dict[str, Question]) 
         model=run.model,
         strategy=run.strategy,
         n=c.n,
+        of=len(ids),
         ece=c.ece,
         brier=c.brier,
         bins=[b._asdict() for b in c.bins],
@@ -565,18 +608,6 @@ def _calibration(run: EntryRun, ids: list[str], questions: dict[str, Question]) 
 
 
 # -- output -----------------------------------------------------------------------------------
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _pts(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def _p(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3g}"
 
 
 def params_text(n: float | None) -> str:
@@ -646,7 +677,7 @@ def render_markdown(lb: Leaderboard) -> str:
                     f.architecture if (f := r.facts) else "–",
                     params_text(f.total_params) if f else "–",
                     params_text(f.active_params) if f else "–",
-                    f"{f.n_experts_used} of {f.n_experts}" if f and f.is_moe else "dense" if f else "–",
+                    f.experts if f else "–",
                     (f.quantization or "–") if f else "–",
                     f"{f.file_size / 1e9:.2f} GB" if f and f.file_size else "–",
                     *(_costs(r) if r.overall else ("–",) * 5),
@@ -750,7 +781,9 @@ def render_markdown(lb: Leaderboard) -> str:
             + "\n".join(
                 f"Trend of {s}'s gain with model strength: "
                 + ("fewer than 3 models, not tested" if t.tau is None else f"Kendall τ = {t.tau:+.2f}, p = {_p(t.p)}")
-                + f" ({t.n} models)."
+                + f" ({t.n} models"
+                + (f"; no ordering of {t.n} models gives p below {_p(t.min_p)}: descriptive" if t.min_p else "")
+                + ")."
                 for s, t in trend.items()
             )
         )
@@ -759,12 +792,13 @@ def render_markdown(lb: Leaderboard) -> str:
         parts.append(
             "## Calibration of the option probabilities\n\n"
             + _table(
-                ["model", "strategy", "n", "ECE", "Brier", *(f"p ≥ {t:g}: answered, accuracy" for t in thresholds)],
+                ["model", "strategy", "scored (of n)", "ECE", "Brier"]
+                + [f"p ≥ {t:g}: answered, accuracy" for t in thresholds],
                 [
                     [
                         c.model,
                         c.strategy,
-                        c.n,
+                        f"{c.n} ({c.of})",
                         f"{c.ece:.3f}",
                         f"{c.brier:.3f}",
                         *(
@@ -782,11 +816,13 @@ def render_markdown(lb: Leaderboard) -> str:
         f"strategy, ties share the better rank; its interval is the 2.5th–97.5th percentile of the rank over "
         f"{b.bootstrap_resamples} bootstrap resamples of the questions (seed {b.bootstrap_seed}). Pairs: paired "
         "difference (first minus second) with a paired bootstrap 95% interval, exact McNemar p, Holm-adjusted over "
-        "every pair; a verdict names a winner only where the adjusted p < 0.05, and otherwise gives the smallest "
-        "difference McNemar's test on these questions, at the pair's observed discordance, would detect with 80% "
-        "power at level 0.05 (python -m eval.power). Size: Spearman's ρ of parameters against accuracy over the "
+        "every pair of every strategy; a verdict names a winner only where the adjusted p < 0.05, and otherwise "
+        "gives the smallest difference McNemar's test on these questions, at the pair's observed discordance, would "
+        "detect with 80% power at level 0.05 / (number of pairs), the level Holm's first step holds it to "
+        "(python -m eval.power). Size: Spearman's ρ of parameters against accuracy over the "
         "models, a permutation p, and a bootstrap interval over the models (few models: wide). Strategies: paired "
-        "difference against the baseline per model, Holm over those; the trend is Kendall's τ between a model's "
+        "difference against the baseline per model, Holm over those, detectable differences as for pairs; the "
+        "trend is Kendall's τ between a model's "
         "strength (the mean of its two accuracies, which unlike the baseline's accuracy alone does not make a "
         "negative trend out of noise) and its gain. Calibration: the option probabilities of scoring strategies "
         "(softmax of the options' log-probabilities); ECE over 10 equal-width bins of the top probability; Brier "
@@ -835,6 +871,8 @@ def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
 
 
 def load_leaderboard(out: Path) -> Leaderboard:
-    """Re-read a leaderboard directory (for the HTML report): its board from leaderboard.json, runs from disk."""
-    document = json.loads((out / f"{LEADERBOARD}.json").read_text(encoding="utf-8"))
-    return analyse(Board.model_validate(document["board"]), out)
+    """A leaderboard directory's leaderboard.json, as eval.leaderboard last wrote it (for the HTML report)."""
+    try:
+        return Leaderboard.model_validate_json((out / f"{LEADERBOARD}.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise BoardError(f"{out / LEADERBOARD}.json is not a leaderboard this version can read: {e}") from None

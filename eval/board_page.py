@@ -55,7 +55,8 @@ def size_scatter(lb: Leaderboard) -> str | None:
     colours = {s: f"C{i}" for i, s in enumerate(lb.board.strategies)}
     for ax, by in zip(axes, ("total", "active"), strict=True):
         for r in rows:
-            x = getattr(r.facts, f"{by}_params") or r.facts.total_params
+            if not (x := getattr(r.facts, f"{by}_params")):  # a MoE whose active parameters nobody declared
+                continue
             a = r.overall
             ax.errorbar(
                 x,
@@ -145,9 +146,7 @@ def render(lb: Leaderboard, title: str) -> str:
             "accuracy": accuracy_text(r.overall) if r.overall else r.status,
             "params": params_text(r.facts.total_params) if r.facts else "–",
             "active": params_text(r.facts.active_params) if r.facts else "–",
-            "experts": (f"{r.facts.n_experts_used} of {r.facts.n_experts}" if r.facts.is_moe else "dense")
-            if r.facts
-            else "–",
+            "experts": r.facts.experts if r.facts else "–",
             "sort_params": (r.facts.total_params or 0) if r.facts else 0,
             "sort_active": (r.facts.active_params or 0) if r.facts else 0,
         }

@@ -21,7 +21,7 @@ from eval.board import Board, Leaderboard, analyse, run_argv, run_dir, write_out
 from eval.flags import parse
 from eval.plan import MARKER, PlanError
 from eval.schema import RunConfig
-from eval.store import read_predictions
+from eval.store import finished, graph_predictions
 
 
 class Outcome(NamedTuple):
@@ -70,8 +70,7 @@ def run_reused(
         config = RunConfig.model_validate_json((out / "manifest.json").read_text(encoding="utf-8"))
         if verify:
             verify(config)
-        predictions = {qid: p for (graph, qid), p in read_predictions(out).items() if graph == config.graphs[0]}
-        complete = all(qid in predictions and predictions[qid].parse_status != "error" for qid in config.question_ids)
+        complete = finished(config, graph_predictions(out, config.graphs[0]))
         marker.write_text(json.dumps({**record, "complete": complete}, ensure_ascii=False, indent=1), encoding="utf-8")
     return outcome
 

@@ -108,6 +108,16 @@ def read_predictions(out: Path) -> dict[tuple[str, str], Prediction]:
     return found
 
 
+def graph_predictions(out: Path, graph: str) -> dict[str, Prediction]:
+    """One graph's final predictions in a run directory, by question id."""
+    return {qid: p for (g, qid), p in read_predictions(out).items() if g == graph}
+
+
+def finished(config: RunConfig, predictions: dict[str, Prediction]) -> bool:
+    """Whether every question of the run has a result (not an error) in `predictions` (one graph's, by id)."""
+    return all(qid in predictions and predictions[qid].parse_status != "error" for qid in config.question_ids)
+
+
 def compact(prediction: Prediction) -> Prediction:
     """Each trace step keeps only the messages it adds to the longest earlier step's conversation it extends.
 
