@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(result.markdown)
     print(f"predictions: {result.predictions}\nreport: {result.out / 'report.md'}", file=sys.stderr)
+    if errors := sum(g.errors for g in result.summary.graphs):  # scripts and CI must notice an incomplete run
+        print(
+            f"{errors} predictions ended in an error (left out of the accuracies); run the same command again to "
+            "retry them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

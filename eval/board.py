@@ -736,7 +736,7 @@ def render_markdown(lb: Leaderboard) -> str:
                         s.strategy,
                         s.by,
                         len(s.models),
-                        "–" if s.rho is None else f"{s.rho:+.2f} [{_ci(s.ci_low)}, {_ci(s.ci_high)}]",
+                        _rho_text(s),
                         _p(s.p),
                     ]
                     for s in lb.sizes
@@ -820,7 +820,9 @@ def render_markdown(lb: Leaderboard) -> str:
         "gives the smallest difference McNemar's test on these questions, at the pair's observed discordance, would "
         "detect with 80% power at level 0.05 / (number of pairs), the level Holm's first step holds it to "
         "(python -m eval.power). Size: Spearman's ρ of parameters against accuracy over the "
-        "models, a permutation p, and a bootstrap interval over the models (few models: wide). Strategies: paired "
+        "models, "
+        "a permutation p (with 3 models none is below 0.33), and a bootstrap interval over the models from 5 models "
+        "on. Strategies: paired "
         "difference against the baseline per model, Holm over those, detectable differences as for pairs; the "
         "trend is Kendall's τ between a model's "
         "strength (the mean of its two accuracies, which unlike the baseline's accuracy alone does not make a "
@@ -832,8 +834,12 @@ def render_markdown(lb: Leaderboard) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def _ci(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.2f}"
+def _rho_text(s: SizeTrend) -> str:
+    if s.rho is None:
+        return "–"
+    if s.ci_low is None:
+        return f"{s.rho:+.2f} (no interval with {len(s.models)} models)"
+    return f"{s.rho:+.2f} [{s.ci_low:+.2f}, {s.ci_high:+.2f}]"
 
 
 CSV_COLUMNS = [

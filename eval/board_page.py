@@ -7,8 +7,6 @@ Every number comes from eval.board.analyse, the same as leaderboard.md; only the
 
 from __future__ import annotations
 
-import math
-
 from eval.board import Leaderboard, Row, accuracy_text, params_text, rank_text, ranked
 from eval.figures import TEMPLATES, png, pyplot
 
@@ -158,6 +156,4 @@ def render(lb: Leaderboard, title: str) -> str:
         "pairs": pair_matrix(lb),
         "calibration": reliability(lb),
     }
-    return TEMPLATES.get_template("leaderboard.html.j2").render(
-        title=title, lb=lb, rows=rows, figures=figures, isfinite=math.isfinite
-    )
+    return TEMPLATES.get_template("leaderboard.html.j2").render(title=title, lb=lb, rows=rows, figures=figures)

@@ -11,12 +11,45 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import structlog
 from tqdm import tqdm
 
-from agents.backends.base import BackendError
+from agents.backends.base import BackendError, Unreachable
 from eval.schema import Prediction, Question, TraceStep
 from eval.store import RunStore
 from graphs import GraphSpec
 
 log = structlog.get_logger()
+
+# Questions in a row that could not reach the server (each after its own retries) before the run stops: a server
+# that went away would otherwise turn every remaining question into an error, one retry budget at a time.
+UNREACHABLE_LIMIT = 3
+
+
+class ServerDown(BackendError):
+    """The run stopped because the server stopped answering; every finished prediction is saved."""
+
+
+class Breaker:
+    """Counts questions in a row whose model call could not reach the server; thread-safe."""
+
+    def __init__(self, limit: int = UNREACHABLE_LIMIT):
+        self.limit, self.in_a_row, self.last = limit, 0, ""
+        self._lock = threading.Lock()
+
+    def record(self, error: BaseException | None) -> None:
+        with self._lock:
+            if isinstance(error, Unreachable):
+                self.in_a_row, self.last = self.in_a_row + 1, str(error)
+            else:
+                self.in_a_row = 0
+
+    @property
+    def tripped(self) -> bool:
+        return self.in_a_row >= self.limit
+
+    def error(self) -> ServerDown:
+        return ServerDown(
+            f"the server stopped answering: {self.in_a_row} questions in a row could not reach it ({self.last}); "
+            "finished predictions are saved: restart the server and run the same command to resume"
+        )
 
 
 def _finite_scores(step: TraceStep) -> TraceStep:
@@ -51,11 +84,13 @@ def to_prediction(graph: str, question: Question, state: dict, seconds: float) -
     )
 
 
-def predict(name: str, graph, question: Question) -> Prediction:
+def predict(name: str, graph, question: Question, breaker: Breaker | None = None) -> Prediction:
     start = time.perf_counter()
     try:
         state = graph.invoke({"question": question, "trace": []})
     except Exception as e:
+        if breaker:
+            breaker.record(e)
         # A server error that survived its retries is one clear line; anything else keeps its traceback.
         log.error(
             "question.failed", graph=name, question=question.id, error=str(e), exc_info=not isinstance(e, BackendError)
@@ -71,6 +106,8 @@ def predict(name: str, graph, question: Question) -> Prediction:
             error=f"{type(e).__name__}: {e}",
             seconds=time.perf_counter() - start,
         )
+    if breaker:
+        breaker.record(None)
     return to_prediction(name, question, state, time.perf_counter() - start)
 
 
@@ -79,7 +116,9 @@ def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunSt
 
     With `concurrency` > 1, up to that many questions are in flight at once (each still through its graphs back
     to back); predictions are appended as they finish, one writer at a time. Resuming works the same either way.
+    Raises ServerDown (after saving what finished) when UNREACHABLE_LIMIT questions in a row cannot reach the server.
     """
+    breaker = Breaker()
     done = store.done()
     todo = [(q, name) for q in questions for name in graphs if (name, q.id) not in done]
     log.info(
@@ -93,8 +132,10 @@ def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunSt
     with tqdm(total=len(todo), unit="pred", desc="evaluating", disable=None) as bar:
         if concurrency <= 1:
             for question, name in todo:
-                prediction = predict(name, graphs[name], question)
+                prediction = predict(name, graphs[name], question, breaker)
                 store.append(prediction)
+                if breaker.tripped:
+                    raise breaker.error()
                 log.debug(
                     "question.done",
                     graph=name,
@@ -104,11 +145,16 @@ def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunSt
                 )
                 bar.update()
         else:
-            _run_concurrently(todo, graphs, store, bar, concurrency)
+            _run_concurrently(todo, graphs, store, bar, concurrency, breaker)
 
 
 def _run_concurrently(
-    todo: list[tuple[Question, str]], graphs: dict[str, Callable], store: RunStore, bar: tqdm, concurrency: int
+    todo: list[tuple[Question, str]],
+    graphs: dict[str, Callable],
+    store: RunStore,
+    bar: tqdm,
+    concurrency: int,
+    breaker: Breaker,
 ) -> None:
     by_question: dict[str, tuple[Question, list[str]]] = {}
     for question, name in todo:
@@ -120,10 +166,12 @@ def _run_concurrently(
         for name in names:
             if stop.is_set():
                 return
-            prediction = predict(name, graphs[name], question)
+            prediction = predict(name, graphs[name], question, breaker)
             with write:
                 store.append(prediction)
                 bar.update()
+            if breaker.tripped:
+                raise breaker.error()
             log.debug(
                 "question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct
             )
@@ -134,7 +182,8 @@ def _run_concurrently(
         for future in as_completed(futures):
             future.result()
     except BaseException:
-        # Ctrl-C (or a bug): start nothing new; questions in flight finish their current graph and are saved.
+        # Ctrl-C, a server that went away, or a bug: start nothing new; questions in flight finish their current graph
+        # and are saved.
         stop.set()
         running = sum(f.running() for f in futures)
         if running:

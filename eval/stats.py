@@ -191,6 +191,9 @@ def rank_intervals(
     return [Rank(int(r), int(lo), int(hi)) for r, lo, hi in zip(rank, low, high, strict=True)]
 
 
+MIN_BOOTSTRAP_UNITS = 5
+
+
 class Correlation(NamedTuple):
     rho: float | None  # None with fewer than 3 units or a constant variable
     p: float | None  # permutation test (exact when every pairing can be enumerated)
@@ -203,8 +206,10 @@ def spearman(
     x: Sequence[float], y: Sequence[float], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> Correlation:
     """Spearman's rho between two variables measured on the same units (models), with a permutation p and a bootstrap
-    interval over the units. With a handful of models the interval is wide, which is the honest answer. Resamples in
-    which either variable is constant have no rho and are left out (scipy's bootstrap would return nan for all)."""
+    interval over the units. Below MIN_BOOTSTRAP_UNITS units there is no interval: resampling 3 or 4 models mostly
+    redraws the same ordering, so it would claim a certainty the data do not have (3 models in order give [+1, +1]).
+    Resamples in which either variable is constant have no rho and are left out (scipy's bootstrap would return nan
+    for all)."""
     from scipy.stats import ConstantInputWarning, permutation_test, spearmanr
 
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -220,6 +225,8 @@ def spearman(
         n_resamples=9999,
         rng=np.random.default_rng(seed),
     )
+    if n < MIN_BOOTSTRAP_UNITS:
+        return Correlation(rho, float(test.pvalue), None, None, n)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(resamples, n))
     with warnings.catch_warnings():

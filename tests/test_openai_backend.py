@@ -481,7 +481,8 @@ def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path
         )
     finally:
         proxy.shutdown()
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 1, first.stderr  # a run that ends with errors says so in its exit status
+    assert "predictions ended in an error" in first.stderr
     assert proxy.counts["doomed"] >= 3 and proxy.counts["drop"] + proxy.counts["error"] + proxy.counts["busy"] > 0, (
         proxy.counts
     )
@@ -510,6 +511,28 @@ def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path
     for p in (Prediction.model_validate_json(line) for line in lines):
         final[(p.graph, p.question_id)] = p
     assert set(final) == pairs and all(p.parse_status == "ok" for p in final.values())
+
+
+def test_a_server_that_goes_away_stops_the_run_then_resume_completes(server, cli, tmp_path):
+    # The proxy answers the start-up probes, then drops every question's connection: a server that went away.
+    proxy = FaultProxy(server.removesuffix("/v1"), seed=1, drop=1.0, error=0.0, busy=0.0, delay=0.0)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    out = tmp_path / "run"
+    base = ("--graph", "single", "--baseline", "none", *SERVE, "--model", TINY, "--limit", "6", "--out", str(out))
+    try:
+        first = cli(*base, "--base-url", f"http://127.0.0.1:{proxy.server_port}/v1", "--retries", "1")
+    finally:
+        proxy.shutdown()
+    assert first.returncode == 2, first.stderr
+    assert "error: the server stopped answering: 3 questions in a row could not reach it" in first.stderr
+    assert "Traceback" not in first.stderr
+    stopped = [Prediction.model_validate(p) for p in predictions(out)]
+    assert len(stopped) == 3 and all(p.parse_status == "error" for p in stopped)  # not the other 3: it stopped
+    again = cli(*base, "--base-url", server)
+    assert again.returncode == 0, again.stderr
+    final = {p["question_id"]: Prediction.model_validate(p) for p in predictions(out)}
+    assert len(final) == 6 and all(p.parse_status == "ok" for p in final.values())
+    assert len(predictions(out)) == 3 + 6  # the 3 errors, then every question once
 
 
 def test_in_process_backend_clamps_concurrency(cli, tmp_path):

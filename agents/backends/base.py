@@ -15,6 +15,10 @@ class BackendError(Exception):
     """The model cannot be loaded or cannot take a prompt; the message says why."""
 
 
+class Unreachable(BackendError):
+    """A server could not be reached at all (refused, reset or timed out connections), even after retries."""
+
+
 @contextlib.contextmanager
 def quiet_stderr():
     # llama.cpp prints its load log from C straight to fd 2; keep the terminal for our own logs.

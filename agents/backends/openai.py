@@ -36,7 +36,7 @@ import httpx
 import structlog
 
 from agents.answer import parse_letter
-from agents.backends.base import BackendError, Completion, letter_of_token, quiet_stderr
+from agents.backends.base import BackendError, Completion, Unreachable, letter_of_token, quiet_stderr
 from agents.prompts import load_prompts
 from eval.schema import Message
 
@@ -55,15 +55,26 @@ class ServerError(BackendError):
     """The server failed a request (after retries) or refused it; the message says which and why."""
 
 
+class ServerUnreachable(ServerError, Unreachable):
+    """Every attempt of a request failed to connect, or lost its connection: the server is down or gone."""
+
+
 def _retryable_status(code: int) -> bool:
     return code in (408, 409, 425, 429) or code >= 500
+
+
+def lost_connection(e: BaseException) -> bool:
+    """No answer at all: refused, reset or dropped connections and timeouts (from the openai client or httpx)."""
+    import openai
+
+    return isinstance(e, openai.APIConnectionError | httpx.TransportError)
 
 
 def is_transient(e: BaseException) -> bool:
     """Worth retrying: connection errors, timeouts, 429 and 5xx (from the openai client or from httpx)."""
     import openai
 
-    if isinstance(e, openai.APIConnectionError | httpx.TransportError):  # includes timeouts and dropped connections
+    if lost_connection(e):
         return True
     if isinstance(e, openai.APIStatusError | httpx.HTTPStatusError):
         return _retryable_status(e.response.status_code)
@@ -114,7 +125,9 @@ class RetryPolicy:
                 if not is_transient(e):
                     raise
                 if attempt == self.retries:
-                    raise ServerError(f"{what} failed after {attempt + 1} attempts: {_describe(e)}") from e
+                    raise (ServerUnreachable if lost_connection(e) else ServerError)(
+                        f"{what} failed after {attempt + 1} attempts: {_describe(e)}"
+                    ) from e
                 d = self.delay(attempt, e)
                 log.warning(
                     "server.retry",
