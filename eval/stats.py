@@ -87,6 +87,8 @@ def paired_bootstrap_diff(
         return (0.0, -1.0, 1.0)
     # Per-question difference: +1 wrong -> right, -1 right -> wrong, 0 otherwise. Resample it.
     deltas = np.array([int(o) - int(b) for b, o in zip(baseline, other, strict=True)], dtype=float)
+    if counts.n == 1:  # every resample is that one question (scipy's bootstrap wants two or more)
+        return (counts.difference, counts.difference, counts.difference)
     with warnings.catch_warnings():  # identical outcomes: every resample is 0, which is the right interval
         warnings.simplefilter("ignore", DegenerateDataWarning)
         ci = bootstrap(

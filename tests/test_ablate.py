@@ -79,6 +79,7 @@ def test_paired_bootstrap_is_seeded_and_degenerate_cases_are_exact():
     assert paired_bootstrap_diff(a, b, seed=7) == paired_bootstrap_diff(a, b, seed=7)
     assert paired_bootstrap_diff(a, a) == (0.0, 0.0, 0.0)  # identical outcomes: no uncertainty in the difference
     assert paired_bootstrap_diff([], []) == (0.0, -1.0, 1.0)
+    assert paired_bootstrap_diff([False], [True]) == (1.0, 1.0, 1.0)  # one question: every resample is it
     with pytest.raises(ValueError):
         paired_bootstrap_diff([True], [True, False])
 
