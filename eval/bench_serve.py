@@ -1,28 +1,24 @@
 """python -m eval.bench_serve: questions per minute through an OpenAI-compatible server at concurrency 1, 2, 4.
 
-Starts `python -m llama_cpp.server` on the model (or `--replicas K` of them behind a small least-connections
-proxy, the way several llama-server replicas sit behind one nginx upstream), runs a graph over the same
-questions at each concurrency through the real runner and the `openai` backend, and prints questions per
+Starts `python -m llama_cpp.server` on the model (or measures the server at `--base-url`), runs a graph over the
+same questions at each concurrency through the real runner and the `openai` backend, and prints questions per
 minute and the speed-up over concurrency 1; `--json OUT` writes them.
 
 llama_cpp.server (llama-cpp-python 0.3.x) has no parallel slots: one Llama object behind a global lock, so one
 server evaluates one request at a time whatever the concurrency. Concurrency pays off with servers that batch
-(llama-server -np N, vLLM) or with replicas.
+(llama-server --parallel N, vLLM); replicas on one machine are what --parallel is for, and across machines an
+off-the-shelf proxy (nginx, see the README) or the engine's own data parallelism spreads the requests.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import itertools
 import json
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -83,76 +79,6 @@ class LocalServer:
         self._log.close()
 
 
-class Balancer(ThreadingHTTPServer):
-    """A least-connections HTTP proxy over `upstreams` (what nginx `upstream { least_conn; ... }` does)."""
-
-    daemon_threads = True
-
-    def __init__(self, upstreams: list[str]):
-        super().__init__(("127.0.0.1", 0), _BalancerHandler)
-        self.upstreams = [httpx.URL(u) for u in upstreams]
-        self.in_flight = [0] * len(upstreams)
-        self.served = [0] * len(upstreams)
-        self.lock = threading.Lock()
-        self._order = itertools.cycle(range(len(upstreams)))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
-
-    def acquire(self) -> int:
-        with self.lock:
-            start = next(self._order)
-            n = len(self.upstreams)
-            i = min(((start + k) % n for k in range(n)), key=lambda j: self.in_flight[j])
-            self.in_flight[i] += 1
-            self.served[i] += 1
-            return i
-
-    def release(self, i: int) -> None:
-        with self.lock:
-            self.in_flight[i] -= 1
-
-
-class _BalancerHandler(BaseHTTPRequestHandler):
-    server: Balancer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self._forward(b"")
-
-    def do_POST(self):
-        self._forward(self.rfile.read(int(self.headers.get("content-length", 0))))
-
-    def _forward(self, body: bytes) -> None:
-        i = self.server.acquire()
-        up = self.server.upstreams[i]
-        try:
-            conn = http.client.HTTPConnection(up.host, up.port, timeout=600)
-            conn.request(self.command, self.path, body=body or None, headers={"content-type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-            conn.close()
-        except OSError as e:
-            data, status, ctype = (
-                json.dumps({"error": {"message": f"upstream {up}: {e}"}}).encode(),
-                502,
-                "application/json",
-            )
-        else:
-            status, ctype = resp.status, resp.getheader("content-type", "application/json")
-        finally:
-            self.server.release(i)
-        self.send_response(status)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 def measure(backend: OpenAIBackend, graph: str, questions, n_ctx: int, concurrency: int, workdir: Path) -> dict:
     """One evaluator run (eval.api.evaluate, as the CLI makes it) of `graph` on `questions` at `concurrency`."""
     out = workdir / f"c{concurrency}"
@@ -191,12 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", type=int, default=12, help="bundled questions, stratified (default 12)")
     p.add_argument("--graph", default="single", help="graph to run (default single)")
     p.add_argument("--concurrency", default="1,2,4", help="comma-separated levels (default 1,2,4)")
-    p.add_argument(
-        "--replicas",
-        type=int,
-        default=1,
-        help="llama_cpp.server processes behind one least-connections proxy (default 1)",
-    )
     p.add_argument("--n-threads", type=int, default=1, help="threads per server (default 1)")
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--base-url", help="measure this running server instead of starting llama_cpp.server")
@@ -211,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logsetup.configure(args.verbose)
     levels = [int(c) for c in args.concurrency.split(",")]
-    if not levels or min(levels) < 1 or args.replicas < 1 or args.rounds < 1:
-        p.error("--concurrency levels and --replicas must be positive")
+    if not levels or min(levels) < 1 or args.rounds < 1:
+        p.error("--concurrency levels and --rounds must be positive")
 
     try:
         model = resolve_model(args.model)
@@ -220,27 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     questions = select(load_questions(BUNDLED), limit=args.questions)
-    servers: list[LocalServer] = []
-    balancer: Balancer | None = None
+    server: LocalServer | None = None
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
         try:
             if args.base_url:
                 base_url = args.base_url
             else:
-                print("note: llama_cpp.server has no parallel slots (no --n_parallel setting): each server "
-                      "evaluates one request at a time; concurrency helps only across --replicas",
+                print("note: llama_cpp.server has no parallel slots (no --n_parallel setting): it evaluates one "
+                      "request at a time; measure a batching server with --base-url",
                       file=sys.stderr)  # fmt: skip
-                servers = [
-                    LocalServer(model, n_ctx=args.n_ctx, n_threads=args.n_threads, log_path=work / f"server{i}.log")
-                    for i in range(args.replicas)
-                ]
-                for s in servers:
-                    s.wait()
-                if len(servers) > 1:
-                    balancer = Balancer([s.url for s in servers])
-                    threading.Thread(target=balancer.serve_forever, daemon=True).start()
-                base_url = f"{(balancer.url if balancer else servers[0].url)}/v1"
+                server = LocalServer(model, n_ctx=args.n_ctx, n_threads=args.n_threads, log_path=work / "server.log")
+                server.wait()
+                base_url = f"{server.url}/v1"
             backend = OpenAIBackend(base_url, model_path=model, retry=RetryPolicy(retries=2))
             caps = backend.probe()
             warm = questions[:1]  # load the model's pages and the system-prompt prefix before timing
@@ -260,10 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         finally:
-            if balancer:
-                balancer.shutdown()
-            for s in servers:
-                s.stop()
+            if server:
+                server.stop()
 
     base = results[0]["questions_per_minute"]
     for r in results:
@@ -273,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": model.name,
         "graph": args.graph,
         "server": args.base_url
-        or f"llama_cpp.server x{args.replicas} (n_threads={args.n_threads}, n_ctx={args.n_ctx}, no parallel slots)",
+        or f"llama_cpp.server (n_threads={args.n_threads}, n_ctx={args.n_ctx}, no parallel slots)",
         "prompt_mode": caps.prompt_mode,
         "method": caps.methods[0],
         "questions": len(questions),
