@@ -419,7 +419,7 @@ def analyse(board: Board, out: Path) -> Leaderboard:
                     diff_ci_low=c.diff_ci_low,
                     diff_ci_high=c.diff_ci_high,
                     mcnemar_p=c.mcnemar_p,
-                    discordance=(c.right_to_wrong + c.wrong_to_right) / c.n if c.n else 0.0,
+                    discordance=c.discordance,
                 )
             )
     for pair, adjusted in zip(pairs, holm([p.mcnemar_p for p in pairs]), strict=True):
@@ -554,7 +554,7 @@ def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) 
                     diff_ci_low=c.diff_ci_low,
                     diff_ci_high=c.diff_ci_high,
                     mcnemar_p=c.mcnemar_p,
-                    discordance=(c.right_to_wrong + c.wrong_to_right) / n,
+                    discordance=c.discordance,
                 )
             )
     for g, adjusted in zip(gains, holm([g.mcnemar_p for g in gains]), strict=True):

@@ -199,6 +199,11 @@ class Comparison(BaseModel):
     unparsed: int = 0  # of the n, the chain's answers that named no option (counted wrong above)
     baseline_unparsed: int = 0
 
+    @property
+    def discordance(self) -> float:
+        """The share of the n questions exactly one of the two got right: what McNemar's power depends on."""
+        return (self.right_to_wrong + self.wrong_to_right) / self.n if self.n else 0.0
+
 
 class Flips(BaseModel):
     """How a chain's final answer differs from its first proposal on the same questions."""
