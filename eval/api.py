@@ -10,6 +10,7 @@ RunSpec) and a print; the ablation runner calls it once per cell.
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from agents.backends.base import Backend, BackendError
+from agents.backends.llamacpp import IN_PROCESS
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import PromptError, UnknownVariant, load_prompts
 from eval.cache import model_sha256
@@ -31,9 +33,9 @@ from eval.gguf_info import inspect_gguf
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 from eval.report import render_markdown, summarize
 from eval.runner import run
-from eval.schema import RunConfig, RunSummary, Specialty
+from eval.schema import Determinism, RunConfig, RunSummary, Specialty
 from eval.shuffle import shuffle_options
-from eval.store import RunDirError, RunStore
+from eval.store import RunDirError, RunStore, read_predictions
 from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph, option_fields, options_of
 from retrieval import RetrievalError
 
@@ -143,6 +145,14 @@ class _RunSpec(BaseModel):
             "chat: /v1/chat/completions; auto: completions when possible"
         ),
     )
+    scoring: Literal["auto", "probabilities", "letter"] = Field(
+        "auto",
+        **_serving(
+            "how a server commits to a letter: probabilities (next-token log-probabilities, for calibration), letter "
+            "(the letter alone, grammar-constrained: one short pass), auto: probabilities, except on llama_cpp.server "
+            "whose log-probabilities cost a pass over every prompt token and a sort of the vocabulary in Python"
+        ),
+    )
     concurrency: int = Field(
         1, ge=1, **_serving("questions in flight at once (openai backend; in-process llama.cpp runs one)")
     )
@@ -155,6 +165,15 @@ class _RunSpec(BaseModel):
         0.5, ge=0.0, **_serving("seconds before the first retry; doubles each time, with jitter")
     )
     request_timeout: float = Field(600.0, gt=0.0, **_serving("seconds one request may take"))
+    check_determinism: int = Field(
+        0,
+        ge=0,
+        **_serving(
+            "after the run, re-run K of its questions (seeded sample) at concurrency 1 and report how many answers "
+            "changed: batching servers may change greedy answers",
+            metavar="K",
+        ),
+    )
 
     @property
     def graphs(self) -> list[str]:
@@ -264,6 +283,7 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         shuffle_seed=spec.shuffle_options,
         prompt_variant=spec.prompt_variant,
         options=options,
+        engine=backend.engine if backend is not None else IN_PROCESS,
     )
     out = spec.out or Path("runs") / f"{'-vs-'.join(names)}-{label}"
     store = RunStore(out, config, fresh=spec.fresh)
@@ -293,14 +313,49 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     finally:
         store.close()
     baseline = names[1] if len(names) > 1 else None
+    predictions = store.predictions()
     summary = summarize(
-        shown, str(spec.data), names, baseline, questions, store.predictions().values(), bad_records=bad_records
+        shown,
+        str(spec.data),
+        names,
+        baseline,
+        questions,
+        predictions.values(),
+        bad_records=bad_records,
+        engine=config.engine,
     )
     summary.model_info = config.model_info
+    if spec.check_determinism:
+        summary.determinism = check_determinism(spec, questions, backend, out, predictions)
     markdown = render_markdown(summary)
     (out / "report.md").write_text(markdown, encoding="utf-8")
     (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     return RunResult(summary, markdown, out, store.path)
+
+
+def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, made: dict) -> Determinism:
+    """Re-run a seeded sample of spec.check_determinism questions at concurrency 1 (in OUT/determinism, afresh) with
+    the same backend, and compare each answer with the one the run made."""
+    sample = random.Random(spec.seed).sample(list(questions), min(spec.check_determinism, len(questions)))
+    again = evaluate(
+        spec.model_copy(
+            update={"out": out / "determinism", "fresh": True, "concurrency": 1, "check_determinism": 0, "limit": 0}
+        ),
+        questions=sample,
+        backend=backend,
+    )
+    remade = read_predictions(again.out)
+    pairs = [
+        (made[key], remade[key])
+        for key in remade
+        if key in made and "error" not in (made[key].parse_status, remade[key].parse_status)
+    ]
+    graphs = dict.fromkeys(g for g, _ in remade)
+    return Determinism(
+        concurrency=max((first.concurrency for first, _ in pairs), default=1),
+        compared={g: sum(first.graph == g for first, _ in pairs) for g in graphs},
+        changed={g: [a.question_id for a, b in pairs if a.graph == g and a.answer != b.answer] for g in graphs},
+    )
 
 
 def open_server(spec: RunSpec, model_path: Path | None):
@@ -313,6 +368,7 @@ def open_server(spec: RunSpec, model_path: Path | None):
         api_key=api_key_from_env(spec.api_key_env),
         model_path=model_path,
         prompt_mode=spec.prompt_mode,
+        scoring=spec.scoring,
         seed=spec.seed,
         timeout=spec.request_timeout,
         retry=RetryPolicy(retries=spec.retries, backoff=spec.retry_backoff),

@@ -1,27 +1,25 @@
 """python -m eval.bench_serve: questions per minute through an OpenAI-compatible server at concurrency 1, 2, 4.
 
-Starts `python -m llama_cpp.server` on the model (or measures the server at `--base-url`), runs a graph over the
-same questions at each concurrency through the real runner and the `openai` backend, and prints questions per
-minute and the speed-up over concurrency 1; `--json OUT` writes them.
+Starts `llama-server --parallel 4` on the model (or `python -m llama_cpp.server` with --engine, or measures the
+server at `--base-url`), runs each graph over the same questions at each concurrency through the real runner and
+the `openai` backend, and prints questions per minute, the speed-up over concurrency 1 in the same run, and how
+many answers differ from concurrency 1's; `--json OUT` writes them.
 
-llama_cpp.server (llama-cpp-python 0.3.x) has no parallel slots: one Llama object behind a global lock, so one
-server evaluates one request at a time whatever the concurrency. Concurrency pays off with servers that batch
-(llama-server --parallel N, vLLM); replicas on one machine are what --parallel is for, and across machines an
-off-the-shelf proxy (nginx, see the README) or the engine's own data parallelism spreads the requests.
+llama_cpp.server (llama-cpp-python 0.3.x) has no parallel slots: one Llama object behind a global lock, so it
+evaluates one request at a time whatever the concurrency. llama-server's slots decode concurrent requests in one
+batch; replicas on one machine are what --parallel is for, and across machines an off-the-shelf proxy (nginx, see
+the README) or the engine's own data parallelism spreads the requests.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import structlog
 
 from agents.backends.base import BackendError
@@ -30,53 +28,10 @@ from eval import log as logsetup
 from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
 from eval.models import ModelError, resolve_model
+from eval.serve import ENGINES, LocalServer
 from eval.store import read_predictions
 
 log = structlog.get_logger()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalServer:
-    """One `python -m llama_cpp.server` child process on a free loopback port."""
-
-    def __init__(self, model: Path, *, n_ctx: int, n_threads: int, log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)]  # fmt: skip
-        # The child process writes to this handle for its whole life; it is closed when the server stops.
-        self._log = open(log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        self.log_path = log_path
-
-    def wait(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/v1/models", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        tail = self.log_path.read_text(errors="replace")[-1500:]
-        raise BackendError(
-            f"llama_cpp.server did not start (is the server extra installed? pip install -e '.[server]'):\n{tail}"
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
 
 
 def measure(backend: OpenAIBackend, graph: str, questions, n_ctx: int, concurrency: int, workdir: Path) -> dict:
@@ -100,6 +55,18 @@ def measure(backend: OpenAIBackend, graph: str, questions, n_ctx: int, concurren
     }
 
 
+def in_process_single(model: Path, questions, n_ctx: int, n_threads: int, workdir: Path) -> float:
+    """Seconds per question of `single` in-process on the same questions: the baseline a server is compared with."""
+    from agents.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(model, n_ctx=n_ctx, n_threads=n_threads)
+    spec = RunSpec(graph="single", baseline="none", out=workdir / "in-process", n_ctx=n_ctx)
+    evaluate(spec.model_copy(update={"out": workdir / "in-process-warm"}), questions=questions[:1], backend=backend)
+    start = time.perf_counter()
+    evaluate(spec, questions=questions, backend=backend)
+    return (time.perf_counter() - start) / len(questions)
+
+
 def _median(runs: list[dict]) -> dict:
     ranked = sorted(runs, key=lambda r: r["questions_per_minute"])
     best = dict(ranked[len(ranked) // 2])
@@ -109,30 +76,59 @@ def _median(runs: list[dict]) -> dict:
     return best
 
 
+def bench_graph(backend, graph: str, questions, levels: list[int], rounds: int, n_ctx: int, work: Path) -> dict:
+    measure(backend, graph, questions[:1], n_ctx, 1, work / "warm")  # load pages and the shared prefix before timing
+    runs: dict[int, list[dict]] = {c: [] for c in levels}
+    for r in range(rounds):
+        for c in levels[r % len(levels) :] + levels[: r % len(levels)]:
+            runs[c].append(measure(backend, graph, questions, n_ctx, c, work / graph))
+            log.info("bench.level", graph=graph, round=r + 1, concurrency=c, q_min=runs[c][-1]["questions_per_minute"])
+    results = [_median(runs[c]) for c in levels]
+    first = results[0]
+    for r in results:
+        r["speedup"] = round(r["questions_per_minute"] / first["questions_per_minute"], 2)
+        # Greedy answers that differ from concurrency 1's: what batching changed (0 on an engine that serialises).
+        r["answers_changed"] = sum(r["answers"][q] != a for q, a in first["answers"].items() if q in r["answers"])
+    return {
+        "graph": graph,
+        "same_answers_at_every_concurrency": all(
+            r["answers_changed"] == 0 and not r["answers_differ"] for r in results
+        ),
+        "results": [{k: v for k, v in r.items() if k not in ("answers", "answers_differ")} for r in results],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m eval.bench_serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default="smollm2-135m", help="GGUF path or packaged model name (default smollm2-135m)")
-    p.add_argument("--questions", type=int, default=12, help="bundled questions, stratified (default 12)")
-    p.add_argument("--graph", default="single", help="graph to run (default single)")
+    p.add_argument("--model", default="qwen2.5-coder-0.5b", help="GGUF path or packaged model name")
+    p.add_argument("--questions", type=int, default=16, help="bundled questions, stratified (default 16)")
+    p.add_argument("--graph", default="single,reflect", help="comma-separated graphs (default single,reflect)")
     p.add_argument("--concurrency", default="1,2,4", help="comma-separated levels (default 1,2,4)")
-    p.add_argument("--n-threads", type=int, default=1, help="threads per server (default 1)")
-    p.add_argument("--n-ctx", type=int, default=2048)
-    p.add_argument("--base-url", help="measure this running server instead of starting llama_cpp.server")
+    p.add_argument("--engine", choices=ENGINES, default="llama-server", help="server to start (default llama-server)")
+    p.add_argument("--parallel", type=int, default=4, help="llama-server slots (default 4)")
+    p.add_argument("--n-threads", type=int, default=2, help="threads of the server (default 2)")
+    p.add_argument("--n-ctx", type=int, default=4096, help="context per slot (default 4096)")
+    p.add_argument("--base-url", help="measure this running server instead of starting one")
     p.add_argument(
         "--rounds",
         type=int,
         default=1,
         help="repeat every level this often, in rotated order, and keep the median (shared machines drift)",
     )
+    p.add_argument(
+        "--no-in-process", action="store_true", help="skip timing single in-process on the same questions first"
+    )
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logsetup.configure(args.verbose)
     levels = [int(c) for c in args.concurrency.split(",")]
-    if not levels or min(levels) < 1 or args.rounds < 1:
-        p.error("--concurrency levels and --rounds must be positive")
+    graphs = [g for g in args.graph.split(",") if g]
+    if not levels or min(levels) < 1 or args.rounds < 1 or args.parallel < 1 or not graphs:
+        p.error("--concurrency levels, --parallel and --rounds must be positive, and --graph must name a graph")
+    parallel = 1 if args.engine == "llama_cpp.server" else args.parallel
 
     try:
         model = resolve_model(args.model)
@@ -144,30 +140,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
         try:
+            in_process = None
+            if "single" in graphs and not args.no_in_process:
+                in_process = in_process_single(model, questions, args.n_ctx, args.n_threads, work)
+                log.info("bench.in_process", graph="single", s_per_q=round(in_process, 3))
             if args.base_url:
                 base_url = args.base_url
             else:
-                print("note: llama_cpp.server has no parallel slots (no --n_parallel setting): it evaluates one "
-                      "request at a time; measure a batching server with --base-url",
-                      file=sys.stderr)  # fmt: skip
-                server = LocalServer(model, n_ctx=args.n_ctx, n_threads=args.n_threads, log_path=work / "server.log")
-                server.wait()
-                base_url = f"{server.url}/v1"
+                server = LocalServer(
+                    args.engine,
+                    model,
+                    n_ctx=args.n_ctx,
+                    n_threads=args.n_threads,
+                    parallel=parallel,
+                    log_path=work / "server.log",
+                ).wait()
+                base_url = server.url
             backend = OpenAIBackend(base_url, model_path=model, retry=RetryPolicy(retries=2))
             caps = backend.probe()
-            warm = questions[:1]  # load the model's pages and the system-prompt prefix before timing
-            measure(backend, args.graph, warm, args.n_ctx, 1, work / "warm")
-            runs: dict[int, list[dict]] = {c: [] for c in levels}
-            for r in range(args.rounds):
-                for c in levels[r % len(levels) :] + levels[: r % len(levels)]:
-                    runs[c].append(measure(backend, args.graph, questions, args.n_ctx, c, work))
-                    log.info(
-                        "bench.level",
-                        round=r + 1,
-                        concurrency=c,
-                        questions_per_minute=runs[c][-1]["questions_per_minute"],
-                    )
-            results = [_median(runs[c]) for c in levels]
+            benches = [bench_graph(backend, g, questions, levels, args.rounds, args.n_ctx, work) for g in graphs]
         except BackendError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -175,34 +166,34 @@ def main(argv: list[str] | None = None) -> int:
             if server:
                 server.stop()
 
-    base = results[0]["questions_per_minute"]
-    for r in results:
-        r["speedup"] = round(r["questions_per_minute"] / base, 2)
-    same = all(r["answers"] == results[0]["answers"] and not r["answers_differ"] for r in results)
     summary = {
         "model": model.name,
-        "graph": args.graph,
-        "server": args.base_url
-        or f"llama_cpp.server (n_threads={args.n_threads}, n_ctx={args.n_ctx}, no parallel slots)",
+        "engine": caps.engine.model_dump(),
+        "server": args.base_url or f"{args.engine} (threads {args.n_threads}, {parallel} slots, n_ctx {args.n_ctx})",
         "prompt_mode": caps.prompt_mode,
         "method": caps.methods[0],
         "questions": len(questions),
-        "same_answers_at_every_concurrency": same,
         "rounds": args.rounds,
-        "results": [{k: v for k, v in r.items() if k not in ("answers", "answers_differ")} for r in results],
+        "graphs": benches,
     }
-    print(f"{summary['graph']} on {summary['model']}, {summary['questions']} questions, {summary['server']}")
-    print(
-        f"| concurrency | seconds (median of {args.rounds}) | questions/min | speed-up | every round (q/min) | errors |"
-    )
-    print("|---|---|---|---|---|---|")
-    for r in summary["results"]:
-        rounds = ", ".join(str(x) for x in r["rounds"])
-        print(
-            f"| {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} | {r['speedup']}x "
-            f"| {rounds} | {r['errors']} |"
-        )
-    print(f"same answers at every concurrency: {'yes' if same else 'no'}")
+    if in_process is not None:
+        single = next(b for b in benches if b["graph"] == "single")["results"][0]
+        summary["single_in_process_s_per_q"] = round(in_process, 3)
+        summary["single_server_vs_in_process"] = round(single["seconds"] / single["questions"] / in_process, 2)
+    print(f"{summary['model']}, {summary['questions']} questions, {caps.engine.describe()}: {summary['server']}")
+    print(f"| graph | concurrency | seconds (median of {args.rounds}) | questions/min | speed-up | answers changed "
+          "vs c=1 | every round (q/min) | errors |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for bench in benches:
+        for r in bench["results"]:
+            rounds = ", ".join(str(x) for x in r["rounds"])
+            print(
+                f"| {bench['graph']} | {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} "
+                f"| {r['speedup']}x | {r['answers_changed']} | {rounds} | {r['errors']} |"
+            )
+    if in_process is not None:
+        print(f"single at concurrency {levels[0]}: {summary['single_server_vs_in_process']}x the in-process "
+              f"{summary['single_in_process_s_per_q']} s/question on the same questions and threads")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

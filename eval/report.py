@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from eval.analysis import answer_key, draft_flips, flip_rows, key_text, paired, regrade
-from eval.schema import SPECIALTIES, Accuracy, GraphSummary, Prediction, Question, RunSummary
+from eval.schema import SPECIALTIES, Accuracy, Engine, GraphSummary, Prediction, Question, RunSummary
 from eval.stats import holm, wilson_interval
 
 LEVELS = ("attending", "senior")
@@ -57,6 +57,7 @@ def summarize(
     predictions: Iterable[Prediction],
     *,
     bad_records: int = 0,
+    engine: Engine | None = None,
 ) -> RunSummary:
     """Every graph is scored on the same questions: those with a result from all of them.
 
@@ -91,6 +92,10 @@ def summarize(
         key=answer_key([wanted[qid] for qid in scored_ids]),
         graphs=[summarize_graph(g, by_graph[g], wanted, scored_ids) for g in graphs],
         comparisons=comparisons,
+        engine=engine,
+        batched=sum(
+            by_graph[g][qid].concurrency > 1 for g in graphs for qid in scored_ids if engine and engine.batches
+        ),
     )
 
 
@@ -204,4 +209,27 @@ def render_markdown(summary: RunSummary) -> str:
                 f"## {g.graph}: {f.first} → final answer\n\n"
                 + _table([f"{f.first} → final", "questions"], flip_rows(f))
             )
+    if summary.engine:
+        parts.append(_serving(summary))
     return "\n\n".join(parts) + "\n"
+
+
+def _serving(summary: RunSummary) -> str:
+    engine, scored = summary.engine, summary.scored * len(summary.graphs)
+    lines = [f"## Engine\n\n{engine.describe()}."]
+    if summary.batched:
+        lines.append(
+            f"{summary.batched} of {scored} predictions were made while other questions were in flight on an engine "
+            "that batches them: batched decoding takes another floating-point path, so greedy answers can differ "
+            "from a run at concurrency 1 (`--check-determinism K` measures how many)."
+        )
+    elif scored:
+        why = "one request at a time" if not engine.batches else "concurrency 1"
+        lines.append(f"No prediction shared a batch with another question ({why}): answers do not depend on timing.")
+    if d := summary.determinism:
+        per_graph = ", ".join(f"{g} {len(d.changed[g])} of {n}" for g, n in d.compared.items())
+        lines.append(
+            f"Determinism check: {sum(d.compared.values())} answers re-made at concurrency 1; "
+            f"{d.total_changed} changed from those made at concurrency {d.concurrency} ({per_graph})."
+        )
+    return "\n\n".join(lines)

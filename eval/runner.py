@@ -166,7 +166,7 @@ def _run_concurrently(
         for name in names:
             if stop.is_set():
                 return
-            prediction = predict(name, graphs[name], question, breaker)
+            prediction = predict(name, graphs[name], question, breaker).model_copy(update={"concurrency": concurrency})
             with write:
                 store.append(prediction)
                 bar.update()

@@ -88,6 +88,26 @@ class TraceStep(BaseModel):
     continues: int | None = None
 
 
+class Engine(BaseModel):
+    """What computed the predictions: in-process llama.cpp or a server, its version and build, and its slots."""
+
+    name: str  # llama-cpp-python (in-process), llama_cpp.server, llama-server, vllm, or unknown
+    version: str = ""
+    build: str = ""
+    # Requests the engine decodes together: 1 serialises (answers cannot depend on concurrency); None = unknown or
+    # dynamic batching (vLLM, an unrecognised server).
+    slots: int | None = None
+
+    @property
+    def batches(self) -> bool:
+        return self.slots is None or self.slots > 1
+
+    def describe(self) -> str:
+        release = " ".join(x for x in (self.version, f"({self.build})" if self.build else "") if x)
+        slots = "dynamic batching" if self.slots is None else f"{self.slots} slot{'s' * (self.slots != 1)}"
+        return f"{self.name} {release}".strip() + f", {slots}"
+
+
 class Prediction(BaseModel):
     question_id: str
     graph: str
@@ -106,6 +126,8 @@ class Prediction(BaseModel):
     completion_tokens: int = 0
     seconds: float = 0.0
     model_calls: int = 0
+    # Questions in flight when this one ran: above 1 on an engine that batches, other questions shared its batch.
+    concurrency: int = 1
 
     @model_validator(mode="before")
     @classmethod
@@ -157,6 +179,8 @@ class RunConfig(BaseModel):
     prompt_variant: str = ""  # a [variants.NAME] table of the strategy's prompt file; "" = its default_variant
     # Each strategy's own options (its budgets, rounds, samples...), by strategy name, as the strategy declares them.
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The engine of the latest session: recorded, not compared (a restarted server may resume the run).
+    engine: Engine | None = None
     version: int = CONFIG_VERSION
 
     @model_validator(mode="before")
@@ -240,6 +264,18 @@ class AnswerKey(BaseModel):
     chance: float  # expected accuracy of a uniform guess over the options shown
 
 
+class Determinism(BaseModel):
+    """--check-determinism: questions of a run re-run at concurrency 1, and the answers that changed."""
+
+    concurrency: int  # the highest concurrency the compared predictions were made at
+    compared: dict[str, int]  # graph -> answers compared
+    changed: dict[str, list[str]]  # graph -> ids of the questions whose answer changed
+
+    @property
+    def total_changed(self) -> int:
+        return sum(len(ids) for ids in self.changed.values())
+
+
 class RunSummary(BaseModel):
     model: str
     model_info: dict = Field(default_factory=dict)
@@ -251,3 +287,6 @@ class RunSummary(BaseModel):
     key: AnswerKey | None = None
     graphs: list[GraphSummary]
     comparisons: list[Comparison]
+    engine: Engine | None = None
+    batched: int = 0  # predictions made while other questions could share their batch (see Prediction.concurrency)
+    determinism: Determinism | None = None

@@ -19,6 +19,8 @@ log = structlog.get_logger()
 
 # Config fields that decide only how answers are graded, not what the model was asked.
 REGRADE_ONLY = {"key_sha256", "answers"}
+# Recorded for the reader, not compared: the engine a restarted (or upgraded) server reports.
+RECORDED = {"engine"}
 
 
 class RunDirError(Exception):
@@ -49,15 +51,22 @@ class RunStore:
                 f"but it cannot resume: use another --out, or --fresh (or delete {out})"
             )
         if previous is not None and previous != config:
-            changed = sorted(k for k in RunConfig.model_fields if getattr(previous, k) != getattr(config, k))
+            changed = sorted(
+                k for k in RunConfig.model_fields.keys() - RECORDED if getattr(previous, k) != getattr(config, k)
+            )
             if not set(changed) <= REGRADE_ONLY:
                 raise RunDirError(
                     f"{out} holds a run with a different config (changed: {', '.join(changed)}); "
                     "use another --out, or --fresh to discard it"
                 )
-            # Only the key changed: what the model was shown is the same, so its answers stand; reports grade
+            # At most the key changed: what the model was shown is the same, so its answers stand; reports grade
             # every prediction against the key of the current manifest.
-            log.warning("run.answer_key_changed", out=str(out), note="finished predictions are kept and re-graded")
+            if changed:
+                log.warning("run.answer_key_changed", out=str(out), note="finished predictions are kept and re-graded")
+            if previous.engine and config.engine and previous.engine != config.engine:
+                log.warning(
+                    "run.engine_changed", out=str(out), was=previous.engine.describe(), now=config.engine.describe()
+                )
         if previous != config:
             tmp = manifest.with_suffix(".tmp")
             tmp.write_text(config.model_dump_json(indent=2))

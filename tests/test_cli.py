@@ -37,6 +37,8 @@ def test_reflect_vs_single_end_to_end_and_resume(cli, tmp_path):
     assert report.strip() in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["graphs"] == ["reflect", "single"] and len(manifest["question_ids"]) == 3
+    assert manifest["engine"]["name"] == "llama-cpp-python" and manifest["engine"]["slots"] == 1
+    assert "## Engine" in report and "No prediction shared a batch with another question" in report
 
     again = cli("--graph", "reflect", *ARGS, "--out", str(out))
     assert again.returncode == 0, again.stderr

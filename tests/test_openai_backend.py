@@ -8,8 +8,6 @@ import json
 import math
 import random
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +28,7 @@ from agents.backends.openai import (
 )
 from eval.models import resolve_model
 from eval.schema import Message, Prediction
+from eval.serve import LocalServer, free_port
 
 MSGS = [
     Message(role="system", content="你是临床医师。"),
@@ -62,7 +61,7 @@ class Script:
         body = json.loads(request.content) if request.content else {}
         if path == "/v1/models":
             return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
-        if path.endswith("tokenize"):
+        if path.endswith("tokenize") or request.method == "GET":  # no engine endpoints (/props, /version)
             return httpx.Response(404, json={"detail": "Not Found"})
         if path == "/v1/completions":
             return httpx.Response(404, json={"detail": "Not Found"})
@@ -219,55 +218,13 @@ def test_server_down_is_one_clear_error(cli, tmp_path):
 # -- a real llama_cpp.server -------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
     """`python -m llama_cpp.server` on the tiny model, one thread; yields its /v1 URL."""
     pytest.importorskip("fastapi", reason="the server extra is needed: pip install -e '.[test]'")
-    model = resolve_model(TINY)
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "1",
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start:\n{log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with LocalServer("llama_cpp.server", resolve_model(TINY), n_ctx=2048, n_threads=1, log_path=log) as running:
+        yield running.url
 
 
 def predictions(out: Path) -> list[dict]:
@@ -318,9 +275,11 @@ def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path)
         assert [s["node"] for s in p["trace"]] == (
             ["draft", "critique", "extract"] if p["graph"] == "reflect" else ["answer"]
         )
-        assert p["parse_status"] == "ok" and p["answer_method"] == "next_token" and p["answer"] in "ABCDE"
+        # llama_cpp.server's log-probabilities are slow (every prompt token's logits, a Python sort of the
+        # vocabulary), so by default the letter is committed by a grammar: the chosen letter alone is scored.
+        assert p["parse_status"] == "ok" and p["answer_method"] == "grammar" and p["answer"] in "ABCDE"
         scoring = p["trace"][-1]
-        assert scoring["prompt_tokens"] > 0 and scoring["seconds"] > 0 and scoring["scores"]
+        assert scoring["prompt_tokens"] > 0 and scoring["seconds"] > 0 and scoring["scores"] == {p["answer"]: 0.0}
         assert p["trace"][0]["output"].startswith("分析：" if p["graph"] == "reflect" else "")
     assert "## reflect vs single (paired, n=2)" in result.stdout and "McNemar" in result.stdout
     assert '"prompt_mode": "completions"' in result.stderr
@@ -336,11 +295,13 @@ def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path)
     assert again.returncode == 0, again.stderr
     assert (out / "predictions.jsonl").read_text(encoding="utf-8") == lines, "resume must not redo or duplicate"
 
-    # Without the GGUF: the chat endpoint, the prefix as an instruction, a different prompts version.
+    # Without the GGUF: the chat endpoint, the prefix as an instruction, a different prompts version; and the
+    # log-probabilities when asked for.
     chat = tmp_path / "chat"
     result = cli(
-        "--graph", "single", "--baseline", "none", *SERVE, "--base-url", server, "--limit", "1", "--out", str(chat)
-    )
+        "--graph", "single", "--baseline", "none", *SERVE, "--base-url", server, "--limit", "1", "--out", str(chat),
+        "--scoring", "probabilities",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert '"prompt_mode": "chat"' in result.stderr
     assert all(p["parse_status"] == "ok" and p["answer_method"] == "next_token" for p in predictions(chat))
@@ -351,8 +312,8 @@ def test_completions_mode_scores_match_in_process(server):
     from agents.backends.llamacpp import LlamaCppBackend
 
     local = LlamaCppBackend(resolve_model(TINY), n_ctx=2048, n_threads=1)
-    remote = OpenAIBackend(server, model_path=resolve_model(TINY))
-    assert remote.probe().methods[0] == "next_token"
+    remote = OpenAIBackend(server, model_path=resolve_model(TINY), scoring="probabilities")
+    assert remote.probe().methods[0] == "next_token" and remote.engine.name == "llama_cpp.server"
     mine, theirs = (
         local.score_next(MSGS, LETTERS, assistant_prefix="答案："),
         remote.score_next(MSGS, LETTERS, assistant_prefix="答案："),

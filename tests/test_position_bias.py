@@ -40,7 +40,7 @@ def answers(run) -> dict[str, str]:
 
 
 def test_position_bias_report_from_two_real_runs(cli, tmp_path):
-    args = ("--graph", "single", "--baseline", "none", "--model", TINY, "--limit", "6", "--n-threads", "1")
+    args = ("--graph", "single", "--baseline", "none", "--model", TINY, "--limit", "6")
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli(*args, "--out", str(a)).returncode == 0
     shuffled = cli(*args, "--shuffle-options", "7", "--out", str(b))

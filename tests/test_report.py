@@ -136,3 +136,19 @@ def test_report_renders_exactly_the_counts():
         "| draft named no option | 1 |\n"
         "| total | 12 |\n"
     )
+
+
+def test_engine_section_counts_predictions_made_under_batching():
+    from eval.schema import Engine
+
+    preds = [pred(f"q{i}", "single", "A").model_copy(update={"concurrency": 1 + 3 * (i < 3)}) for i in range(4)]
+    batching = summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="llama-server", slots=4))
+    assert batching.batched == 3
+    text = render_markdown(batching)
+    assert "llama-server, 4 slots." in text and "3 of 4 predictions were made while other questions" in text
+    # The same concurrency on an engine that serialises shares no batch.
+    serial = summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="llama_cpp.server", slots=1))
+    assert serial.batched == 0
+    assert "No prediction shared a batch with another question (one request at a time)" in render_markdown(serial)
+    # vLLM reports no slot count: it batches dynamically, so concurrency counts.
+    assert summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="vllm")).batched == 3

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from eval.schema import Message
+from eval.schema import Engine, Message
 
 
 class BackendError(Exception):
@@ -57,6 +57,7 @@ class Completion:
 
 class Backend(Protocol):
     name: str
+    engine: Engine  # what computes the answers, for the manifest
 
     def chat(
         self,

@@ -12,12 +12,16 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from agents.backends.base import BackendError, Completion, letter_of_token, quiet_stderr
-from eval.schema import Message
+from eval.schema import Engine, Message
+
+# One llama.cpp context evaluates one stream: nothing is batched with another question.
+IN_PROCESS = Engine(name="llama-cpp-python", version=version("llama-cpp-python"), slots=1)
 
 
 class LlamaCppBackend:
@@ -40,15 +44,19 @@ class LlamaCppBackend:
 
         check_fits(inspect_gguf(model_path, sha256=False), n_ctx, n_gpu_layers)
         self.name = f"llama.cpp:{Path(model_path).name}"
+        self.engine = IN_PROCESS
         self.seed = seed
         self.repeat_penalty = repeat_penalty
+        # llama-cpp-python defaults to half the cores for generation (memory-bound: use them all) and to every core
+        # for prompts, whatever n_threads says: --n-threads bounds both, as llama-server's --threads/--threads-batch.
+        threads = n_threads or os.cpu_count() or 1
         try:
             with quiet_stderr():
                 self.llm = Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
-                    # llama-cpp-python defaults to half the cores; generation is memory-bound, so use them all.
-                    n_threads=n_threads or os.cpu_count() or 1,
+                    n_threads=threads,
+                    n_threads_batch=threads,
                     n_gpu_layers=n_gpu_layers,
                     flash_attn=flash_attn,
                     seed=seed,

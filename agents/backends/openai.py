@@ -38,12 +38,13 @@ import structlog
 from agents.answer import parse_letter
 from agents.backends.base import BackendError, Completion, Unreachable, letter_of_token, quiet_stderr
 from agents.prompts import load_prompts
-from eval.schema import Message
+from eval.schema import Engine, Message
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 PromptMode = Literal["auto", "completions", "chat"]
+Scoring = Literal["auto", "probabilities", "letter"]
 # Chat mode's instructions (agents/prompts/chat.toml); their version is part of a run's config.
 CHAT_HINTS = load_prompts("chat")
 CHAT_PROMPTS_VERSION = CHAT_HINTS["version"]
@@ -148,6 +149,7 @@ class Capabilities:
     tokenize: str | None  # "extras" (llama_cpp.server), "tokenize" (llama-server, vLLM) or None (estimate)
     llama_cpp: bool  # the server takes llama.cpp sampling fields (repeat_penalty, grammar)
     models: list[str]
+    engine: Engine
 
 
 class _ChatTemplate:
@@ -255,6 +257,7 @@ class OpenAIBackend:
         api_key: str | None = None,
         model_path: Path | None = None,
         prompt_mode: PromptMode = "auto",
+        scoring: Scoring = "auto",
         seed: int = 0,
         repeat_penalty: float = 1.1,
         timeout: float = 600.0,
@@ -270,6 +273,7 @@ class OpenAIBackend:
         self._api_key = api_key or DUMMY_KEY
         self.model_path = model_path
         self.requested_mode = prompt_mode
+        self.scoring = scoring
         self.seed = seed
         self.repeat_penalty = repeat_penalty
         self.timeout = timeout
@@ -320,6 +324,10 @@ class OpenAIBackend:
     def capabilities(self) -> Capabilities:
         return self._caps or self.probe()
 
+    @property
+    def engine(self) -> Engine:
+        return self.capabilities.engine
+
     def _models(self) -> list[str]:
         url = f"{self.base_url}/models"
         try:
@@ -366,7 +374,13 @@ class OpenAIBackend:
         self._mode = mode
         probe_msgs = [Message(role="user", content="Reply with the single letter A.")]
         methods = []
-        if self._supported(lambda: self._first_top(self._request(probe_msgs, "", max_tokens=1, logprobs=True))):
+        engine = self._engine(tokenize)
+        # llama_cpp.server computes log-probabilities for every prompt token (logits_all) and sorts the whole
+        # vocabulary in Python for each generated one: 0.3-0.4 s a request, more than the answer's forward pass.
+        wanted = self.scoring == "probabilities" or (self.scoring == "auto" and engine.name != "llama_cpp.server")
+        if wanted and self._supported(
+            lambda: self._first_top(self._request(probe_msgs, "", max_tokens=1, logprobs=True))
+        ):
             methods.append("next_token")
         if self._supported(
             lambda: self._request(probe_msgs, "", max_tokens=3, grammar='root ::= "Z"').text.strip() == "Z"
@@ -381,16 +395,51 @@ class OpenAIBackend:
         ):
             methods.append("json")
         methods.append("regex")
-        caps = Capabilities(prompt_mode=mode, methods=methods, tokenize=tokenize, llama_cpp=llama_cpp, models=models)
+        caps = Capabilities(
+            prompt_mode=mode, methods=methods, tokenize=tokenize, llama_cpp=llama_cpp, models=models, engine=engine
+        )
         log.info(
             "server.ready",
             url=self.base_url,
             model=self.model_name,
+            engine=engine.describe(),
             prompt_mode=mode,
             methods=methods,
             tokenize=tokenize or "estimate (characters)",
         )
+        if wanted and "next_token" not in methods:
+            log.warning(
+                "server.no_logprobs",
+                url=self.base_url,
+                scoring=methods[0],
+                note="the server returns no next-token log-probabilities: answers are committed letters, "
+                "with no probabilities for calibration",
+            )
         return caps
+
+    def _get_json(self, url: str) -> dict | None:
+        try:
+            r = self._http.get(url, headers=self._headers, timeout=min(self.timeout, 10.0))
+            data = r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _engine(self, tokenize: str | None) -> Engine:
+        """Which engine answers, from the endpoints only it has: llama_cpp.server's /extras/tokenize (its version
+        in /openapi.json), llama-server's /props (slots and build), vLLM's /version."""
+        if tokenize == "extras":
+            info = (self._get_json(f"{self.root_url}/openapi.json") or {}).get("info") or {}
+            return Engine(name="llama_cpp.server", version=str(info.get("version", "")), slots=1)
+        if (props := self._get_json(f"{self.root_url}/props")) and "total_slots" in props:
+            build = str(props.get("build_info", ""))  # "b6100-1a2b3c4"; "b0-unknown" from a build without git
+            release = build.split("-")[0]
+            return Engine(
+                name="llama-server", version="" if release == "b0" else release, build=build, slots=props["total_slots"]
+            )
+        if (version := self._get_json(f"{self.root_url}/version")) and "version" in version:
+            return Engine(name="vllm", version=str(version["version"]))
+        return Engine(name="unknown")
 
     def _supported(self, attempt: Callable[[], Any]) -> bool:
         """True when a feature probe returns something truthy; a 4xx refusal means unsupported."""
@@ -460,7 +509,7 @@ class OpenAIBackend:
         client = self._chat_model().root_client
         body = dict(extra or {})
         if self._llama_cpp:
-            body["repeat_penalty"] = self.repeat_penalty
+            body.setdefault("repeat_penalty", self.repeat_penalty)
         resp = client.completions.create(
             model=self.model_name,
             prompt=prompt,
@@ -512,7 +561,7 @@ class OpenAIBackend:
             # ChatOpenAI sends max_completion_tokens, which llama_cpp.server ignores (it would then generate to n_ctx).
             body["max_tokens"] = max_tokens
         if self._llama_cpp:
-            body["repeat_penalty"] = self.repeat_penalty
+            body.setdefault("repeat_penalty", self.repeat_penalty)
         kwargs: dict[str, Any] = {
             "max_tokens": max_tokens,
             "extra_body": body,
@@ -570,7 +619,9 @@ class OpenAIBackend:
 
         In chat mode `hint` is appended to the last user turn.
         """
-        extra = {"grammar": grammar} if grammar else None
+        # A grammar commits to a letter: unpenalised, as next-token scoring is, or the repeat penalty would favour
+        # whichever letter the options named longest ago.
+        extra = {"grammar": grammar, "repeat_penalty": 1.0} if grammar else None
         if self._mode == "completions":
             assert self._template is not None
             prompt, template_stop = self._template.render(messages, assistant_prefix)
@@ -670,7 +721,7 @@ class OpenAIBackend:
                     self.retry.call(
                         "score",
                         lambda grammar=grammar, hint=hint: self._request(
-                            messages, assistant_prefix, max_tokens=2, grammar=grammar, hint=hint
+                            messages, assistant_prefix, max_tokens=1, grammar=grammar, hint=hint
                         ),
                     )
                 )
