@@ -14,6 +14,7 @@ the README) or the engine's own data parallelism spreads the requests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -41,8 +42,9 @@ def measure(backend: OpenAIBackend, graph: str, questions, n_ctx: int, concurren
         graph=graph, baseline="none", backend="openai", out=out, fresh=True, concurrency=concurrency, n_ctx=n_ctx
     )
     start = time.perf_counter()
-    evaluate(spec, questions=questions, backend=backend)
+    result = evaluate(spec, questions=questions, backend=backend)
     seconds = time.perf_counter() - start
+    costs = result.summary.graphs[0]
     preds = list(read_predictions(out).values())
     errors = sum(p.parse_status == "error" for p in preds)
     return {
@@ -51,20 +53,25 @@ def measure(backend: OpenAIBackend, graph: str, questions, n_ctx: int, concurren
         "seconds": round(seconds, 2),
         "questions_per_minute": round(60 * len(questions) / seconds, 2),
         "errors": errors,
+        # What the server evaluated: a chain whose requests stay on one slot re-evaluates only its new turns.
+        "prompt_tokens_per_q": round(costs.prompt_tokens_per_q, 1),
+        "evaluated_tokens_per_q": round(costs.prompt_tokens_evaluated_per_q, 1),
+        "completion_tokens_per_q": round(costs.completion_tokens_per_q, 1),
         "answers": {p.question_id: p.answer for p in preds},
     }
 
 
 def in_process_single(model: Path, questions, n_ctx: int, n_threads: int, workdir: Path) -> float:
-    """Seconds per question of `single` in-process on the same questions: the baseline a server is compared with."""
+    """Seconds per question of `single` in-process on the questions the servers answer (the last one warms up, as
+    there): the baseline a server is compared with."""
     from agents.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend(model, n_ctx=n_ctx, n_threads=n_threads)
     spec = RunSpec(graph="single", baseline="none", out=workdir / "in-process", n_ctx=n_ctx)
-    evaluate(spec.model_copy(update={"out": workdir / "in-process-warm"}), questions=questions[:1], backend=backend)
+    evaluate(spec.model_copy(update={"out": workdir / "in-process-warm"}), questions=questions[-1:], backend=backend)
     start = time.perf_counter()
-    evaluate(spec, questions=questions, backend=backend)
-    return (time.perf_counter() - start) / len(questions)
+    evaluate(spec, questions=questions[:-1], backend=backend)
+    return (time.perf_counter() - start) / (len(questions) - 1)
 
 
 def _median(runs: list[dict]) -> dict:
@@ -76,12 +83,17 @@ def _median(runs: list[dict]) -> dict:
     return best
 
 
-def bench_graph(backend, graph: str, questions, levels: list[int], rounds: int, n_ctx: int, work: Path) -> dict:
-    measure(backend, graph, questions[:1], n_ctx, 1, work / "warm")  # load pages and the shared prefix before timing
+def bench_graph(connect, graph: str, questions, levels: list[int], rounds: int, n_ctx: int, work: Path) -> dict:
+    """Each level on a freshly connected server (`connect()`, a context manager yielding a backend): a server keeps
+    prompts it has seen (llama-server's slots and --cache-ram), so a second pass over the same questions would
+    measure its cache, not its decoding."""
     runs: dict[int, list[dict]] = {c: [] for c in levels}
     for r in range(rounds):
         for c in levels[r % len(levels) :] + levels[: r % len(levels)]:
-            runs[c].append(measure(backend, graph, questions, n_ctx, c, work / graph))
+            with connect() as backend:
+                # Load the model's pages and the shared system prompt before timing, on a question not timed.
+                measure(backend, graph, questions[-1:], n_ctx, 1, work / "warm")
+                runs[c].append(measure(backend, graph, questions[:-1], n_ctx, c, work / graph))
             log.info("bench.level", graph=graph, round=r + 1, concurrency=c, q_min=runs[c][-1]["questions_per_minute"])
     results = [_median(runs[c]) for c in levels]
     first = results[0]
@@ -103,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m eval.bench_serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", default="qwen2.5-coder-0.5b", help="GGUF path or packaged model name")
-    p.add_argument("--questions", type=int, default=16, help="bundled questions, stratified (default 16)")
+    p.add_argument(
+        "--questions", type=int, default=16, help="bundled questions timed, stratified (default 16; one more warms up)"
+    )
     p.add_argument("--graph", default="single,reflect", help="comma-separated graphs (default single,reflect)")
     p.add_argument("--concurrency", default="1,2,4", help="comma-separated levels (default 1,2,4)")
     p.add_argument("--engine", choices=ENGINES, default="llama-server", help="server to start (default llama-server)")
@@ -135,36 +149,36 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    questions = select(load_questions(BUNDLED), limit=args.questions)
-    server: LocalServer | None = None
+    questions = select(load_questions(BUNDLED), limit=args.questions + 1)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
+
+        @contextlib.contextmanager
+        def connect():
+            if args.base_url:  # a server we did not start cannot be restarted: its cache may serve repeats
+                yield OpenAIBackend(args.base_url, model_path=model, retry=RetryPolicy(retries=2))
+                return
+            with LocalServer(
+                args.engine,
+                model,
+                n_ctx=args.n_ctx,
+                n_threads=args.n_threads,
+                parallel=parallel,
+                log_path=work / "server.log",
+            ) as server:
+                yield OpenAIBackend(server.url, model_path=model, retry=RetryPolicy(retries=2))
+
         try:
             in_process = None
             if "single" in graphs and not args.no_in_process:
                 in_process = in_process_single(model, questions, args.n_ctx, args.n_threads, work)
                 log.info("bench.in_process", graph="single", s_per_q=round(in_process, 3))
-            if args.base_url:
-                base_url = args.base_url
-            else:
-                server = LocalServer(
-                    args.engine,
-                    model,
-                    n_ctx=args.n_ctx,
-                    n_threads=args.n_threads,
-                    parallel=parallel,
-                    log_path=work / "server.log",
-                ).wait()
-                base_url = server.url
-            backend = OpenAIBackend(base_url, model_path=model, retry=RetryPolicy(retries=2))
-            caps = backend.probe()
-            benches = [bench_graph(backend, g, questions, levels, args.rounds, args.n_ctx, work) for g in graphs]
+            with connect() as backend:
+                caps = backend.probe()
+            benches = [bench_graph(connect, g, questions, levels, args.rounds, args.n_ctx, work) for g in graphs]
         except BackendError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        finally:
-            if server:
-                server.stop()
 
     summary = {
         "model": model.name,
@@ -172,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": args.base_url or f"{args.engine} (threads {args.n_threads}, {parallel} slots, n_ctx {args.n_ctx})",
         "prompt_mode": caps.prompt_mode,
         "method": caps.methods[0],
-        "questions": len(questions),
+        "questions": len(questions) - 1,  # the last one warms each fresh server up
         "rounds": args.rounds,
         "graphs": benches,
     }
@@ -182,14 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         summary["single_server_vs_in_process"] = round(single["seconds"] / single["questions"] / in_process, 2)
     print(f"{summary['model']}, {summary['questions']} questions, {caps.engine.describe()}: {summary['server']}")
     print(f"| graph | concurrency | seconds (median of {args.rounds}) | questions/min | speed-up | answers changed "
-          "vs c=1 | every round (q/min) | errors |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "vs c=1 | evaluated / prompt tok/q | every round (q/min) | errors |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for bench in benches:
         for r in bench["results"]:
             rounds = ", ".join(str(x) for x in r["rounds"])
             print(
                 f"| {bench['graph']} | {r['concurrency']} | {r['seconds']} | {r['questions_per_minute']} "
-                f"| {r['speedup']}x | {r['answers_changed']} | {rounds} | {r['errors']} |"
+                f"| {r['speedup']}x | {r['answers_changed']} | {r['evaluated_tokens_per_q']:.0f} / "
+                f"{r['prompt_tokens_per_q']:.0f} | {rounds} | {r['errors']} |"
             )
     if in_process is not None:
         print(f"single at concurrency {levels[0]}: {summary['single_server_vs_in_process']}x the in-process "

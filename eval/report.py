@@ -96,6 +96,7 @@ def summarize(
         batched=sum(
             by_graph[g][qid].concurrency > 1 for g in graphs for qid in scored_ids if engine and engine.batches
         ),
+        methods=dict(Counter(by_graph[g][qid].answer_method for g in graphs for qid in scored_ids)),
     )
 
 
@@ -226,6 +227,12 @@ def _serving(summary: RunSummary) -> str:
     elif scored:
         why = "one request at a time" if not engine.batches else "concurrency 1"
         lines.append(f"No prediction shared a batch with another question ({why}): answers do not depend on timing.")
+    if set(summary.methods) - {"next_token", "none"}:
+        counts = ", ".join(f"{method} {n}" for method, n in sorted(summary.methods.items()))
+        lines.append(
+            f"Letters committed by: {counts}. Only `next_token` gives each option a probability; grammar, json and "
+            "regex commit to one letter (the server gave no log-probabilities, or `--scoring letter`)."
+        )
     if d := summary.determinism:
         per_graph = ", ".join(f"{g} {len(d.changed[g])} of {n}" for g, n in d.compared.items())
         lines.append(

@@ -289,4 +289,5 @@ class RunSummary(BaseModel):
     comparisons: list[Comparison]
     engine: Engine | None = None
     batched: int = 0  # predictions made while other questions could share their batch (see Prediction.concurrency)
+    methods: dict[str, int] = Field(default_factory=dict)  # how the scored predictions committed to a letter
     determinism: Determinism | None = None

@@ -111,3 +111,27 @@ def test_a_run_on_two_slots_records_engine_batching_and_determinism(llama_server
     assert {g: sorted(ids) for g, ids in d["changed"].items()} == changed
     assert "8 of 8 predictions were made while other questions were in flight" in result.stdout
     assert "Determinism check: 4 answers re-made at concurrency 1" in result.stdout
+
+
+def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "eval.bench_serve", "--model", TINY, "--questions", "2", "--graph", "single",
+         "--concurrency", "1,2", "--parallel", "2", "--n-threads", "1", "--n-ctx", "2048", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["engine"]["name"] == "llama-server" and figures["engine"]["slots"] == 2
+    (single,) = figures["graphs"]
+    levels = single["results"]
+    assert [r["concurrency"] for r in levels] == [1, 2] and all(r["questions"] == 2 for r in levels)
+    assert levels[0]["speedup"] == 1.0 and levels[1]["speedup"] > 0 and levels[1]["answers_changed"] in (0, 1, 2)
+    # A fresh server per level: the timed questions were never seen before, so each was evaluated, not cached.
+    assert all(r["evaluated_tokens_per_q"] > 0.5 * r["prompt_tokens_per_q"] for r in levels)
+    assert figures["single_in_process_s_per_q"] > 0 and "x the in-process" in result.stdout

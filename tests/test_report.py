@@ -150,5 +150,9 @@ def test_engine_section_counts_predictions_made_under_batching():
     serial = summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="llama_cpp.server", slots=1))
     assert serial.batched == 0
     assert "No prediction shared a batch with another question (one request at a time)" in render_markdown(serial)
+    assert batching.methods == {"next_token": 4} and "Letters committed by" not in text
+    committed = [p.model_copy(update={"answer_method": "grammar"}) if p.question_id == "q0" else p for p in preds]
+    text = render_markdown(summarize("m", "d", ["single"], None, QUESTIONS, committed, engine=Engine(name="x")))
+    assert "Letters committed by: grammar 1, next_token 3." in text
     # vLLM reports no slot count: it batches dynamically, so concurrency counts.
     assert summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="vllm")).batched == 3
