@@ -23,7 +23,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from agents.backends.base import Backend, BackendError
-from agents.backends.llamacpp import IN_PROCESS
+from agents.backends.llamacpp import IN_PROCESS, LlamaCppBackend
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import PromptError, UnknownVariant, load_prompts
 from eval.cache import model_sha256
@@ -283,6 +283,7 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         shuffle_seed=spec.shuffle_options,
         prompt_variant=spec.prompt_variant,
         options=options,
+        scoring=spec.scoring if server else "",
         engine=backend.engine if backend is not None else IN_PROCESS,
     )
     out = spec.out or Path("runs") / f"{'-vs-'.join(names)}-{label}"
@@ -295,8 +296,6 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         concurrency = 1
     try:
         if backend is None:
-            from agents.backends.llamacpp import LlamaCppBackend
-
             log.info("model.loading", model=str(model_path))
             backend = LlamaCppBackend(
                 model_path,
@@ -307,7 +306,7 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
                 flash_attn=spec.flash_attn,
             )
         graphs = {name: build_graph(name, backend, config, retrieval) for name in names}
-        run(questions, graphs, store, concurrency=concurrency)
+        run(questions, graphs, store, concurrency=concurrency, batches=bool(config.engine and config.engine.batches))
     except KeyboardInterrupt:
         raise Interrupted(out) from None
     finally:
@@ -325,18 +324,32 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         engine=config.engine,
     )
     summary.model_info = config.model_info
-    if spec.check_determinism:
+    markdown = write_report(out, summary)
+    if spec.check_determinism:  # after the run's report is saved: a failing check must not lose it
         summary.determinism = check_determinism(spec, questions, backend, out, predictions)
-    markdown = render_markdown(summary)
-    (out / "report.md").write_text(markdown, encoding="utf-8")
-    (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+        markdown = write_report(out, summary)
     return RunResult(summary, markdown, out, store.path)
 
 
+def write_report(out: Path, summary: RunSummary) -> str:
+    markdown = render_markdown(summary)
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    return markdown
+
+
 def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, made: dict) -> Determinism:
-    """Re-run a seeded sample of spec.check_determinism questions at concurrency 1 (in OUT/determinism, afresh) with
-    the same backend, and compare each answer with the one the run made."""
-    sample = random.Random(spec.seed).sample(list(questions), min(spec.check_determinism, len(questions)))
+    """Re-make a seeded sample of spec.check_determinism questions at concurrency 1 (in OUT/determinism, afresh) with
+    the same backend, and compare each answer with the one the run made.
+
+    Only questions every graph answered are sampled. The server is the same one, so a prompt it still caches from
+    the batched run can carry that run's numbers into the re-made answer: the count is a lower bound.
+    """
+    finished = {key for key, p in made.items() if p.parse_status != "error"}
+    answered = [q for q in questions if all((g, q.id) in finished for g in spec.graphs)]
+    if not answered:
+        raise DataError("--check-determinism: no question has a finished answer from every graph to re-make")
+    sample = random.Random(spec.seed).sample(answered, min(spec.check_determinism, len(answered)))
     again = evaluate(
         spec.model_copy(
             update={"out": out / "determinism", "fresh": True, "concurrency": 1, "check_determinism": 0, "limit": 0}
@@ -345,16 +358,11 @@ def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, mad
         backend=backend,
     )
     remade = read_predictions(again.out)
-    pairs = [
-        (made[key], remade[key])
-        for key in remade
-        if key in made and "error" not in (made[key].parse_status, remade[key].parse_status)
-    ]
-    graphs = dict.fromkeys(g for g, _ in remade)
+    pairs = [(made[key], p) for key, p in remade.items() if p.parse_status != "error"]
     return Determinism(
-        concurrency=max((first.concurrency for first, _ in pairs), default=1),
-        compared={g: sum(first.graph == g for first, _ in pairs) for g in graphs},
-        changed={g: [a.question_id for a, b in pairs if a.graph == g and a.answer != b.answer] for g in graphs},
+        shared_batch=sum(first.shared_batch for first, _ in pairs),
+        compared={g: sum(first.graph == g for first, _ in pairs) for g in spec.graphs},
+        changed={g: [a.question_id for a, b in pairs if a.graph == g and a.answer != b.answer] for g in spec.graphs},
     )
 
 

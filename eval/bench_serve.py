@@ -7,8 +7,8 @@ many answers differ from concurrency 1's; `--json OUT` writes them.
 
 llama_cpp.server (llama-cpp-python 0.3.x) has no parallel slots: one Llama object behind a global lock, so it
 evaluates one request at a time whatever the concurrency. llama-server's slots decode concurrent requests in one
-batch; replicas on one machine are what --parallel is for, and across machines an off-the-shelf proxy (nginx, see
-the README) or the engine's own data parallelism spreads the requests.
+batch: on one machine, more slots (--parallel) rather than more server processes; across machines an off-the-shelf
+proxy or the engine's own data parallelism spreads the requests (README, Scale-out).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import structlog
 
-from agents.backends.base import BackendError
-from agents.backends.openai import OpenAIBackend, RetryPolicy
+from agents.backends.openai import Capabilities, OpenAIBackend, RetryPolicy
 from eval import log as logsetup
-from eval.api import RunSpec, evaluate
+from eval.api import ERRORS, RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
 from eval.models import ModelError, resolve_model
 from eval.serve import ENGINES, LocalServer
@@ -140,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     logsetup.configure(args.verbose)
     levels = [int(c) for c in args.concurrency.split(",")]
     graphs = [g for g in args.graph.split(",") if g]
-    if not levels or min(levels) < 1 or args.rounds < 1 or args.parallel < 1 or not graphs:
-        p.error("--concurrency levels, --parallel and --rounds must be positive, and --graph must name a graph")
+    if not levels or min(levels) < 1 or min(args.rounds, args.parallel, args.questions) < 1 or not graphs:
+        p.error("--concurrency levels, --parallel, --rounds and --questions must be positive; --graph names a graph")
     parallel = 1 if args.engine == "llama_cpp.server" else args.parallel
 
     try:
@@ -153,32 +152,40 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
 
+        seen: list[Capabilities] = []
+
         @contextlib.contextmanager
         def connect():
-            if args.base_url:  # a server we did not start cannot be restarted: its cache may serve repeats
-                yield OpenAIBackend(args.base_url, model_path=model, retry=RetryPolicy(retries=2))
-                return
-            with LocalServer(
-                args.engine,
-                model,
-                n_ctx=args.n_ctx,
-                n_threads=args.n_threads,
-                parallel=parallel,
-                log_path=work / "server.log",
-            ) as server:
-                yield OpenAIBackend(server.url, model_path=model, retry=RetryPolicy(retries=2))
+            with contextlib.ExitStack() as stack:
+                url = args.base_url
+                if not url:
+                    server = LocalServer(
+                        args.engine,
+                        model,
+                        n_ctx=args.n_ctx,
+                        n_threads=args.n_threads,
+                        parallel=parallel,
+                        log_path=work / "server.log",
+                    )
+                    url = stack.enter_context(server).url
+                backend = OpenAIBackend(url, model_path=model, retry=RetryPolicy(retries=2))
+                stack.callback(backend.close)
+                seen.append(backend.probe())
+                yield backend
 
         try:
             in_process = None
             if "single" in graphs and not args.no_in_process:
                 in_process = in_process_single(model, questions, args.n_ctx, args.n_threads, work)
                 log.info("bench.in_process", graph="single", s_per_q=round(in_process, 3))
-            with connect() as backend:
-                caps = backend.probe()
             benches = [bench_graph(connect, g, questions, levels, args.rounds, args.n_ctx, work) for g in graphs]
-        except BackendError as e:
+        except ERRORS as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        caps = seen[0]
+        if args.base_url:
+            note = "a server started elsewhere is not restarted between levels: its prompt cache may serve questions"
+            print(f"note: {note} an earlier level sent (compare evaluated tok/q across levels)", file=sys.stderr)
 
     summary = {
         "model": model.name,

@@ -121,14 +121,20 @@ def run_questions(
 
 
 def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") -> Page:
-    from eval.report import describe_model, summarize
+    from eval.report import batching_note, describe_model, summarize
 
     config, found = read_run(run_dir)
     questions, notes = run_questions(config, list(found.values()), data, fmt)
     graphs = config.graphs
     baseline = graphs[1] if len(graphs) > 1 else None
     summary = summarize(
-        Path(config.model).name, config.data, graphs, baseline, list(questions.values()), found.values()
+        Path(config.model).name,
+        config.data,
+        graphs,
+        baseline,
+        list(questions.values()),
+        found.values(),
+        engine=config.engine,
     )
     columns = [
         Column(
@@ -161,6 +167,8 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         ),
         "key": key_text(summary.key),
     }
+    if summary.batched:
+        notes.append(batching_note(summary.batched, summary.scored * len(summary.graphs)))
     for c in columns:
         if (finished := sum(p.parse_status != "error" for p in c.predictions.values())) < len(questions):
             notes.append(

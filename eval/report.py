@@ -93,9 +93,7 @@ def summarize(
         graphs=[summarize_graph(g, by_graph[g], wanted, scored_ids) for g in graphs],
         comparisons=comparisons,
         engine=engine,
-        batched=sum(
-            by_graph[g][qid].concurrency > 1 for g in graphs for qid in scored_ids if engine and engine.batches
-        ),
+        batched=sum(by_graph[g][qid].shared_batch for g in graphs for qid in scored_ids),
         methods=dict(Counter(by_graph[g][qid].answer_method for g in graphs for qid in scored_ids)),
     )
 
@@ -215,28 +213,32 @@ def render_markdown(summary: RunSummary) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def batching_note(batched: int, scored: int) -> str:
+    return (
+        f"{batched} of {scored} predictions were made while another question shared the engine's batch: batched "
+        "decoding takes another floating-point path, so greedy answers can differ from a run at concurrency 1 "
+        "(`--check-determinism K` measures how many)."
+    )
+
+
 def _serving(summary: RunSummary) -> str:
     engine, scored = summary.engine, summary.scored * len(summary.graphs)
     lines = [f"## Engine\n\n{engine.describe()}."]
     if summary.batched:
-        lines.append(
-            f"{summary.batched} of {scored} predictions were made while other questions were in flight on an engine "
-            "that batches them: batched decoding takes another floating-point path, so greedy answers can differ "
-            "from a run at concurrency 1 (`--check-determinism K` measures how many)."
-        )
+        lines.append(batching_note(summary.batched, scored))
     elif scored:
-        why = "one request at a time" if not engine.batches else "concurrency 1"
+        why = "one request at a time" if not engine.batches else "one question at a time"
         lines.append(f"No prediction shared a batch with another question ({why}): answers do not depend on timing.")
     if set(summary.methods) - {"next_token", "none"}:
         counts = ", ".join(f"{method} {n}" for method, n in sorted(summary.methods.items()))
         lines.append(
-            f"Letters committed by: {counts}. Only `next_token` gives each option a probability; grammar, json and "
-            "regex commit to one letter (the server gave no log-probabilities, or `--scoring letter`)."
+            f"Letters committed by: {counts} (next_token: the options' probabilities; grammar, json: a server's "
+            "constrained answer, with no probabilities; regex: parsed from generated text)."
         )
     if d := summary.determinism:
         per_graph = ", ".join(f"{g} {len(d.changed[g])} of {n}" for g, n in d.compared.items())
         lines.append(
-            f"Determinism check: {sum(d.compared.values())} answers re-made at concurrency 1; "
-            f"{d.total_changed} changed from those made at concurrency {d.concurrency} ({per_graph})."
+            f"Determinism check: {sum(d.compared.values())} answers re-made at concurrency 1 ({d.shared_batch} of "
+            f"them first made sharing a batch); {d.total_changed} changed ({per_graph})."
         )
     return "\n\n".join(lines)

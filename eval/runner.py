@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -111,12 +112,20 @@ def predict(name: str, graph, question: Question, breaker: Breaker | None = None
     return to_prediction(name, question, state, time.perf_counter() - start)
 
 
-def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunStore, *, concurrency: int = 1) -> None:
+def run(
+    questions: Sequence[Question],
+    graphs: dict[str, Callable],
+    store: RunStore,
+    *,
+    concurrency: int = 1,
+    batches: bool = False,
+) -> None:
     """Each question goes through every graph back to back, so they share its prompt prefix in the KV cache.
 
     With `concurrency` > 1, up to that many questions are in flight at once (each still through its graphs back
     to back); predictions are appended as they finish, one writer at a time. Resuming works the same either way.
     Raises ServerDown (after saving what finished) when UNREACHABLE_LIMIT questions in a row cannot reach the server.
+    `batches`: the engine decodes concurrent requests together, so a prediction made beside another shared a batch.
     """
     breaker = Breaker()
     done = store.done()
@@ -145,7 +154,40 @@ def run(questions: Sequence[Question], graphs: dict[str, Callable], store: RunSt
                 )
                 bar.update()
         else:
-            _run_concurrently(todo, graphs, store, bar, concurrency, breaker)
+            _run_concurrently(todo, graphs, store, bar, concurrency, breaker, batches)
+
+
+class InFlight:
+    """Questions in flight, and for each prediction being made the most that were in flight at any moment of it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 0
+        self._peaks: dict[int, list[int]] = {}
+
+    @contextlib.contextmanager
+    def question(self):
+        with self._lock:
+            self._now += 1
+            for peak in self._peaks.values():
+                peak[0] = max(peak[0], self._now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._now -= 1
+
+    @contextlib.contextmanager
+    def prediction(self):
+        """Yields a one-item list holding the peak, final once the block ends."""
+        with self._lock:
+            peak = [self._now]
+            self._peaks[id(peak)] = peak
+        try:
+            yield peak
+        finally:
+            with self._lock:
+                del self._peaks[id(peak)]
 
 
 def _run_concurrently(
@@ -155,26 +197,37 @@ def _run_concurrently(
     bar: tqdm,
     concurrency: int,
     breaker: Breaker,
+    batches: bool,
 ) -> None:
     by_question: dict[str, tuple[Question, list[str]]] = {}
     for question, name in todo:
         by_question.setdefault(question.id, (question, []))[1].append(name)
     write = threading.Lock()
     stop = threading.Event()
+    flight = InFlight()
 
     def work(question: Question, names: list[str]) -> None:
-        for name in names:
-            if stop.is_set():
-                return
-            prediction = predict(name, graphs[name], question, breaker).model_copy(update={"concurrency": concurrency})
-            with write:
-                store.append(prediction)
-                bar.update()
-            if breaker.tripped:
-                raise breaker.error()
-            log.debug(
-                "question.done", graph=name, question=question.id, answer=prediction.answer, correct=prediction.correct
-            )
+        with flight.question():
+            for name in names:
+                if stop.is_set():
+                    return
+                with flight.prediction() as most:
+                    prediction = predict(name, graphs[name], question, breaker)
+                prediction = prediction.model_copy(
+                    update={"in_flight": most[0], "shared_batch": batches and most[0] > 1}
+                )
+                with write:
+                    store.append(prediction)
+                    bar.update()
+                if breaker.tripped:
+                    raise breaker.error()
+                log.debug(
+                    "question.done",
+                    graph=name,
+                    question=question.id,
+                    answer=prediction.answer,
+                    correct=prediction.correct,
+                )
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="question")
     futures = [pool.submit(work, question, names) for question, names in by_question.values()]

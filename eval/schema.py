@@ -104,7 +104,10 @@ class Engine(BaseModel):
 
     def describe(self) -> str:
         release = " ".join(x for x in (self.version, f"({self.build})" if self.build else "") if x)
-        slots = "dynamic batching" if self.slots is None else f"{self.slots} slot{'s' * (self.slots != 1)}"
+        if self.slots is None:
+            slots = "dynamic batching" if self.name == "vllm" else "slots unknown (may batch)"
+        else:
+            slots = f"{self.slots} slot{'s' * (self.slots != 1)}"
         return f"{self.name} {release}".strip() + f", {slots}"
 
 
@@ -126,8 +129,10 @@ class Prediction(BaseModel):
     completion_tokens: int = 0
     seconds: float = 0.0
     model_calls: int = 0
-    # Questions in flight when this one ran: above 1 on an engine that batches, other questions shared its batch.
-    concurrency: int = 1
+    # The most questions in flight (this one included) when it started or finished, and whether the engine could
+    # then have decoded it in one batch with another question's requests (in_flight > 1 on an engine that batches).
+    in_flight: int = 1
+    shared_batch: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -179,6 +184,7 @@ class RunConfig(BaseModel):
     prompt_variant: str = ""  # a [variants.NAME] table of the strategy's prompt file; "" = its default_variant
     # Each strategy's own options (its budgets, rounds, samples...), by strategy name, as the strategy declares them.
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    scoring: str = ""  # a server run's --scoring (how letters are committed); "" in-process (always probabilities)
     # The engine of the latest session: recorded, not compared (a restarted server may resume the run).
     engine: Engine | None = None
     version: int = CONFIG_VERSION
@@ -267,7 +273,7 @@ class AnswerKey(BaseModel):
 class Determinism(BaseModel):
     """--check-determinism: questions of a run re-run at concurrency 1, and the answers that changed."""
 
-    concurrency: int  # the highest concurrency the compared predictions were made at
+    shared_batch: int  # of the compared answers, those the run made while sharing a batch
     compared: dict[str, int]  # graph -> answers compared
     changed: dict[str, list[str]]  # graph -> ids of the questions whose answer changed
 
@@ -288,6 +294,6 @@ class RunSummary(BaseModel):
     graphs: list[GraphSummary]
     comparisons: list[Comparison]
     engine: Engine | None = None
-    batched: int = 0  # predictions made while other questions could share their batch (see Prediction.concurrency)
+    batched: int = 0  # scored predictions made while sharing a batch with another question (Prediction.shared_batch)
     methods: dict[str, int] = Field(default_factory=dict)  # how the scored predictions committed to a letter
     determinism: Determinism | None = None

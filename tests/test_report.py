@@ -141,18 +141,31 @@ def test_report_renders_exactly_the_counts():
 def test_engine_section_counts_predictions_made_under_batching():
     from eval.schema import Engine
 
-    preds = [pred(f"q{i}", "single", "A").model_copy(update={"concurrency": 1 + 3 * (i < 3)}) for i in range(4)]
+    preds = [pred(f"q{i}", "single", "A").model_copy(update={"in_flight": 4, "shared_batch": i < 3}) for i in range(4)]
     batching = summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="llama-server", slots=4))
     assert batching.batched == 3
     text = render_markdown(batching)
-    assert "llama-server, 4 slots." in text and "3 of 4 predictions were made while other questions" in text
-    # The same concurrency on an engine that serialises shares no batch.
-    serial = summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="llama_cpp.server", slots=1))
+    assert "llama-server, 4 slots." in text and "3 of 4 predictions were made while another question shared" in text
+    # Four in flight on an engine that serialises: the runner marks none as sharing a batch.
+    alone = [p.model_copy(update={"shared_batch": False}) for p in preds]
+    serial = summarize("m", "d", ["single"], None, QUESTIONS, alone, engine=Engine(name="llama_cpp.server", slots=1))
     assert serial.batched == 0
     assert "No prediction shared a batch with another question (one request at a time)" in render_markdown(serial)
     assert batching.methods == {"next_token": 4} and "Letters committed by" not in text
     committed = [p.model_copy(update={"answer_method": "grammar"}) if p.question_id == "q0" else p for p in preds]
     text = render_markdown(summarize("m", "d", ["single"], None, QUESTIONS, committed, engine=Engine(name="x")))
-    assert "Letters committed by: grammar 1, next_token 3." in text
-    # vLLM reports no slot count: it batches dynamically, so concurrency counts.
-    assert summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="vllm")).batched == 3
+    assert "Letters committed by: grammar 1, next_token 3 (" in text and "slots unknown (may batch)" in text
+
+
+def test_in_flight_is_the_peak_over_each_prediction():
+    from eval.runner import InFlight
+
+    flight = InFlight()
+    with flight.question(), flight.prediction() as first:
+        assert first == [1]
+        with flight.question():  # another question starts, and finishes, while the first is being made
+            pass
+        assert first == [2]
+    with flight.question(), flight.prediction() as alone:
+        pass
+    assert first == [2] and alone == [1]

@@ -614,14 +614,15 @@ class OpenAIBackend:
         hint: str = "",
         temperature: float = 0.0,
         seed: int | None = None,
+        repeat_penalty: float | None = None,
     ) -> _Reply:
         """One request in the run's prompt mode (no retries here).
 
         In chat mode `hint` is appended to the last user turn.
         """
-        # A grammar commits to a letter: unpenalised, as next-token scoring is, or the repeat penalty would favour
-        # whichever letter the options named longest ago.
-        extra = {"grammar": grammar, "repeat_penalty": 1.0} if grammar else None
+        extra = {"grammar": grammar} if grammar else {}
+        if repeat_penalty is not None and self._llama_cpp:
+            extra["repeat_penalty"] = repeat_penalty
         if self._mode == "completions":
             assert self._template is not None
             prompt, template_stop = self._template.render(messages, assistant_prefix)
@@ -720,8 +721,10 @@ class OpenAIBackend:
                 reply = used.add(
                     self.retry.call(
                         "score",
+                        # Unpenalised, as next-token scoring is: a repeat penalty would favour whichever letter
+                        # the options named longest ago.
                         lambda grammar=grammar, hint=hint: self._request(
-                            messages, assistant_prefix, max_tokens=1, grammar=grammar, hint=hint
+                            messages, assistant_prefix, max_tokens=1, grammar=grammar, hint=hint, repeat_penalty=1.0
                         ),
                     )
                 )
