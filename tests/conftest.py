@@ -88,6 +88,6 @@ def llama_server(tmp_path_factory, tiny_model) -> str:
     from eval.serve import LocalServer
 
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    server = LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=1, parallel=LLAMA_SERVER_SLOTS, log_path=log)
+    server = LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=2, parallel=LLAMA_SERVER_SLOTS, log_path=log)
     with server:
         yield server.url

