@@ -351,9 +351,7 @@ def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, mad
         raise DataError("--check-determinism: no question has a finished answer from every graph to re-make")
     sample = random.Random(spec.seed).sample(answered, min(spec.check_determinism, len(answered)))
     again = evaluate(
-        spec.model_copy(
-            update={"out": out / "determinism", "fresh": True, "concurrency": 1, "check_determinism": 0, "limit": 0}
-        ),
+        spec.model_copy(update={"out": out / "determinism", "fresh": True, "concurrency": 1, "check_determinism": 0}),
         questions=sample,
         backend=backend,
     )

@@ -143,18 +143,23 @@ def run(
             for question, name in todo:
                 prediction = predict(name, graphs[name], question, breaker)
                 store.append(prediction)
-                if breaker.tripped:
-                    raise breaker.error()
-                log.debug(
-                    "question.done",
-                    graph=name,
-                    question=question.id,
-                    answer=prediction.answer,
-                    correct=prediction.correct,
-                )
                 bar.update()
+                _check(prediction, breaker)
         else:
             _run_concurrently(todo, graphs, store, bar, concurrency, breaker, batches)
+
+
+def _check(prediction: Prediction, breaker: Breaker) -> None:
+    """After a saved prediction: stop the run when the server is gone, else log it."""
+    if breaker.tripped:
+        raise breaker.error()
+    log.debug(
+        "question.done",
+        graph=prediction.graph,
+        question=prediction.question_id,
+        answer=prediction.answer,
+        correct=prediction.correct,
+    )
 
 
 class InFlight:
@@ -219,15 +224,7 @@ def _run_concurrently(
                 with write:
                     store.append(prediction)
                     bar.update()
-                if breaker.tripped:
-                    raise breaker.error()
-                log.debug(
-                    "question.done",
-                    graph=name,
-                    question=question.id,
-                    answer=prediction.answer,
-                    correct=prediction.correct,
-                )
+                _check(prediction, breaker)
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="question")
     futures = [pool.submit(work, question, names) for question, names in by_question.values()]
