@@ -22,6 +22,25 @@ def question_messages(
     ]
 
 
+def few_shot_messages(
+    system: str,
+    shots: Sequence[tuple[Question, str]],
+    question: Question,
+    instruction: str,
+    passages: Sequence[RetrievedPassage] = (),
+) -> list[Message]:
+    """Worked examples as earlier turns (each question with the same instruction, then its reply), then the question.
+
+    The examples come before the question, so every prompt about one question (each option order) shares them as
+    its cached prefix.
+    """
+    turns = [Message(role="system", content=system)]
+    for example, reply in shots:
+        turns.append(Message(role="user", content=f"{render_question(example)}\n\n{instruction}"))
+        turns.append(Message(role="assistant", content=reply))
+    return turns + question_messages(system, question, instruction, passages)[1:]
+
+
 def follow_up(conversation: Sequence[Message], reply: str, instruction: str) -> list[Message]:
     """The conversation so far, the model's last reply, and the next request."""
     return [*conversation, Message(role="assistant", content=reply), Message(role="user", content=instruction)]

@@ -1,14 +1,16 @@
 """python -m eval.ablate GRID.toml [--out DIR]: prompt-strategy ablations, every cell on the same questions.
 
-A grid crosses graph x prompt variant x retrieval (off/on) x model. Each (model, cell) is one ordinary
-evaluator run, `python -m eval.agentic --graph CELL --baseline none --out DIR/MODEL/CELL ...`, made in this
-process by eval.api.evaluate, one after another. Every cell has its own run directory, so it resumes on its own
-after a kill, and a cell that finished is reused on the next invocation (`--recheck` hands it to the
-evaluator's resume instead, which re-verifies model and data). Then one results table: DIR/ablation.md,
-.csv and .json, with every cell compared, paired, against the baseline cell of its model: accuracy
-difference with a paired bootstrap 95% interval, exact McNemar p, Holm-adjusted across the grid, flips; and
-beside each chain, the compute-matched control: `sc` with k = the chain's model calls per question, when the
-grid holds that cell (reflect makes 3 calls, so `samples = [3, 5]` gives reflect its control and sc its usual k).
+A grid crosses graph x prompt variant x retrieval (off/on) x circular (off/on) x critic model x varied strategy
+options x model. Each (model, cell) is one ordinary evaluator run, `python -m eval.agentic --graph CELL --baseline
+none --out DIR/MODEL/CELL ...`, made in this process by eval.api.evaluate, one after another. Every cell has its
+own run directory, so it resumes on its own after a kill, and a cell that finished is reused on the next invocation
+(`--recheck` hands it to the evaluator's resume instead, which re-verifies model and data). Then one results
+table: DIR/ablation.md, .csv and .json, with every cell compared, paired, against the baseline cell of its model:
+accuracy difference with a paired bootstrap 95% interval, exact McNemar p, Holm-adjusted across the grid, flips;
+and beside each chain, two compute-matched controls, when the grid holds those cells: `sc` with k = the chain's model
+calls per question (reflect makes 3 calls, so `samples = [3, 5]` gives reflect its control and sc its usual k), and
+`sc` with the k whose generated tokens per question come closest to the chain's (measured from the grid's sc cells;
+the table's notes name the k to add).
 
 Grid (TOML; every key but `graphs` optional):
 
@@ -16,6 +18,13 @@ Grid (TOML; every key but `graphs` optional):
     graphs = ["single", "reflect", "cot", "sc"]
     variants = ["zh", "en"]                # prompt variants, for the graphs whose prompt file has them
     retrieval = [false, true]              # true adds NAME+rag cells (NAME+rag in `graphs` works too)
+    circular = [false, true]               # true adds NAME[circular] cells: every rotation of the options asked,
+                                           # right only when right under all of them (OpenCompass's CircularEval);
+                                           # graph names instead (["single"]) add them beside those graphs only
+    critics = ["qwen2.5-coder-1.5b"]       # other models as critic: a cell each for strategies with a critic
+                                           # (reflect[critic=...]) beside their self-critique cell
+    vary = {knn_examples = [0, 5], shuffles = [1, 5]}  # strategy options crossed, a cell per combination, for
+                                           # the strategies that have them (here medprompt's parts)
     samples = [3, 5]                       # sc's k, one cell each
     sample_temperature = 0.7               # sc's sampling temperature
     baseline = "single"                    # the cell every other one is compared with, per model
@@ -29,7 +38,8 @@ Grid (TOML; every key but `graphs` optional):
     # bootstrap_resamples = 2000, bootstrap_seed = 0
 
 Paths are relative to the current directory, as on the evaluator's command line. Cells are labelled
-GRAPH[VARIANT,k=K] (single, reflect+rag, cot[en], sc[zh,k=3]) and run in DIR/MODEL/GRAPH_VARIANT_kK.
+GRAPH[VARIANT,k=K,circular,critic=MODEL] (single, reflect+rag, cot[en], sc[zh,k=3], single[circular],
+reflect[critic=qwen2.5-coder-1.5b]) and run in DIR/MODEL/GRAPH_VARIANT_kK_circular_critic-MODEL (the parts they have).
 
 Each cell is one call of eval.api.evaluate with the evaluator's flags (prompt variant, sc's k and
 temperature included, so they are recorded in the cell's manifest); in-process saves the evaluator's imports per
@@ -63,9 +73,16 @@ from eval.schema import RunConfig
 def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
     """The evaluator's arguments for one (model, cell), without --out."""
     argv = ["--graph", cell.graph, "--baseline", "none", "--model", model, *grid.shared_argv()]
-    flags = {"prompt_variant": "--prompt-variant", "samples": "--samples", "sample_temperature": "--sample-temperature"}
+    flags = {
+        "prompt_variant": "--prompt-variant",
+        "samples": "--samples",
+        "sample_temperature": "--sample-temperature",
+        "critic_model": "--critic-model",
+        "circular": "--circular",
+    }
     for field, value in cell.settings(grid).items():
-        argv += [flags[field], str(value)]
+        flag = flags.get(field, "--" + field.replace("_", "-"))  # the rest: the grid's `vary`, strategy options
+        argv += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]
     return argv + grid.extra_args
 
 

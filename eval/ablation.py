@@ -3,7 +3,8 @@ directories (python -m eval.ablate runs them; python -m eval.html_report draws t
 
 Every cell is compared, paired, against the baseline cell of its model: accuracy difference with a paired bootstrap
 95% interval, exact McNemar p, Holm-adjusted across the grid, flips; and beside each chain, the compute-matched
-control: `sc` with k = the chain's model calls per question, when the grid holds that cell.
+controls: `sc` with k = the chain's model calls per question, and `sc` with the k whose generated tokens come
+closest to the chain's, when the grid holds those cells.
 """
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from agents.prompts import load_prompts
-from eval.analysis import answer_key, answered_letters, draft_flips, key_text, letter_p_text, paired, regrade
+from eval.analysis import (
+    answer_key,
+    answered_letters,
+    collapse_rotations,
+    draft_flips,
+    key_text,
+    letter_p_text,
+    paired,
+    regrade,
+)
 from eval.plan import Plan, PlanError, load_plan
 from eval.schema import AnswerKey, Prediction, Question, RunConfig
+from eval.shuffle import rotations
 from eval.store import RunDirError, graph_predictions, read_manifest
-from graphs import GraphSpec, UnknownGraph
+from graphs import GraphSpec, UnknownGraph, option_fields
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
-MATCHED_CONTROL = "sc"  # the compute-matched control: this graph with k = a chain's model calls per question
+MATCHED_CONTROL = "sc"  # the compute-matched control: this graph with k matched to a chain's calls or tokens
 _SC = GraphSpec.parse(MATCHED_CONTROL).strategy.options
 ABLATION = "ablation"
 
@@ -42,6 +55,14 @@ class Grid(Plan):
     graphs: list[str] = Field(min_length=1)
     variants: list[str] = Field(default_factory=list)
     retrieval: list[bool] = Field(default_factory=lambda: [False], min_length=1)
+    # true adds a --circular cell beside every cell; graph names add one only beside theirs (["single"])
+    circular: list[bool] | list[str] = Field(default_factory=lambda: [False], min_length=1)
+    # Other models as critic (GGUF paths, packaged names or endpoints): a cell each for strategies with a critic,
+    # beside their self-critique cell.
+    critics: list[str] = Field(default_factory=list)
+    # Strategy options crossed like `samples`: a cell per value for the strategies that have the option (e.g.
+    # medprompt's parts: knn_examples = [0, 5], shuffles = [1, 5]).
+    vary: dict[str, list[Any]] = Field(default_factory=dict)
     samples: list[int] = Field(default_factory=lambda: [_SC.model_fields["samples"].default], min_length=1)
     sample_temperature: float = Field(default=_SC.model_fields["sample_temperature"].default, ge=0.0)
     baseline: str = "single"
@@ -58,6 +79,9 @@ class Cell:
     graph: str  # registry name, with +rag when it retrieves
     variant: str = ""  # prompt variant; "" for a graph whose prompts have none
     samples: int | None = None  # sampling graphs only
+    circular: bool = False  # every rotation of the options asked; scored right only when right under all of them
+    critic: str = ""  # --critic-model; "" = the drafter's own model
+    options: tuple[tuple[str, Any], ...] = ()  # the grid's `vary` values this cell takes
 
     @property
     def base(self) -> str:
@@ -69,13 +93,24 @@ class Cell:
 
     @property
     def label(self) -> str:
-        options = [o for o in (self.variant, f"k={self.samples}" if self.samples else "") if o]
+        options = [o for o in (self.variant, f"k={self.samples}" if self.samples else "", *self._flags("=")) if o]
+        options += [f"{k}={v}" for k, v in self.options]
         return f"{self.graph}[{','.join(options)}]" if options else self.graph
 
     @property
     def slug(self) -> str:
         """Its run directory's name: the label without brackets, e.g. sc+rag_zh_k3."""
-        return "_".join(p for p in (self.graph, self.variant, f"k{self.samples}" if self.samples else "") if p)
+        return "_".join(
+            p
+            for p in (
+                self.graph, self.variant, f"k{self.samples}" if self.samples else "", *self._flags("-"),
+                *(re.sub(r"[^\w.+-]", "_", f"{k}-{v}") for k, v in self.options),
+            )
+            if p
+        )  # fmt: skip
+
+    def _flags(self, equals: str) -> tuple[str, str]:
+        return "circular" if self.circular else "", f"critic{equals}{model_slug(self.critic)}" if self.critic else ""
 
     def settings(self, grid: Grid) -> dict:
         """What this cell sets beyond the grid's shared flags: its prompt variant and its strategy's options."""
@@ -84,18 +119,27 @@ class Cell:
             settings["prompt_variant"] = self.variant
         if self.samples:
             settings |= {"samples": self.samples, "sample_temperature": grid.sample_temperature}
-        return settings
+        if self.circular:
+            settings["circular"] = True
+        if self.critic:
+            settings["critic_model"] = self.critic
+        return settings | dict(self.options)
 
 
 # -- the grid -------------------------------------------------------------------------------
 
 
 def load_grid(path: Path) -> Grid:
-    return load_plan(path, Grid, GridError)
+    grid = load_plan(path, Grid, GridError)
+    fields = option_fields()
+    if bad := sorted(set(grid.vary) - set(fields) | set(grid.vary) & (Grid.crossed | set(grid.options))):
+        why = "is set by `options` too" if bad[0] in grid.options else "is not a strategy option the grid may vary"
+        raise GridError(f"{path}: vary.{bad[0]} {why}; choose from: {', '.join(sorted(set(fields) - Grid.crossed))}")
+    return grid
 
 
 def cells(grid: Grid) -> list[Cell]:
-    """The grid's cells in a stable order: graph, then retrieval, then variant, then k."""
+    """The grid's cells in a stable order: graph, then retrieval, then variant, then k, then circular, then critic."""
     found: list[Cell] = []
     for name in grid.graphs:
         try:
@@ -114,17 +158,43 @@ def cells(grid: Grid) -> list[Cell]:
         else:
             wanted = [""]
         ks: list[int | None] = list(grid.samples) if base in SAMPLING_GRAPHS else [None]
+        critics = ["", *grid.critics] if "critic" in spec.strategy.roles else [""]
+        varied = _varied(grid, spec.strategy)
+        circulars = (
+            grid.circular if all(isinstance(c, bool) for c in grid.circular) else [False, True]
+            if {name, base} & set(grid.circular) else [False]
+        )  # fmt: skip
         for graph in names:
             for variant in wanted:
                 for k in ks:
-                    if (cell := Cell(graph, variant, k)) not in found:
-                        found.append(cell)
+                    for circular in circulars:
+                        for critic in critics:
+                            for options in varied:
+                                if (cell := Cell(graph, variant, k, circular, critic, options)) not in found:
+                                    found.append(cell)
     return found
 
 
+def _varied(grid: Grid, strategy) -> list[tuple[tuple[str, Any], ...]]:
+    """Every combination of the grid's `vary` values for the options this strategy has (one empty one if none)."""
+    names = [n for n in grid.vary if n in strategy.options.model_fields]
+    for name in names:
+        for value in grid.vary[name]:
+            try:
+                strategy.options.model_validate({name: value})
+            except ValidationError as e:
+                raise GridError(f"vary.{name} = {value!r}: {e.errors()[0]['msg']}") from None
+    return [tuple(zip(names, values, strict=True)) for values in product(*(grid.vary[n] for n in names))]
+
+
 def recorded(config: RunConfig, strategy: str, setting: str):
-    """A cell setting as its run's manifest recorded it: the prompt variant, or one of the strategy's options."""
-    return config.prompt_variant if setting == "prompt_variant" else config.options.get(strategy, {}).get(setting)
+    """A cell setting as its run's manifest recorded it: the prompt variant, --circular, or one of the strategy's
+    options."""
+    if setting in ("prompt_variant", "circular"):
+        return getattr(config, setting)
+    if setting == "critic_model":
+        return config.roles.get("critic", {}).get("spec")
+    return config.options.get(strategy, {}).get(setting)
 
 
 def baseline_cell(grid: Grid, all_cells: list[Cell]) -> Cell:
@@ -196,20 +266,44 @@ def compare(
     }
 
 
-def matched_control(run: CellRun, runs: list[CellRun]) -> tuple[CellRun | None, str]:
-    """The sc cell whose k equals this cell's model calls per question (same model, retrieval and, where
-    sc has it, prompt variant); or None and what to add to the grid to get one."""
+MATCHED_BASES = ("calls", "tokens")  # the compute-matched control at equal model calls, and at equal generated tokens
+
+
+def _control_variant(cell: Cell) -> str:
+    variants = load_prompts(MATCHED_CONTROL).get("variants", {})
+    return cell.variant if cell.variant in variants else load_prompts(MATCHED_CONTROL).get("default_variant", "")
+
+
+def _generated_per_q(preds: list[Prediction]) -> float:
+    return sum(p.completion_tokens for p in preds) / len(preds)
+
+
+def matched_control(run: CellRun, runs: list[CellRun], basis: str = "calls") -> tuple[CellRun | None, str]:
+    """The sc cell (same model, retrieval and, where sc has it, prompt variant) whose k equals this cell's model calls
+    per question (basis "calls"), or whose generated tokens per question come closest to this cell's (basis
+    "tokens": k = the cell's generated tokens / sc's per sample, measured on the grid's sc cells); or None and what
+    to add to the grid to get one ("" when nothing can be said yet)."""
     preds = scored(run.predictions)
     if run.cell.base == MATCHED_CONTROL or not preds:
         return None, ""
-    k = max(1, round(sum(p.model_calls for p in preds) / len(preds)))
-    variants = load_prompts(MATCHED_CONTROL).get("variants", {})
-    variant = (
-        run.cell.variant if run.cell.variant in variants else load_prompts(MATCHED_CONTROL).get("default_variant", "")
-    )
-    want = Cell(MATCHED_CONTROL + ("+rag" if run.cell.rag else ""), variant, k)
-    for other in runs:
-        if other.model == run.model and other.cell == want and other.status == "done":
+    graph, variant = MATCHED_CONTROL + ("+rag" if run.cell.rag else ""), _control_variant(run.cell)
+    siblings = [
+        r
+        for r in runs
+        if r.model == run.model and r.cell.graph == graph and r.cell.variant == variant and scored(r.predictions)
+    ]
+    if basis == "calls":
+        k = max(1, round(sum(p.model_calls for p in preds) / len(preds)))
+    else:
+        # sc's generated tokens per sample, pooled over its cells: a sample's length does not depend on k.
+        samples = [(p, r.cell.samples) for r in siblings for p in scored(r.predictions)]
+        if not samples:
+            return None, ""
+        per_sample = sum(p.completion_tokens for p, _ in samples) / sum(k for _, k in samples)
+        k = max(1, round(_generated_per_q(preds) / per_sample)) if per_sample else 1
+    want = Cell(graph, variant, k)
+    for other in siblings:
+        if other.cell == want and other.status == "done":
             return other, want.label
     return None, want.label
 
@@ -236,8 +330,8 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
     runs = [load_cell(m, c, out / model_slug(m) / c.slug, statuses.get((m, c))) for m in grid.models for c in all_cells]
     notes: list[str] = []
     done = [r for r in runs if r.config]
-    ids = done[0].config.question_ids if done else []
-    if differing := [r.label for r in done if r.config.question_ids != ids]:
+    ids = done[0].config.original_ids if done else []
+    if differing := [r.label for r in done if r.config.original_ids != ids]:
         notes.append(
             f"cells {', '.join(differing)} ran on other questions than {done[0].label}; "
             "comparisons use the questions both answered"
@@ -249,8 +343,14 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
             f"{len(ids) - len(questions)} question ids of the runs are not in the dataset; "
             "they are left out of the breakdowns"
         )
+    rotated = (
+        {r.id: r for q in questions.values() for r in rotations(q)} if any(r.config.circular for r in done) else {}
+    )
     for run in done:  # a corrected answer file re-grades every cell
-        run.predictions = {q: regrade(p, questions[q]) if q in questions else p for q, p in run.predictions.items()}
+        asked = rotated if run.config.circular else questions
+        run.predictions = {q: regrade(p, asked[q]) if q in asked else p for q, p in run.predictions.items()}
+        if run.config.circular:  # one prediction per question: right when right under every rotation
+            run.predictions = collapse_rotations(run.predictions, questions)
 
     rows: list[dict] = []
     for run in runs:
@@ -259,15 +359,16 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
         if run.config and base and base.config and run.cell != baseline:
             c = compare(base.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed)
             row |= {"baseline": baseline.label, **c}
-        control, wanted = matched_control(run, runs) if run.config else (None, "")
-        row["matched_cell"] = wanted
-        if control:
-            c = compare(
-                control.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed
-            )
-            row |= {"matched_found": True, "matched_accuracy": _accuracy(control)} | {
-                f"matched_{k}": v for k, v in c.items()
-            }
+        for basis in MATCHED_BASES:
+            control, wanted = matched_control(run, runs, basis) if run.config else (None, "")
+            prefix = f"matched_{basis}_"
+            row[prefix + "cell"] = wanted
+            if control:
+                c = compare(
+                    control.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed
+                )
+                row |= {prefix + "found": True, prefix + "accuracy": _accuracy(control)}
+                row |= {prefix + k: v for k, v in c.items()}
         # Answered letters against a uniform guess over the options shown (a first look at position bias).
         bias = answered_letters(run.predictions.values(), questions)
         row |= {"letter_chi2": bias.statistic, "letter_p": bias.p, "letter_note": bias.why}
@@ -276,14 +377,22 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
         f"{r['cell']} ({r['n']}/{len(questions)})" for r in rows if r.get("n") is not None and r["n"] < len(questions)
     ]:
         notes.append(f"unfinished or with errors: {', '.join(unfinished)}; run the grid again to resume them")
-    for key, found in (("holm_p", "mcnemar_p"), ("matched_holm_p", "matched_mcnemar_p")):
+    families = [("holm_p", "mcnemar_p")] + [(f"matched_{b}_holm_p", f"matched_{b}_mcnemar_p") for b in MATCHED_BASES]
+    for key, found in families:
         family = [r for r in rows if r.get(found) is not None]
         for r, adjusted in zip(family, holm([r[found] for r in family]), strict=True):
             r[key] = adjusted
-    if missing := sorted({r["matched_cell"] for r in rows if r["matched_cell"] and not r.get("matched_found")}):
+    wanted = {r[f"matched_{b}_cell"] for r in rows for b in MATCHED_BASES if not r.get(f"matched_{b}_found")}
+    if missing := sorted(wanted - {""}):
         notes.append(
             f"no compute-matched control for some cells: add {', '.join(missing)} to the grid "
-            f"(the k values to `samples`) to compare each chain with {MATCHED_CONTROL} at equal model calls"
+            f"(the k values to `samples`) to compare each chain with {MATCHED_CONTROL} at equal model calls and at "
+            "equal generated tokens"
+        )
+    if any(r.get("n") and not r["matched_tokens_cell"] and r["graph"] != MATCHED_CONTROL for r in rows):
+        notes.append(
+            f"the token-matched control needs {MATCHED_CONTROL}'s generated tokens per sample: add a {MATCHED_CONTROL} "
+            "cell to the grid (any k), run it, and run the grid again to see which k matches each chain"
         )
     return Ablation(grid, out, questions, runs, baseline, rows, notes, answer_key(list(questions.values())))
 
@@ -312,6 +421,8 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
         "persona": variant.get("persona", ""),
         "retrieval": run.cell.rag,
         "samples": run.cell.samples,
+        "circular": run.cell.circular,
+        "critic": run.cell.critic,
         "status": run.status,
         "run_dir": str(run.out),
     }
@@ -334,6 +445,8 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
         "tokens_per_q": s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
         "seconds_per_q": s.seconds_per_q,
     }
+    if run.cell.circular:  # collapsed predictions name an option only when every rotation chose it
+        row["consistent"] = sum(p.answer is not None for p in preds) / len(preds) if preds else None
     if flips := draft_flips(preds):
         row |= {f"first_to_final_{k}": v for k, v in flips.model_dump(exclude={"first"}).items()}
     return row
@@ -342,14 +455,16 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
 # -- output -----------------------------------------------------------------------------------
 
 COLUMNS = [
-    "model", "cell", "graph", "variant", "language", "persona", "retrieval", "samples", "status",
+    "model", "cell", "graph", "variant", "language", "persona", "retrieval", "samples", "circular", "consistent",
+    "critic", "status",
     "n", "correct", "accuracy", "ci_low", "ci_high", "unparsed", "errors",
     "calls_per_q", "prompt_tokens_per_q", "evaluated_tokens_per_q", "completion_tokens_per_q", "tokens_per_q",
     "seconds_per_q",
     "baseline", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p", "right_to_wrong", "wrong_to_right",
-    "matched_cell", "matched_found", "matched_accuracy", "matched_n", "matched_diff", "matched_diff_ci_low",
-    "matched_diff_ci_high",
-    "matched_mcnemar_p", "matched_holm_p", "matched_right_to_wrong", "matched_wrong_to_right",
+    *(f"matched_{b}_{k}" for b in MATCHED_BASES for k in (
+        "cell", "found", "accuracy", "n", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p",
+        "right_to_wrong", "wrong_to_right",
+    )),
     "first_to_final_n", "first_to_final_unparsed", "first_to_final_changed", "first_to_final_right_to_wrong",
     "first_to_final_wrong_to_right", "letter_chi2", "letter_p", "letter_note", "run_dir",
 ]  # fmt: skip
@@ -382,13 +497,23 @@ def first_to_final_cell(row: dict) -> str:
     )
 
 
+def matched_cell(row: dict, basis: str) -> str:
+    wanted = row.get(f"matched_{basis}_cell")
+    if not wanted:
+        return "–"
+    if row.get(f"matched_{basis}_found"):
+        return f"{wanted}: {_pct(row[f'matched_{basis}_accuracy'])}"
+    return f"{wanted} (not in grid)"
+
+
 def render_markdown(ablation: Ablation) -> str:
     g = ablation.grid
     base = ablation.baseline.label
     header = [
         "model", "cell", "accuracy [95% CI] (correct/n)", f"Δ vs {base}, points [95% bootstrap CI]", "McNemar p",
         "Holm p",
-        "flips r→w / w→r", "compute-matched sc", "Δ vs it [95% CI]", "Holm p (matched)", "unparsed", "errors",
+        "flips r→w / w→r", "sc at equal calls", "Δ vs it [95% CI]", "Holm p (calls)", "sc at equal generated tokens",
+        "Δ vs it [95% CI]", "Holm p (tokens)", "unparsed", "errors",
         "first → final: changed (r→w / w→r); first unparsed", "letters vs uniform, χ² p", "calls/q", "tok/q", "s/q",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -398,14 +523,13 @@ def render_markdown(ablation: Ablation) -> str:
             continue
         acc = f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}–{_pct(r['ci_high'])}] ({r['correct']}/{r['n']})"
         is_base = r.get("diff") is None
-        matched = r["matched_cell"] + ("" if r.get("matched_found") else " (not in grid)") if r["matched_cell"] else "–"
-        if r.get("matched_found"):
-            matched = f"{r['matched_cell']}: {_pct(r['matched_accuracy'])}"
         cells_ = [
             r["model"], f"**{r['cell']}**" if is_base else r["cell"], acc,
             "baseline" if is_base else diff_cell(r), _p(r.get("mcnemar_p")), _p(r.get("holm_p")),
             "–" if is_base else f"{r['right_to_wrong']} / {r['wrong_to_right']}",
-            matched, diff_cell(r, "matched_"), _p(r.get("matched_holm_p")),
+            *(x for b in MATCHED_BASES for x in (
+                matched_cell(r, b), diff_cell(r, f"matched_{b}_"), _p(r.get(f"matched_{b}_holm_p")),
+            )),
             r["unparsed"], r["errors"], first_to_final_cell(r), letter_p_text(r["letter_p"], r["letter_note"]),
             f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
         ]  # fmt: skip
@@ -427,8 +551,10 @@ def render_markdown(ablation: Ablation) -> str:
         f"difference in accuracy points against {base} of the same model, with a paired percentile bootstrap 95% "
         f"interval ({g.bootstrap_resamples} resamples of the questions, seed {g.bootstrap_seed}); McNemar: exact "
         "two-sided test on the flips; Holm: adjusted for every comparison against the baseline in this grid (and, "
-        "separately, for every compute-matched comparison). Compute-matched sc: self-consistency with k = the "
-        "cell's model calls per question (same model, retrieval and prompt variant), Δ = cell minus it. "
+        "separately, for each kind of compute-matched comparison). Compute-matched sc: self-consistency (same "
+        "model, retrieval and prompt variant) with k = the cell's model calls per question, and with k = the cell's "
+        "generated tokens per question over sc's generated tokens per sample (measured on the grid's sc cells); "
+        "Δ = cell minus it. "
         "First → final: of the chain's first proposals (reflect's draft, sc's first sample) that named an option, "
         "how many the final answer changed, and of those right→wrong / wrong→right; then the first proposals that "
         "named no option, counted in neither. Letters: χ² test of the answered letters against a uniform guess over "
@@ -437,6 +563,13 @@ def render_markdown(ablation: Ablation) -> str:
         "`python -m eval.position_bias` measures position bias instead. "
         "tok/q: prompt tokens actually evaluated plus generated tokens, per question.",
     ]
+    if any(r.get("circular") for r in ablation.rows):
+        parts.append(
+            "Circular cells ask every question under every rotation of its options (OpenCompass's CircularEval): "
+            "their accuracy is circular accuracy (right under every rotation), Δ is paired with the baseline's "
+            "standard accuracy on the same questions, their costs sum the rotations, and `consistent` in the CSV is "
+            "the share of questions whose chosen option was the same under every rotation."
+        )
     parts += [f"Note: {note}" for note in ablation.notes]
     return "\n\n".join(parts) + "\n"
 

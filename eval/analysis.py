@@ -8,8 +8,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from eval.schema import AnswerKey, Comparison, Flips, Prediction, Question
-from eval.stats import LetterBias, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts
+from eval.schema import Accuracy, AnswerKey, Circular, Comparison, Flips, Prediction, Question
+from eval.shuffle import rotation_of, unrotated_letter
+from eval.stats import LetterBias, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts, wilson_interval
+
+
+def accuracy(predictions: Iterable[Prediction]) -> Accuracy:
+    outcomes = [p.correct for p in predictions]
+    return share(sum(outcomes), len(outcomes))
+
+
+def share(k: int, n: int) -> Accuracy:
+    """k of n, with its Wilson 95% interval."""
+    low, high = wilson_interval(k, n)
+    return Accuracy(correct=k, total=n, accuracy=k / n if n else 0.0, ci_low=low, ci_high=high)
 
 
 def regrade(prediction: Prediction, question: Question) -> Prediction:
@@ -122,4 +134,69 @@ def key_text(key: AnswerKey) -> str:
     return (
         f"Answer key: {letters}. Always answering {key.best_constant_letter} would score "
         f"{100 * key.best_constant_accuracy:.1f}%; a uniform guess scores {100 * key.chance:.1f}%."
+    )
+
+
+def collapse_rotations(
+    predictions: Mapping[str, Prediction], questions: Mapping[str, Question]
+) -> dict[str, Prediction]:
+    """A --circular run's predictions (by rotated question id) as one per original question (by its id): correct
+    when every rotation is right; the answer, as an original letter, when every rotation chose the same option
+    (else None); costs summed over the rotations; extras["rotations"] the original letter each rotation chose.
+
+    A question is left out until every rotation has a prediction without an error (as summarize leaves it out).
+    """
+    groups: dict[str, dict[int, Prediction]] = {}
+    for qid, p in predictions.items():
+        base, r = rotation_of(qid)
+        groups.setdefault(base, {})[r] = p
+    collapsed = {}
+    for base, by_rotation in groups.items():
+        question = questions.get(base)
+        if question is None or len(by_rotation) < len(question.options):
+            continue
+        preds = [by_rotation[r] for r in range(len(question.options))]
+        if any(p.parse_status == "error" for p in preds):
+            continue
+        chosen = [unrotated_letter(p.answer, len(question.options), r) for r, p in enumerate(preds)]
+        consistent = len(set(chosen)) == 1 and chosen[0] is not None
+        collapsed[base] = preds[0].model_copy(
+            update={
+                "answer": chosen[0] if consistent else None,
+                "gold": question.answer,
+                "correct": all(p.correct for p in preds),
+                "parse_status": "unparsed" if any(p.parse_status == "unparsed" for p in preds) else "ok",
+                "draft_answer": None,
+                "first_proposal": "",
+                "extras": {"rotations": chosen},
+                "trace": [],
+                **{k: sum(getattr(p, k) for p in preds) for k in _COSTS},
+            }
+        )
+    return collapsed
+
+
+_COSTS = ("prompt_tokens", "prompt_tokens_evaluated", "completion_tokens", "seconds", "model_calls")
+
+
+def circular_summary(
+    graph: str, predictions: Mapping[str, Prediction], questions: Mapping[str, Question], ids: Sequence[str]
+) -> Circular:
+    """CircularEval's numbers for one graph over the original questions `ids` (every rotation answered), from its
+    predictions by rotated id; `questions` holds the originals by id."""
+    collapsed = collapse_rotations(predictions, questions)
+    originals = {q: predictions[q] for q in ids}
+    circled = [collapsed[q] for q in ids]
+    rotations = [Counter(p.extras["rotations"]) for p in circled]
+    wanted = set(ids)
+    every = [p.correct for qid, p in predictions.items() if rotation_of(qid)[0] in wanted]
+    return Circular(
+        graph=graph,
+        n=len(ids),
+        original=accuracy(originals.values()),
+        every_rotation=sum(every) / len(every) if every else 0.0,
+        circular=accuracy(circled),
+        consistent=share(sum(p.answer is not None for p in circled), len(circled)),
+        agreement=sum(max(c.values()) / sum(c.values()) for c in rotations) / len(rotations) if rotations else 0.0,
+        versus_original=paired(graph, graph, collapsed, originals, ids),
     )

@@ -29,14 +29,15 @@ from agents.prompts import PromptError, UnknownVariant, load_prompts
 from eval.cache import model_sha256
 from eval.data import BUNDLED, DataError, key_sha256, questions_sha256, select
 from eval.data.loaders import load
-from eval.gguf_info import inspect_gguf
+from eval.gguf_info import check_fits, inspect_gguf
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 from eval.report import render_markdown, summarize
 from eval.runner import run
 from eval.schema import Determinism, RunConfig, RunSummary, Specialty
-from eval.shuffle import shuffle_options
+from eval.shuffle import rotations, shuffle_options
 from eval.store import RunDirError, RunStore, read_predictions
 from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph, option_fields, options_of
+from graphs.strategy import ROLES
 from retrieval import RetrievalError
 
 # 28 stratified questions (2 per specialty x level) keep the default run (reflect + single, 0.5B model,
@@ -73,6 +74,15 @@ class _RunSpec(BaseModel):
         None,
         description=f"GGUF path or packaged model name; default {DEFAULT_MODEL}. With --backend openai: the GGUF the "
         "server serves (optional; its chat template lets prompts match the in-process run exactly)",
+    )
+    critic_model: str | None = Field(
+        None,
+        description="the critic's model where the strategy has one (reflect): a GGUF path, a packaged model name or "
+        "an OpenAI-compatible endpoint (http://HOST:PORT/v1); default the drafter's (self-critique)",
+    )
+    extract_model: str | None = Field(
+        None,
+        description="the model that commits to the letter (reflect's extractor, panel's chair), as --critic-model",
     )
     data: Path = Field(BUNDLED, description="dataset file or directory; default: the bundled questions")
     format: str = Field(
@@ -117,6 +127,11 @@ class _RunSpec(BaseModel):
         None,
         description="show options in a seeded per-question order (see python -m eval.position_bias)",
         json_schema_extra={"metavar": "SEED"},
+    )
+    circular: bool = Field(
+        False,
+        description="ask every question under every rotation of its options and report circular accuracy (right "
+        "under all of them) and consistency beside the original order's",
     )
     prompt_variant: str = Field(
         "", description="a [variants.NAME] table of the strategy's prompt file (e.g. en, zh-plain)"
@@ -229,12 +244,16 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         raise DataError(
             f"{spec.data}: no questions match --specialty {spec.specialty or 'any'} --level {spec.level or 'any'}"
         )
+    originals = questions  # the questions asked; under --circular, in every rotation of their options
+    if spec.circular:
+        questions = [r for q in originals for r in rotations(q)]
     model_path = (
         resolve_model(spec.model or DEFAULT_MODEL) if spec.model or not (backend or spec.backend == "openai") else None
     )
     if backend is None and spec.backend == "openai":
         backend = open_server(spec, model_path)
     strategies = [g.strategy for g in specs.values()]
+    roles = role_models(spec, strategies[0])
     options = {s.name: options_of(s, spec) for s in strategies}
     retrieval = open_retrieval(spec, strategies, log) if any(g.rag for g in specs.values()) else None
     # Each strategy's prompts, and the question layout every prompt shares (agents/prompts/question.toml).
@@ -281,8 +300,10 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         prompts_version=version,
         retrieval=retrieval.describe() if retrieval else "",
         shuffle_seed=spec.shuffle_options,
+        circular=spec.circular,
         prompt_variant=spec.prompt_variant,
         options=options,
+        roles={role: r.recorded() for role, r in roles.items()},
         scoring=spec.scoring if server else "",
         engine=backend.engine if backend is not None else IN_PROCESS,
     )
@@ -295,17 +316,16 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         )
         concurrency = 1
     try:
+        in_process = dict.fromkeys(
+            [r.path for r in roles.values() if r.path] + ([model_path] if backend is None else [])
+        )
+        if len(in_process) > 1:  # each backend checks its own model; together they must fit too
+            check_fits([inspect_gguf(p, sha256=False) for p in in_process], spec.n_ctx, spec.n_gpu_layers)
         if backend is None:
             log.info("model.loading", model=str(model_path))
-            backend = LlamaCppBackend(
-                model_path,
-                n_ctx=spec.n_ctx,
-                n_threads=spec.n_threads,
-                n_gpu_layers=spec.n_gpu_layers,
-                seed=spec.seed,
-                flash_attn=spec.flash_attn,
-            )
-        graphs = {name: build_graph(name, backend, config, retrieval) for name in names}
+            backend = load_model(spec, model_path)
+        others = open_roles(spec, roles, drafter=(model_path, backend))
+        graphs = {name: build_graph(name, backend, config, retrieval, others, originals) for name in names}
         run(questions, graphs, store, concurrency=concurrency, batches=bool(config.engine and config.engine.batches))
     except KeyboardInterrupt:
         raise Interrupted(out) from None
@@ -318,17 +338,73 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         str(spec.data),
         names,
         baseline,
-        questions,
+        originals,
         predictions.values(),
         bad_records=bad_records,
         engine=config.engine,
+        circular=spec.circular,
     )
     summary.model_info = config.model_info
+    summary.roles = {role: r.spec for role, r in roles.items()}
     markdown = write_report(out, summary)
     if spec.check_determinism:  # after the run's report is saved: a failing check must not lose it
         summary.determinism = check_determinism(spec, questions, backend, out, predictions)
         markdown = write_report(out, summary)
     return RunResult(summary, markdown, out, store.path)
+
+
+@dataclass(frozen=True)
+class RoleModel:
+    """--critic-model / --extract-model: a GGUF (path or packaged name) loaded in-process, or an endpoint."""
+
+    spec: str  # as the user gave it
+    path: Path | None = None  # in-process
+    url: str = ""  # an OpenAI-compatible endpoint
+
+    def recorded(self) -> dict:
+        if self.url:
+            return {"spec": self.spec, "model": f"openai:{self.url}"}
+        return {"spec": self.spec, "model": str(self.path), "model_sha256": model_sha256(self.path)}
+
+
+def role_models(spec: RunSpec, strategy) -> dict[str, RoleModel]:
+    """The roles the user gave another model, checked against the strategy under test (which must have them)."""
+    roles = {}
+    for role in ROLES:
+        given = getattr(spec, f"{role}_model")
+        if not given:
+            continue
+        if role not in strategy.roles:
+            has = f"its roles: {', '.join(strategy.roles)}" if strategy.roles else "it has no model roles"
+            raise ModelError(f"--{role}-model: strategy {strategy.name} has no {role} ({has})")
+        url = given if given.startswith(("http://", "https://")) else ""
+        roles[role] = RoleModel(given, None if url else resolve_model(given), url)
+    return roles
+
+
+def load_model(spec: RunSpec, path: Path) -> LlamaCppBackend:
+    return LlamaCppBackend(
+        path,
+        n_ctx=spec.n_ctx,
+        n_threads=spec.n_threads,
+        n_gpu_layers=spec.n_gpu_layers,
+        seed=spec.seed,
+        flash_attn=spec.flash_attn,
+    )
+
+
+def open_roles(spec: RunSpec, roles: dict[str, RoleModel], drafter: tuple[Path | None, Backend]) -> dict[str, Backend]:
+    """A backend per role, each model loaded once (a role on the drafter's own GGUF shares its backend)."""
+    opened: dict[Path | str, Backend] = {drafter[0]: drafter[1]} if drafter[0] else {}
+    backends = {}
+    for role, r in roles.items():
+        key = r.path or r.url
+        if key not in opened:
+            structlog.get_logger().info("model.loading", role=role, model=str(key))
+            opened[key] = load_model(spec, r.path) if r.path else open_server(spec.model_copy(update={
+                "base_url": r.url, "model_name": None}), None)  # fmt: skip
+        backends[role] = opened[key]
+    return backends
 
 
 def write_report(out: Path, summary: RunSummary) -> str:
@@ -351,7 +427,15 @@ def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, mad
         raise DataError("--check-determinism: no question has a finished answer from every graph to re-make")
     sample = random.Random(spec.seed).sample(answered, min(spec.check_determinism, len(answered)))
     again = evaluate(
-        spec.model_copy(update={"out": out / "determinism", "fresh": True, "concurrency": 1, "check_determinism": 0}),
+        spec.model_copy(
+            update={
+                "out": out / "determinism",
+                "fresh": True,
+                "concurrency": 1,
+                "check_determinism": 0,
+                "circular": False,
+            }
+        ),
         questions=sample,
         backend=backend,
     )

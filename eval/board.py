@@ -28,12 +28,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from eval.analysis import answer_key, key_text, paired, regrade
+from eval.analysis import accuracy, answer_key, key_text, paired, regrade
 from eval.figures import p_value as _p
 from eval.figures import pct as _pct
 from eval.figures import pts as _pts
 from eval.plan import MARKER, RESERVED, Plan, PlanError, load_plan
-from eval.report import accuracy
 from eval.schema import Accuracy, AnswerKey, Prediction, Question, RunConfig
 from eval.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
 from eval.store import RunDirError, finished, graph_predictions, read_manifest

@@ -174,16 +174,19 @@ def available_memory() -> int | None:
     return None
 
 
-def check_fits(info: ModelInfo, n_ctx: int, n_gpu_layers: int = 0) -> None:
-    """Refuse before loading when the host side cannot fit, instead of swapping or being killed mid-run."""
-    host, _gpu = memory_needed(info, n_ctx, n_gpu_layers)
+def check_fits(models: ModelInfo | list[ModelInfo], n_ctx: int, n_gpu_layers: int = 0) -> None:
+    """Refuse before loading when the host side cannot fit (every model of a run together: a critic beside its
+    drafter), instead of swapping or being killed mid-run."""
+    infos = models if isinstance(models, list) else [models]
+    host = sum(memory_needed(info, n_ctx, n_gpu_layers)[0] for info in infos)
     free = available_memory()
     if free is not None and host > free:
         gib = 1024**3
+        what = " + ".join(str(info.path) for info in infos)
         raise ModelError(
-            f"{info.path}: needs about {host / gib:.1f} GiB of RAM at n_ctx={n_ctx} with {n_gpu_layers} GPU layers, "
+            f"{what}: needs about {host / gib:.1f} GiB of RAM at n_ctx={n_ctx} with {n_gpu_layers} GPU layers, "
             f"{free / gib:.1f} GiB available; lower --n-ctx, offload layers with --n-gpu-layers, "
-            "or use a smaller quantization"
+            "or use a smaller quantization" + (" or an endpoint for one of the models" if len(infos) > 1 else "")
         )
 
 

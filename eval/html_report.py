@@ -68,6 +68,7 @@ class Page:
     # rows (one per model x cell) with the letter test's cell added (letters).
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    circular: object = None  # a --circular run's RunSummary (its circular and circular_comparisons)
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -127,6 +128,9 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
     questions, notes = run_questions(config, list(found.values()), data, fmt)
     graphs = config.graphs
     baseline = graphs[1] if len(graphs) > 1 else None
+    # Under --circular the headline and the question list are the original order's; the rotations feed the
+    # circular table.
+    questions = {q: questions[q] for q in config.original_ids if q in questions}
     summary = summarize(
         Path(config.model).name,
         config.data,
@@ -135,6 +139,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         list(questions.values()),
         found.values(),
         engine=config.engine,
+        circular=config.circular,
     )
     columns = [
         Column(
@@ -176,7 +181,9 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
                 " (the run is incomplete or has errors; rerun it to resume)"
             )
     rows = [{"title": c.title, "summary": c.summary, "letters": _letter_p(c, questions)} for c in columns]
-    return Page(" vs ".join(graphs), "run", meta, questions, columns, comparisons, rows, notes)
+    page = Page(" vs ".join(graphs), "run", meta, questions, columns, comparisons, rows, notes)
+    page.circular = summary if summary.circular else None
+    return page
 
 
 def load_ablation_page(out: Path) -> Page:

@@ -20,7 +20,8 @@ MARKER = "cell.json"  # in each run directory of a plan: the flags it ran with, 
 # Flags a plan sets for every run itself; `extra_args` may not repeat them.
 RESERVED = {
     "--graph", "--baseline", "--model", "--limit", "--specialty", "--level", "--seed", "--data", "--format",
-    "--answers", "--map", "--mapping", "--out", "--fresh", "--retrieval", "--shuffle-options",
+    "--answers", "--map", "--mapping", "--out", "--fresh", "--retrieval", "--shuffle-options", "--circular",
+    "--critic-model",
 }  # fmt: skip
 
 

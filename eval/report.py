@@ -5,18 +5,32 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from eval.analysis import answer_key, draft_flips, flip_rows, key_text, paired, regrade
-from eval.schema import SPECIALTIES, Accuracy, Engine, GraphSummary, Prediction, Question, RunSummary
-from eval.stats import holm, wilson_interval
+from eval.analysis import (
+    accuracy,
+    answer_key,
+    circular_summary,
+    collapse_rotations,
+    draft_flips,
+    flip_rows,
+    key_text,
+    paired,
+    regrade,
+)
+from eval.schema import (
+    SPECIALTIES,
+    Accuracy,
+    Circular,
+    Comparison,
+    Engine,
+    GraphSummary,
+    Prediction,
+    Question,
+    RunSummary,
+)
+from eval.shuffle import rotations
+from eval.stats import holm
 
 LEVELS = ("attending", "senior")
-
-
-def accuracy(predictions: Iterable[Prediction]) -> Accuracy:
-    outcomes = [p.correct for p in predictions]
-    correct, total = sum(outcomes), len(outcomes)
-    low, high = wilson_interval(correct, total)
-    return Accuracy(correct=correct, total=total, accuracy=correct / total if total else 0.0, ci_low=low, ci_high=high)
 
 
 def _per_question(predictions: Sequence[Prediction], key: str) -> float:
@@ -58,12 +72,16 @@ def summarize(
     *,
     bad_records: int = 0,
     engine: Engine | None = None,
+    circular: bool = False,
 ) -> RunSummary:
     """Every graph is scored on the same questions: those with a result from all of them.
 
     A question one graph could not answer (an error, retried on resume) leaves every graph's headline, so an
     error never moves one denominator and the headline and the paired comparison count the same questions.
+    `circular`: the predictions answer every rotation of `questions` (the originals); the headline is the original
+    order's, and RunSummary.circular adds CircularEval's numbers.
     """
+    predictions = list(predictions)
     wanted = {q.id: q for q in questions}
     by_graph: dict[str, dict[str, Prediction]] = {g: {} for g in graphs}
     for p in predictions:
@@ -80,8 +98,8 @@ def summarize(
     comparisons = [
         paired(g, baseline, by_graph[g], by_graph[baseline], scored_ids) for g in graphs if baseline and g != baseline
     ]
-    for c, adjusted in zip(comparisons, holm([c.mcnemar_p for c in comparisons]), strict=True):
-        c.holm_p = adjusted
+    _holm(comparisons)
+    circled, circled_comparisons = _circular(graphs, baseline, wanted, predictions) if circular else ([], [])
     return RunSummary(
         model=model,
         data=data,
@@ -95,7 +113,33 @@ def summarize(
         engine=engine,
         batched=sum(by_graph[g][qid].shared_batch for g in graphs for qid in scored_ids),
         methods=dict(Counter(by_graph[g][qid].answer_method for g in graphs for qid in scored_ids)),
+        circular=circled,
+        circular_comparisons=circled_comparisons,
     )
+
+
+def _holm(comparisons: list[Comparison]) -> None:
+    for c, adjusted in zip(comparisons, holm([c.mcnemar_p for c in comparisons]), strict=True):
+        c.holm_p = adjusted
+
+
+def _circular(
+    graphs: Sequence[str], baseline: str | None, originals: dict[str, Question], predictions: list[Prediction]
+) -> tuple[list[Circular], list[Comparison]]:
+    """Each graph's CircularEval numbers on the questions every graph answered under every rotation, and its
+    circular accuracy against the baseline's, paired."""
+    rotated = {r.id: r for q in originals.values() for r in rotations(q)}
+    by_graph: dict[str, dict[str, Prediction]] = {g: {} for g in graphs}
+    for p in predictions:
+        if p.question_id in rotated and p.graph in by_graph:
+            by_graph[p.graph][p.question_id] = regrade(p, rotated[p.question_id])
+    collapsed = {g: collapse_rotations(by_graph[g], originals) for g in graphs}
+    ids = [q for q in originals if all(q in collapsed[g] for g in graphs)]
+    comparisons = [
+        paired(g, baseline, collapsed[g], collapsed[baseline], ids) for g in graphs if baseline and g != baseline
+    ]
+    _holm(comparisons)
+    return [circular_summary(g, by_graph[g], originals, ids) for g in graphs], comparisons
 
 
 # -- Markdown -------------------------------------------------------------------------------
@@ -150,6 +194,7 @@ def _coverage(summary: RunSummary) -> str:
 
 def render_markdown(summary: RunSummary) -> str:
     model = f"Model `{summary.model}`" + (f" ({describe_model(summary.model_info)})" if summary.model_info else "")
+    model += "".join(f" · {role} `{m}`" for role, m in summary.roles.items())
     parts = [
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
         f"{model} · data `{summary.data}` · {summary.questions} questions. "
@@ -202,6 +247,8 @@ def render_markdown(summary: RunSummary) -> str:
             f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}. "
             f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}."
         )
+    if summary.circular:
+        parts.append(_circular_markdown(summary))
     for g in summary.graphs:
         if f := g.draft_to_final:
             parts.append(
@@ -211,6 +258,47 @@ def render_markdown(summary: RunSummary) -> str:
     if summary.engine:
         parts.append(_serving(summary))
     return "\n\n".join(parts) + "\n"
+
+
+def _diff(c: Comparison) -> str:
+    return f"{100 * c.difference:+.1f} [{100 * c.diff_ci_low:+.1f}, {100 * c.diff_ci_high:+.1f}]"
+
+
+def _circular_markdown(summary: RunSummary) -> str:
+    rows = [
+        [
+            c.graph,
+            c.n,
+            _cell(c.original),
+            _pct(c.every_rotation),
+            _cell(c.circular),
+            _cell(c.consistent),
+            _pct(c.agreement),
+            _diff(c.versus_original),
+        ]
+        for c in summary.circular
+    ]
+    header = [
+        "graph", "questions", "original order [95% CI]", "all rotations' answers", "circular: right under every "
+        "rotation [95% CI]", "same option under every rotation [95% CI]", "agreement", "circular − original, points",
+    ]  # fmt: skip
+    text = (
+        "## Circular evaluation\n\nEach question asked under every rotation of its options (OpenCompass's "
+        "CircularEval), on the questions every graph answered under all of them. Circular: right under every "
+        "rotation; same option: the same content chosen every time, right or wrong; agreement: the share of "
+        "rotations that chose each question's most chosen option, averaged; circular − original: paired, with a "
+        "bootstrap 95% interval.\n\n" + _table(header, rows)
+    )
+    if comparisons := summary.circular_comparisons:
+        text += "\n\n" + _table(
+            ["circular accuracy", "n", "Δ, points [95% CI]", "McNemar p", "Holm p", "flips r→w / w→r"],
+            [
+                [f"{c.graph} vs {c.baseline}", c.n, _diff(c), f"{c.mcnemar_p:.3g}", f"{c.holm_p:.3g}",
+                 f"{c.right_to_wrong} / {c.wrong_to_right}"]
+                for c in comparisons
+            ],
+        )  # fmt: skip
+    return text
 
 
 def batching_note(batched: int, scored: int) -> str:

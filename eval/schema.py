@@ -24,6 +24,17 @@ Level = Literal["attending", "senior"]
 ParseStatus = Literal["ok", "unparsed", "error"]
 
 
+# A rotated question's id (--circular): the original id, this separator, the rotation; the original order keeps its
+# id, so its answers pair with a run made without --circular.
+ROTATION = "@rot"
+
+
+def rotation_of(question_id: str) -> tuple[str, int]:
+    """(original id, rotation) of a question id; rotation 0 for an id that names none."""
+    base, sep, r = question_id.rpartition(ROTATION)
+    return (base, int(r)) if sep and r.isdigit() else (question_id, 0)
+
+
 class Question(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -179,15 +190,23 @@ class RunConfig(BaseModel):
     n_gpu_layers: int = 0
     seed: int = 0
     shuffle_seed: int | None = None  # options shown in a seeded per-question order (position-bias runs)
+    circular: bool = False  # every question asked under every rotation of its options; question_ids lists each
     prompts_version: str = ""
     retrieval: str = ""  # mode, k, context budget and store fingerprint when any graph retrieves
     prompt_variant: str = ""  # a [variants.NAME] table of the strategy's prompt file; "" = its default_variant
     # Each strategy's own options (its budgets, rounds, samples...), by strategy name, as the strategy declares them.
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # --critic-model / --extract-model: role -> {spec, model, model_sha256}; no entry: the drafter's model plays it.
+    roles: dict[str, dict[str, str]] = Field(default_factory=dict)
     scoring: str = ""  # a server run's --scoring (how letters are committed); "" in-process (always probabilities)
     # The engine of the latest session: recorded, not compared (a restarted server may resume the run).
     engine: Engine | None = None
     version: int = CONFIG_VERSION
+
+    @property
+    def original_ids(self) -> list[str]:
+        """The questions as selected: under --circular, question_ids less the rotations."""
+        return [q for q in self.question_ids if not self.circular or rotation_of(q)[1] == 0]
 
     @model_validator(mode="before")
     @classmethod
@@ -282,8 +301,23 @@ class Determinism(BaseModel):
         return sum(len(ids) for ids in self.changed.values())
 
 
+class Circular(BaseModel):
+    """--circular: one graph's answers to every rotation of each question's options (OpenCompass's CircularEval)."""
+
+    graph: str
+    n: int  # questions answered (no error) under every rotation
+    original: Accuracy  # in the original option order: the standard accuracy
+    every_rotation: float  # accuracy over all the rotations' answers
+    circular: Accuracy  # right under every rotation
+    consistent: Accuracy  # the same option chosen under every rotation, right or wrong
+    agreement: float  # per question, the share of rotations that chose its most chosen option; averaged
+    # Circular against original accuracy of the same graph, paired: what demanding consistency costs.
+    versus_original: Comparison
+
+
 class RunSummary(BaseModel):
     model: str
+    roles: dict[str, str] = Field(default_factory=dict)  # --critic-model / --extract-model: role -> model, as given
     model_info: dict = Field(default_factory=dict)
     data: str
     questions: int  # selected for the run
@@ -297,3 +331,6 @@ class RunSummary(BaseModel):
     batched: int = 0  # scored predictions made while sharing a batch with another question (Prediction.shared_batch)
     methods: dict[str, int] = Field(default_factory=dict)  # how the scored predictions committed to a letter
     determinism: Determinism | None = None
+    circular: list[Circular] = Field(default_factory=list)  # --circular runs: per graph
+    # --circular: each graph's circular accuracy against the baseline's, paired and Holm-adjusted
+    circular_comparisons: list[Comparison] = Field(default_factory=list)

@@ -1,27 +1,54 @@
-"""Option shuffling for position-bias checks: a seeded permutation per question, and the way back."""
+"""Option orders for position-bias checks: a seeded permutation per question (--shuffle-options), every rotation
+of the options (--circular), and the way back to the original letters."""
 
 from __future__ import annotations
 
 import random
 
-from eval.schema import LETTERS, Question
+from eval.schema import LETTERS, ROTATION, Question, rotation_of
 
 
-def option_order(question: Question, seed: int) -> str:
+def option_order(question: Question, seed: int | str) -> str:
     """order[i] is the original letter now shown at position i ("CAEBD": new A is old C ...)."""
     letters = list(question.options)
     random.Random(f"{seed}:{question.id}").shuffle(letters)  # per question, independent of selection order
     return "".join(letters)
 
 
-def shuffle_options(question: Question, seed: int) -> Question:
-    order = option_order(question, seed)
+def reorder(question: Question, order: str) -> Question:
+    """The question showing at position i the original option order[i] (the key moves with its option)."""
     new = dict(zip(question.options, (question.options[old] for old in order), strict=True))
     return question.model_copy(update={"options": new, "answer": LETTERS[order.index(question.answer)]})
 
 
-def original_letter(answer: str | None, question: Question, seed: int) -> str | None:
+def shuffle_options(question: Question, seed: int | str) -> Question:
+    return reorder(question, option_order(question, seed))
+
+
+def original_letter(answer: str | None, question: Question, seed: int | str) -> str | None:
     """The original letter of the option a shuffled run chose."""
     if answer is None:
         return None
     return option_order(question, seed)[LETTERS.index(answer)]
+
+
+def rotate(question: Question, r: int) -> Question:
+    """The question with its options rotated by r: position i shows the original option (i + r) mod n."""
+    if r == 0:
+        return question
+    old = "".join(question.letters)
+    turned = reorder(question, old[r:] + old[:r])
+    return turned.model_copy(update={"id": f"{question.id}{ROTATION}{r}"})
+
+
+def rotations(question: Question) -> list[Question]:
+    """Every rotation of the options, the original order first (OpenCompass's CircularEval)."""
+    return [rotate(question, r) for r in range(len(question.options))]
+
+
+__all__ = ["rotation_of"]  # eval.schema's, here beside rotate()
+
+
+def unrotated_letter(answer: str | None, n_options: int, r: int) -> str | None:
+    """The original letter of the option a rotated question's answer chose."""
+    return None if answer is None else LETTERS[(LETTERS.index(answer) + r) % n_options]

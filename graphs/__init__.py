@@ -18,6 +18,8 @@ REGISTERED = (
     "cot",
     "sc",
     "panel",
+    "medprompt",
+    "pride",
 )
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (import_module(f"graphs.{m}").STRATEGY for m in REGISTERED)}
 RAG_SUFFIX = "+rag"
@@ -47,10 +49,13 @@ class GraphSpec:
             raise UnknownGraph(f"unknown graph {name!r}; choose one of: {choices}")
         return cls(STRATEGIES[base], rag)
 
-    def build(self, backend, options: Any, *, variant: str, seed: int, retrieval=None):
-        """The compiled graph; `options` is the strategy's options model."""
+    def build(self, backend, options: Any, *, variant: str, seed: int, retrieval=None, **context):
+        """The compiled graph; `options` is the strategy's options model; `context`: Build's other fields (roles,
+        evaluated, model_id)."""
         prompts = self.strategy.load_prompts(variant)
-        return self.strategy.build(Build(backend, options, prompts, seed, retrieval if self.rag else None))
+        roles = {r: m for r, m in context.pop("roles", {}).items() if r in self.strategy.roles}
+        rag = retrieval if self.rag else None
+        return self.strategy.build(Build(backend, options, prompts, seed, rag, roles=roles, **context))
 
 
 def options_of(strategy: Strategy, values: Any) -> dict[str, Any]:
@@ -58,11 +63,21 @@ def options_of(strategy: Strategy, values: Any) -> dict[str, Any]:
     return strategy.options(**{k: getattr(values, k) for k in strategy.options.model_fields}).model_dump()
 
 
-def build_graph(name: str, backend, config: Any, retrieval=None):
-    """A run's graph by name, built with the options, prompt variant and seed its RunConfig records."""
+def build_graph(name: str, backend, config: Any, retrieval=None, roles=None, evaluated=()):
+    """A run's graph by name, built with the options, prompt variant and seed its RunConfig records; `roles`: other
+    models by role; `evaluated`: the run's questions."""
     spec = GraphSpec.parse(name)
     options = spec.strategy.options(**config.options.get(spec.strategy.name, {}))
-    return spec.build(backend, options, variant=config.prompt_variant, seed=config.seed, retrieval=retrieval)
+    return spec.build(
+        backend,
+        options,
+        variant=config.prompt_variant,
+        seed=config.seed,
+        retrieval=retrieval,
+        roles=roles or {},
+        evaluated=tuple(evaluated),
+        model_id=config.model_sha256 or config.model,
+    )
 
 
 def option_fields() -> dict[str, Any]:

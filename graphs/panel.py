@@ -30,7 +30,7 @@ def build(b: Build):
         opinions_node, backend=b.backend, prompts=b.prompts, max_tokens=o.draft_tokens, panellists=o.panellists
     )
     graph.add_node("opinions", opinions)
-    graph.add_node("aggregate", partial(aggregate_node, backend=b.backend, prompts=b.prompts))
+    graph.add_node("aggregate", partial(aggregate_node, backend=b.backend_for("extract"), prompts=b.prompts))
     connect_entry(graph, "opinions", b.backend, b.retrieval)
     graph.add_edge("opinions", "aggregate")
     graph.add_edge("aggregate", END)
@@ -44,6 +44,7 @@ STRATEGY = Strategy(
     Options,
     first_proposal="first panellist",
     extras=("panel_letters",),
+    roles=("extract",),  # the chair
     # Each opinion goes into the chair's prompt.
     generated_tokens=lambda o: o.panellists * (o.draft_tokens + 32),
 )

@@ -1,5 +1,8 @@
 """reflect: draft -> critique -> extract; with --rounds R, up to R-1 revise -> critique loops before extracting.
 
+The critic and the extractor may be other models than the drafter (--critic-model, --extract-model): critique by a
+colleague instead of self-critique.
+
 The loop stops early when the critic proposes nothing different from the drafter's current answer.
 """
 
@@ -33,9 +36,10 @@ def build(b: Build):
     o: Options = b.options
     graph = StateGraph(ChainState)
     graph.add_node("draft", partial(draft_node, backend=b.backend, prompts=b.prompts, max_tokens=o.draft_tokens))
-    critique = partial(critique_node, backend=b.backend, prompts=b.prompts, max_tokens=o.critique_tokens)
+    critic = b.backend_for("critic")
+    critique = partial(critique_node, backend=critic, prompts=b.prompts, max_tokens=o.critique_tokens)
     graph.add_node("critique", critique)
-    graph.add_node("extract", partial(extract_answer, backend=b.backend, prompts=b.prompts))
+    graph.add_node("extract", partial(extract_answer, backend=b.backend_for("extract"), prompts=b.prompts))
     connect_entry(graph, "draft", b.backend, b.retrieval)
     graph.add_edge("draft", "critique")
     if o.rounds > 1:
@@ -68,6 +72,7 @@ STRATEGY = Strategy(
     Options,
     first_proposal="draft",
     extras=("revisions",),
+    roles=("critic", "extract"),
     # A revision and a critique per round stay in the conversation.
     generated_tokens=lambda o: o.rounds * (o.draft_tokens + o.critique_tokens),
 )

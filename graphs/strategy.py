@@ -6,8 +6,8 @@ strategy with a new option touches only its own files and one line of the regist
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.backends.base import Backend
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import load_prompts
+from eval.schema import Question
 
 
 class NoOptions(BaseModel):
@@ -27,6 +28,10 @@ class Budgets(NoOptions):
     draft_tokens: int = Field(384, ge=1, description="token budget of a draft (reasoning before the answer)")
 
 
+# Model roles a strategy may give to another model than the drafter's (--critic-model, --extract-model).
+ROLES = ("critic", "extract")
+
+
 @dataclass(frozen=True)
 class Build:
     """What a strategy's build() gets: the backend, its options, its prompts (in the run's variant)."""
@@ -36,6 +41,13 @@ class Build:
     prompts: dict
     seed: int  # the run's seed, for strategies that sample
     retrieval: Retrieval | None = None
+    roles: Mapping[str, Backend] = field(default_factory=dict)  # role -> its model, where not the drafter's
+    evaluated: tuple[Question, ...] = ()  # the run's questions (a worked-example pool must not offer them)
+    model_id: str = ""  # the drafter's identity (its sha256 where known), for what a strategy caches per model
+
+    def backend_for(self, role: str) -> Backend:
+        """The model that plays `role` (one of ROLES the strategy declares): its own, or the drafter's."""
+        return self.roles.get(role, self.backend)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class Strategy:
     # What the chain's first proposal (Prediction.draft_answer) is called, e.g. "draft"; "" when it has none.
     first_proposal: str = ""
     extras: tuple[str, ...] = ()  # graph-state keys recorded in Prediction.extras (e.g. sc's votes)
+    roles: tuple[str, ...] = ()  # of ROLES, those its build() asks Build.backend_for
     # Tokens the chain's conversation can grow by (generated text it sends back), for the context-window check;
     # by default every `*_tokens` budget once.
     generated_tokens: Callable[[Any], int] = lambda o: sum(v for k, v in o if k.endswith("_tokens"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY
 
-from eval.ablation import Cell, GridError, analyse, cells, load_grid, write_outputs
+from eval.ablation import Cell, GridError, analyse, cells, load_grid, render_markdown, write_outputs
 from eval.analysis import answer_key, key_text
 from eval.data import BUNDLED, load_questions, select
 from eval.schema import Message, Prediction, RunConfig, TraceStep
@@ -118,6 +118,102 @@ def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
     assert Cell("single").settings(grid) == {}
 
 
+def test_circular_and_critic_cells(tmp_path):
+    from eval.ablate import agentic_argv
+
+    grid = load_grid(
+        write_grid(
+            tmp_path, 'graphs = ["single", "reflect"]\ncircular = [false, true]\ncritics = ["models/big.gguf"]\n'
+        )
+    )
+    labels = [c.label for c in cells(grid)]
+    # Only reflect has a critic; every graph is crossed with circular.
+    assert labels == [
+        "single", "single[circular]",
+        "reflect", "reflect[critic=big]", "reflect[circular]", "reflect[circular,critic=big]",
+    ]  # fmt: skip
+    only_single = load_grid(write_grid(tmp_path, 'graphs = ["single", "reflect"]\ncircular = ["single"]\n'))
+    assert [c.label for c in cells(only_single)] == ["single", "single[circular]", "reflect"]
+    cell = cells(grid)[-1]
+    assert cell.slug == "reflect_circular_critic-big"
+    assert cell.settings(grid) == {"circular": True, "critic_model": "models/big.gguf"}
+    argv = agentic_argv(grid, "m.gguf", cell)
+    assert "--circular" in argv and argv[argv.index("--critic-model") + 1] == "models/big.gguf"
+    with pytest.raises(GridError, match="may not set --circular"):
+        load_grid(write_grid(tmp_path, 'graphs = ["single"]\nextra_args = ["--circular"]\n'))
+
+
+def test_vary_crosses_strategy_options_for_the_strategies_that_have_them(tmp_path):
+    from eval.ablate import agentic_argv
+
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            'graphs = ["single", "medprompt"]\nvary = {knn_examples = [0, 5], example_reasoning = ["self-cot", '
+            '"answer-only"]}\noptions = {pool = "pool.jsonl"}\n',
+        )
+    )
+    labels = [c.label for c in cells(grid)]
+    assert labels == [
+        "single",
+        "medprompt[zh,knn_examples=0,example_reasoning=self-cot]",
+        "medprompt[zh,knn_examples=0,example_reasoning=answer-only]",
+        "medprompt[zh,knn_examples=5,example_reasoning=self-cot]",
+        "medprompt[zh,knn_examples=5,example_reasoning=answer-only]",
+    ]
+    cell = cells(grid)[-1]
+    assert cell.slug == "medprompt_zh_knn_examples-5_example_reasoning-answer-only"
+    assert cell.settings(grid) == {"prompt_variant": "zh", "knn_examples": 5, "example_reasoning": "answer-only"}
+    argv = agentic_argv(grid, "m.gguf", cell)
+    assert (
+        argv[argv.index("--knn-examples") + 1] == "5" and argv[argv.index("--example-reasoning") + 1] == "answer-only"
+    )
+    assert argv[argv.index("--pool") + 1] == "pool.jsonl"
+    for text, message in [
+        ('graphs = ["sc"]\nvary = {samples = [1]}', "vary.samples is not a strategy option the grid may vary"),
+        ('graphs = ["sc"]\nvary = {nope = [1]}', "vary.nope is not a strategy option"),
+        ('graphs = ["medprompt"]\nvary = {shuffles = [0]}', "vary.shuffles = 0: Input should be greater than"),
+        ('graphs = ["reflect"]\nvary = {rounds = [1, 2]}\noptions = {rounds = 2}', "vary.rounds is set by"),
+    ]:
+        with pytest.raises(GridError, match=message):
+            cells(load_grid(write_grid(tmp_path, text)))
+
+
+def test_a_circular_cell_scores_right_under_every_rotation(tmp_path):
+    """single[circular]: right under every rotation on questions 0-5, right in the original order only on 6-9
+    (position A after that), wrong on the rest; compared, paired, with single's standard accuracy (right on 0-9)."""
+    from eval.shuffle import rotations
+
+    out = make_ablation(tmp_path)
+    asked = [r for q in QUESTIONS for r in rotations(q)]
+    config = RunConfig(
+        graphs=["single"], model="m.gguf", model_sha256="", data=str(BUNDLED), data_sha256="",
+        question_ids=[r.id for r in asked], circular=True,
+    )  # fmt: skip
+    store = RunStore(out / "m" / "single_circular", config)
+    for i, q in enumerate(QUESTIONS):
+        for r, turned in enumerate(rotations(q)):
+            right = i < 6 or (i < 10 and r == 0)
+            answer = turned.answer if right else next(x for x in turned.letters if x != turned.answer)
+            store.append(
+                Prediction(
+                    question_id=turned.id, graph="single", answer=answer, gold=turned.answer, correct=right,
+                    parse_status="ok", answer_method="next_token", model_calls=1, prompt_tokens=100,
+                )
+            )  # fmt: skip
+    store.close()
+    grid = load_grid(write_grid(tmp_path, SYNTHETIC + "circular = [false, true]\n"))
+    ablation = analyse(grid, out)
+    rows = {r["cell"]: r for r in ablation.rows}
+    circular = rows["single[circular]"]
+    assert (circular["n"], circular["correct"], circular["consistent"]) == (20, 6, 0.3)
+    assert (circular["right_to_wrong"], circular["wrong_to_right"]) == (4, 0)
+    assert circular["diff"] == pytest.approx(-0.2)
+    # Costs sum the rotations: five-option questions, one call each.
+    assert circular["calls_per_q"] == pytest.approx(sum(len(q.options) for q in QUESTIONS) / 20)
+    assert "Circular cells ask every question under every rotation" in render_markdown(ablation)
+
+
 def test_grid_options_reach_every_cell_as_flags(tmp_path):
     from eval.ablate import agentic_argv
 
@@ -170,10 +266,16 @@ limit = 20
 
 
 def write_cell(
-    out: Path, graph: str, correct: list[bool], calls: int, drafts: dict[int, str | None] | None = None, **settings
+    out: Path,
+    graph: str,
+    correct: list[bool],
+    calls: int,
+    drafts: dict[int, str | None] | None = None,
+    tokens: int = 10,
+    **settings,
 ) -> None:
     """drafts: question index -> the first proposal ("right", "wrong", "other wrong" or None: named no option);
-    the others' first proposal is their final answer."""
+    the others' first proposal is their final answer. tokens: generated tokens per model call."""
     config = RunConfig(
         graphs=[graph], model="m.gguf", model_sha256="", data=str(BUNDLED), data_sha256="",
         question_ids=[q.id for q in QUESTIONS], **settings,
@@ -195,7 +297,7 @@ def write_cell(
                 messages=[Message(role="user", content=q.stem)],
                 output=f"答案：{answer}",
                 prompt_tokens=100,
-                completion_tokens=10,
+                completion_tokens=tokens,
                 seconds=0.5,
             )
             for _ in range(calls)
@@ -212,7 +314,7 @@ def write_cell(
                 draft_answer=first if graph in ("reflect", "sc") else None,
                 trace=trace,
                 prompt_tokens=100 * calls,
-                completion_tokens=10 * calls,
+                completion_tokens=tokens * calls,
                 seconds=0.5 * calls,
                 model_calls=calls,
             )
@@ -228,7 +330,8 @@ def make_ablation(root: Path) -> Path:
     write_cell(cells_dir / "cot_zh", "cot", [i >= 5 for i in range(20)], 1, prompt_variant="zh")
     # reflect's drafts: two name no option, two wrong ones it corrects, one right one it spoils, one wrong it swaps.
     drafts = {0: None, 1: None, 2: "wrong", 3: "wrong", 15: "right", 16: "other wrong"}
-    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3, drafts)
+    # reflect generates 21 tokens per question (7 a call), sc 10 a sample: sc with k=2 matches it in tokens.
+    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3, drafts, tokens=7)
     write_cell(cells_dir / "sc_zh_k3", "sc", [i % 2 == 0 for i in range(20)], 3, prompt_variant="zh", samples=3)
     grid = load_grid(write_grid(root, SYNTHETIC))
     write_outputs(analyse(grid, out))
@@ -253,11 +356,17 @@ def test_table_from_known_outcomes(tmp_path):
 
     # Compute-matched: reflect makes 3 model calls per question, so its control is sc with k=3.
     reflect = rows["reflect"]
-    assert reflect["calls_per_q"] == 3.0 and reflect["matched_cell"] == "sc[zh,k=3]" and reflect["matched_found"]
-    assert reflect["matched_accuracy"] == 0.5
+    assert (
+        reflect["calls_per_q"] == 3.0
+        and reflect["matched_calls_cell"] == "sc[zh,k=3]"
+        and reflect["matched_calls_found"]
+    )
+    assert reflect["matched_calls_accuracy"] == 0.5
     # Against sc (right on even i): 3 right -> wrong (14, 16, 18), 7 wrong -> right (odd i < 14); alone in its family.
-    assert (reflect["matched_right_to_wrong"], reflect["matched_wrong_to_right"]) == (3, 7)
-    assert reflect["matched_diff"] == pytest.approx(0.2) and reflect["matched_holm_p"] == pytest.approx(0.34375)
+    assert (reflect["matched_calls_right_to_wrong"], reflect["matched_calls_wrong_to_right"]) == (3, 7)
+    assert reflect["matched_calls_diff"] == pytest.approx(0.2) and reflect["matched_calls_holm_p"] == pytest.approx(
+        0.34375
+    )
     # Drafts: 2 named no option; of the 18 others, 4 changed: 1 right -> wrong, 2 wrong -> right, 1 wrong -> wrong.
     flips = {
         k: reflect[f"first_to_final_{k}"] for k in ("n", "unparsed", "changed", "right_to_wrong", "wrong_to_right")
@@ -265,9 +374,13 @@ def test_table_from_known_outcomes(tmp_path):
     assert flips == {"n": 20, "unparsed": 2, "changed": 4, "right_to_wrong": 1, "wrong_to_right": 2}
     # 20 five-option questions expect 4 answers per letter, too few for the chi-square test.
     assert reflect["letter_p"] is None and reflect["letter_note"] == "expected count < 5"
-    assert cot["matched_cell"] == "sc[zh,k=1]" and not cot.get("matched_found")
-    assert any("sc[zh,k=1]" in note for note in ablation.notes)
-    assert rows["sc[zh,k=3]"]["matched_cell"] == ""  # sc is the control, not matched against itself
+    assert cot["matched_calls_cell"] == "sc[zh,k=1]" and not cot.get("matched_calls_found")
+    # At equal generated tokens: reflect's 21 per question over sc's 10 per sample -> k=2, which the grid lacks; cot's
+    # 10 -> k=1.
+    assert reflect["matched_tokens_cell"] == "sc[zh,k=2]" and not reflect.get("matched_tokens_found")
+    assert cot["matched_tokens_cell"] == "sc[zh,k=1]"
+    assert any("sc[zh,k=1], sc[zh,k=2] to the grid" in note for note in ablation.notes)
+    assert rows["sc[zh,k=3]"]["matched_calls_cell"] == ""  # sc is the control, not matched against itself
 
     markdown = (out / "ablation.md").read_text(encoding="utf-8")
     lines = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
@@ -279,7 +392,7 @@ def test_table_from_known_outcomes(tmp_path):
     assert md_cot["accuracy [95% CI] (correct/n)"] == "75.0% [53.1%–88.8%] (15/20)"  # Wilson, as in test_stats
     assert md_cot["Δ vs single, points [95% bootstrap CI]"].startswith("+25.0 [")
     assert (md_cot["McNemar p"], md_cot["Holm p"], md_cot["flips r→w / w→r"]) == ("0.302", "0.604", "5 / 10")
-    assert (md_reflect["compute-matched sc"], md_reflect["Holm p (matched)"]) == ("sc[zh,k=3]: 50.0%", "0.344")
+    assert (md_reflect["sc at equal calls"], md_reflect["Holm p (calls)"]) == ("sc[zh,k=3]: 50.0%", "0.344")
     assert md_reflect["first → final: changed (r→w / w→r); first unparsed"] == "4 (1 / 2); 2"
     assert md_cot["first → final: changed (r→w / w→r); first unparsed"] == "–"
     assert md_reflect["letters vs uniform, χ² p"] == "–, too few answers; see python -m eval.position_bias"
@@ -291,6 +404,24 @@ def test_table_from_known_outcomes(tmp_path):
     # The key's letters and the best constant letter, so an accuracy can be read against them.
     key = answer_key(QUESTIONS)
     assert key_text(key) in markdown and sum(key.letters.values()) == 20 and key.best_constant_accuracy <= 0.3
+
+
+def test_the_token_matched_control_is_measured_from_the_grids_sc_cells(tmp_path):
+    """reflect: 3 calls but 21 generated tokens per question; sc: 10 tokens a sample. With sc at k=2 and k=3 in the
+    grid, reflect's control at equal calls is k=3 and at equal tokens k=2, each compared and Holm-adjusted apart."""
+    out = make_ablation(tmp_path)
+    write_cell(out / "m" / "sc_zh_k2", "sc", [i < 12 for i in range(20)], 2, prompt_variant="zh", samples=2)
+    ablation = analyse(load_grid(write_grid(tmp_path, SYNTHETIC.replace("[3]", "[2, 3]"))), out)
+    reflect = next(r for r in ablation.rows if r["cell"] == "reflect")
+    assert (reflect["matched_calls_cell"], reflect["matched_tokens_cell"]) == ("sc[zh,k=3]", "sc[zh,k=2]")
+    assert reflect["matched_tokens_found"] and reflect["matched_tokens_accuracy"] == 0.6
+    # reflect right on i < 14, sc k=2 on i < 12: two wrong -> right, none the other way.
+    assert (reflect["matched_tokens_right_to_wrong"], reflect["matched_tokens_wrong_to_right"]) == (0, 2)
+    assert reflect["matched_tokens_diff"] == pytest.approx(0.1) and reflect["matched_tokens_mcnemar_p"] == 0.5
+    # Its family: reflect vs sc k=2 (p 0.5) and cot vs... nothing (k=1 is missing), so Holm leaves it at 0.5.
+    assert reflect["matched_tokens_holm_p"] == 0.5 and reflect["matched_calls_holm_p"] == pytest.approx(0.34375)
+    markdown = render_markdown(ablation)
+    assert "| sc at equal generated tokens |" in markdown and "sc[zh,k=2]: 60.0%" in markdown
 
 
 def test_a_corrected_answer_key_regrades_every_cell(tmp_path):
@@ -351,7 +482,7 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
     rows = {r["cell"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
     assert list(rows) == ["cot[zh]", "sc[zh,k=1]"]
     # cot makes one model call per question: its compute-matched control is sc with k=1 (sampled instead of greedy).
-    assert rows["cot[zh]"]["matched_cell"] == "sc[zh,k=1]" and rows["cot[zh]"]["matched_found"]
+    assert rows["cot[zh]"]["matched_calls_cell"] == "sc[zh,k=1]" and rows["cot[zh]"]["matched_calls_found"]
     assert (
         rows["sc[zh,k=1]"]["calls_per_q"] == 1.0
         and rows["sc[zh,k=1]"]["baseline"] == "cot[zh]"

@@ -368,7 +368,9 @@ def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     assert_self_contained(s)
     ids = json.loads((out / "ablation.json").read_text())["question_ids"]
     assert_question_anchors(s, ids)
-    assert "compute-matched sc" in page and "sc[zh,k=3]: 50.0%" in page and "add sc[zh,k=1]" in page
+    assert "sc at equal calls/q" in page and "sc[zh,k=3]: 50.0%" in page and "add sc[zh,k=1]" in page
+    # reflect's 21 generated tokens per question against sc's 10 per sample: its token-matched control is k=2.
+    assert "sc at equal generated tokens/q" in page and "add sc[zh,k=2]" in page
     # make_ablation's reflect drafts: 2 name no option, 4 changed (1 right -> wrong, 2 wrong -> right); sc's all kept.
     rows = [
         ["unchanged", 14, 20],

@@ -14,7 +14,9 @@ CONFIG = RunConfig(
     data="d",
     data_sha256="",
     question_ids=[],
-    options={"sc": {"samples": 3}},
+    # medprompt without a pool of worked examples: zero-shot, its choice-shuffle ensemble alone (two orders: a tie
+    # between positional votes goes to the original order).
+    options={"sc": {"samples": 3}, "medprompt": {"knn_examples": 0, "shuffles": 2}},
 )
 
 # What some strategies do with a backend that always replies "答案：B": their trace's nodes and backend calls.
@@ -30,7 +32,8 @@ def run_each(name: str, question):
     """Every registered name, plain and +rag, on a fake that always replies "答案：B" (and scores B highest)."""
     for registered in (name, name + RAG_SUFFIX):
         backend = FakeBackend(replies=["答案：B"] * 5)
-        yield registered, backend, predict(registered, build_graph(registered, backend, CONFIG), question)
+        graph = build_graph(registered, backend, CONFIG, evaluated=[question])  # pride calibrates on it
+        yield registered, backend, predict(registered, graph, question)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))

@@ -125,9 +125,10 @@ def _sha256(rows: Iterable[list]) -> str:
 
 def load_for_config(config: RunConfig) -> Loaded:
     """A run's questions reloaded exactly as the run read them (same format, key, field map, mapping, encoding),
-    in its order and, for a shuffled run, in its option order; `.questions` holds just those."""
+    in its order and, for a shuffled run, in its option order (under --circular, every rotation of each);
+    `.questions` holds just those."""
     from eval.data.loaders import load
-    from eval.shuffle import shuffle_options
+    from eval.shuffle import rotate, rotation_of, shuffle_options
 
     loaded = load(
         config.data,
@@ -139,12 +140,13 @@ def load_for_config(config: RunConfig) -> Loaded:
         encoding=config.encoding or None,
     )
     by_id = {q.id: q for q in loaded.questions}
-    if missing := [qid for qid in config.question_ids if qid not in by_id]:
+    asked = [rotation_of(qid) if config.circular else (qid, 0) for qid in config.question_ids]
+    if missing := [qid for qid, _ in asked if qid not in by_id]:
         raise DataError(
             f"{config.data}: {len(missing)} of the run's questions are no longer there (e.g. {missing[0]!r})"
         )
-    chosen = [by_id[qid] for qid in config.question_ids]
+    chosen = [by_id[qid] for qid, _ in asked]
     if config.shuffle_seed is not None:
         chosen = [shuffle_options(q, config.shuffle_seed) for q in chosen]
-    loaded.questions = chosen
+    loaded.questions = [rotate(q, r) for q, (_, r) in zip(chosen, asked, strict=True)]
     return loaded

@@ -1,0 +1,103 @@
+"""PriDe (Zheng et al., 2024, "Large Language Models Are Not Robust Multiple Choice Selectors"): the model's prior
+over option positions, estimated from a few calibration questions asked under every rotation of their options, and
+divided out of its next-token probabilities.
+
+The observed probability of the option at position i factors as prior(i) x P(content); asked under every
+rotation, each content visits every position once, so the mean log-probability of each position over the
+rotations is the log prior up to a constant. Priors are averaged over the calibration questions (per option
+count), as probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from agents.backends.base import Backend
+from agents.messages import question_messages, trace_step
+from eval.schema import LETTERS, Question, TraceStep
+from eval.shuffle import rotations
+
+FLOOR = -30.0  # a letter a server did not return among its top log-probabilities: nearly impossible, not -inf
+
+
+def log_probs(scores: Mapping[str, float], letters: Sequence[str]) -> list[float]:
+    """The letters' log-probabilities renormalised over the options (position order)."""
+    raw = [max(scores.get(letter, FLOOR), FLOOR) if math.isfinite(scores.get(letter, FLOOR)) else FLOOR
+           for letter in letters]  # fmt: skip
+    top = max(raw)
+    total = top + math.log(sum(math.exp(x - top) for x in raw))
+    return [x - total for x in raw]
+
+
+def position_prior(rotated: Sequence[Sequence[float]]) -> list[float]:
+    """log prior per position from one question's log-probabilities under each rotation (rotated[r][i])."""
+    n = len(rotated[0])
+    mean = [sum(r[i] for r in rotated) / len(rotated) for i in range(n)]
+    return log_probs(dict(zip(LETTERS, mean, strict=False)), LETTERS[:n])
+
+
+def average_prior(priors: Sequence[Sequence[float]]) -> list[float]:
+    """The calibration questions' priors averaged as probabilities, as a log prior."""
+    n = len(priors[0])
+    return [math.log(sum(math.exp(p[i]) for p in priors) / len(priors)) for i in range(n)]
+
+
+@dataclass
+class Calibration:
+    """Priors by option count, and each calibration question's steps and rotated log-probabilities."""
+
+    priors: dict[int, list[float]] = field(default_factory=dict)
+    asked: dict[str, tuple[list[TraceStep], list[list[float]]]] = field(default_factory=dict)
+
+
+def calibrate(backend: Backend, prompts: dict, questions: Sequence[Question]) -> Calibration:
+    """Ask each calibration question under every rotation of its options; estimate the priors."""
+    calibration = Calibration()
+    by_count: dict[int, list[list[float]]] = {}
+    for question in questions:
+        steps, rotated = [], []
+        for turned in rotations(question):
+            messages = question_messages(prompts["system"], turned, prompts["answer"])
+            completion = backend.score_next(messages, turned.letters, assistant_prefix=prompts["answer_prefix"])
+            steps.append(trace_step("calibrate", messages, completion))
+            rotated.append(log_probs(completion.scores or {}, turned.letters))
+        calibration.asked[question.id] = (steps, rotated)
+        by_count.setdefault(len(question.options), []).append(position_prior(rotated))
+    calibration.priors = {n: average_prior(priors) for n, priors in by_count.items()}
+    return calibration
+
+
+def debiased_node(state: dict, *, backend: Backend, prompts: dict, calibration: Calibration) -> dict:
+    """The option with the highest log-probability less its position's log prior. A calibration question is
+    answered from all its rotations (each content's mean debiased log-probability), at no further call."""
+    question = state["question"]
+    letters = question.letters
+    prior = calibration.priors.get(len(letters))
+    if question.id in calibration.asked:
+        steps, rotated = calibration.asked[question.id]
+        n = len(letters)
+        # Rotation r shows original option (i + r) mod n at position i.
+        content = [sum(rotated[r][(j - r) % n] - prior[(j - r) % n] for r in range(n)) / n for j in range(n)]
+        # Contents the rotations cannot tell apart (equal to rounding) go to the original order's choice.
+        best = max(range(n), key=lambda j: (round(content[j], 9), rotated[0][j]))
+        return {
+            "answer": letters[best],
+            "draft_answer": letters[max(range(n), key=rotated[0].__getitem__)],  # the original order, not debiased
+            "answer_method": "next_token",
+            "trace": steps,
+            "prior": prior,
+        }
+    messages = question_messages(prompts["system"], question, prompts["answer"], state.get("passages", ()))
+    completion = backend.score_next(messages, letters, assistant_prefix=prompts["answer_prefix"])
+    observed = log_probs(completion.scores or {}, letters)
+    adjusted = [o - p for o, p in zip(observed, prior, strict=True)] if prior else observed
+    best = max(range(len(letters)), key=adjusted.__getitem__)
+    return {
+        "answer": letters[best],
+        "draft_answer": letters[max(range(len(letters)), key=observed.__getitem__)],  # before debiasing
+        "answer_method": completion.method,
+        "trace": [trace_step("answer", messages, completion)],
+        "prior": prior,
+    }

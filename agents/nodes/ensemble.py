@@ -1,0 +1,60 @@
+"""ensemble_node: Medprompt's choice-shuffle ensemble. The question is answered under several orders of its options
+(the original first), each answer mapped back to the original letters, and the majority taken."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from agents.answer import best_letter, parse_letter
+from agents.backends.base import Backend
+from agents.messages import few_shot_messages, trace_step
+from agents.nodes.vote import majority
+from eval.schema import LETTERS, Question
+from eval.shuffle import reorder
+
+
+def option_orders(question: Question, k: int, seed: int) -> list[str]:
+    """k distinct orders of the options (as many as there are, if fewer), the original first, then seeded shuffles
+    drawn per question."""
+    original = "".join(question.letters)
+    orders = [original]
+    rng = random.Random(f"{seed}:{question.id}:ensemble")
+    while len(orders) < min(k, math.factorial(len(original))):
+        letters = list(original)
+        rng.shuffle(letters)
+        if (order := "".join(letters)) not in orders:
+            orders.append(order)
+    return orders
+
+
+def ensemble_node(
+    state: dict, *, backend: Backend, prompts: dict, shuffles: int, reasoning: bool, max_tokens: int, seed: int
+) -> dict:
+    """reasoning: each order answered by a greedy chain of thought (letter parsed); else by next-token scores."""
+    question = state["question"]
+    shots = state.get("examples", [])
+    votes: list[str | None] = []
+    steps = []
+    method = "regex"
+    orders = option_orders(question, shuffles, seed)
+    for order in orders:
+        shown = reorder(question, order)
+        instruction = prompts["instruction"] if reasoning else prompts["answer"]
+        messages = few_shot_messages(prompts["system"], shots, shown, instruction, state.get("passages", ()))
+        if reasoning:
+            completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["prefix"])
+            letter = parse_letter(completion.text, shown.letters, shown.options)
+        else:
+            completion = backend.score_next(messages, shown.letters, assistant_prefix=prompts["answer_prefix"])
+            letter, method = best_letter(completion.scores or {}), completion.method
+        steps.append(trace_step("answer", messages, completion))
+        votes.append(order[LETTERS.index(letter)] if letter else None)
+    return {
+        "votes": votes,
+        "option_orders": orders,
+        "draft_answer": votes[0],  # the original order's answer: what the ensemble changed
+        "answer": majority(votes),
+        "answer_method": method,
+        "trace": steps,
+    }

@@ -1,0 +1,80 @@
+"""examples_node: Medprompt's worked examples for a question, the k nearest in the pool, each with the model's own
+chain of thought (kept only when it reached the example's key) or with its answer alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from itertools import islice
+from pathlib import Path
+
+from agents.answer import parse_letter
+from agents.backends.base import Backend
+from agents.messages import question_messages, trace_step
+from agents.prompts import render_question
+from eval.schema import Question
+from retrieval.examples import ExamplePool
+
+# Candidates looked at per example wanted: the model's reasoning may miss an example's key (it is then not shown).
+TRIES = 3
+
+
+class ExampleReasoning:
+    """The model's chain of thought for each worked example, generated once and kept in a JSON-lines file (one
+    line per example, appended as it is made, so a killed run loses at most the line being written).
+
+    The file's name carries the model, the prompts' version and the token budget: another of them is another file.
+    """
+
+    def __init__(self, backend: Backend, prompts: dict, max_tokens: int, path: Path):
+        self.backend, self.prompts, self.max_tokens, self.path = backend, prompts, max_tokens, path
+        self.known: dict[str, dict] = {}
+        self.lock = threading.Lock()  # concurrent questions may want the same example
+        try:
+            lines = path.read_text(encoding="utf-8").split("\n")
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+                self.known[record["key"]] = record
+            except (ValueError, KeyError, TypeError):
+                continue  # the partial line of a killed run, or an empty one: made again when needed
+
+    def reasoning(self, example: Question) -> tuple[str, str | None, list]:
+        """(the reply, the letter it named, the trace steps spent making it: none when it was cached)."""
+        key = f"{example.id}:{hashlib.sha256(render_question(example).encode()).hexdigest()[:16]}"
+        with self.lock:
+            if (found := self.known.get(key)) is not None:
+                return found["text"], found["letter"], []
+            p = self.prompts
+            messages = question_messages(p["system"], example, p["instruction"])
+            completion = self.backend.chat(messages, max_tokens=self.max_tokens, assistant_prefix=p["prefix"])
+            letter = parse_letter(completion.text, example.letters, example.options)
+            record = {"key": key, "text": completion.text, "letter": letter}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.known[key] = record
+            return completion.text, letter, [trace_step("example_reasoning", messages, completion)]
+
+
+def examples_node(
+    state: dict, *, pool: ExamplePool | None, k: int, reasoning: ExampleReasoning | None, answer_prefix: str
+) -> dict:
+    """No pool (k = 0): zero-shot, no examples."""
+    question = state["question"]
+    shots: list[tuple[Question, str]] = []
+    steps: list = []
+    for example in islice(pool.ranked(question), k * TRIES) if pool else ():
+        if reasoning is None:
+            shots.append((example, f"{answer_prefix}{example.answer}"))
+        else:
+            text, letter, made = reasoning.reasoning(example)
+            steps += made
+            if letter == example.answer:
+                shots.append((example, text))
+        if len(shots) == k:
+            break
+    return {"examples": shots, "example_ids": [e.id for e, _ in shots], "trace": steps}
