@@ -131,6 +131,11 @@ class Cell:
 
 def load_grid(path: Path) -> Grid:
     grid = load_plan(path, Grid, GridError)
+    names = {n for g in grid.graphs for n in (g, g.removesuffix("+rag"))}
+    if typos := [c for c in grid.circular if isinstance(c, str) and c not in names]:
+        raise GridError(f"{path}: circular names {typos[0]!r}, which is not in graphs ({', '.join(grid.graphs)})")
+    if empty := [k for k, values in grid.vary.items() if not values]:
+        raise GridError(f"{path}: vary.{empty[0]} lists no values")
     fields = option_fields()
     if bad := sorted(set(grid.vary) - set(fields) | set(grid.vary) & (Grid.crossed | set(grid.options))):
         why = "is set by `options` too" if bad[0] in grid.options else "is not a strategy option the grid may vary"
@@ -274,34 +279,41 @@ def _control_variant(cell: Cell) -> str:
     return cell.variant if cell.variant in variants else load_prompts(MATCHED_CONTROL).get("default_variant", "")
 
 
-def _generated_per_q(preds: list[Prediction]) -> float:
-    return sum(p.completion_tokens for p in preds) / len(preds)
+def _per_asked(p: Prediction, cost: str) -> float:
+    """A prediction's cost per question asked: a circular cell's prediction sums its rotations."""
+    return getattr(p, cost) / max(1, len(p.extras.get("rotations", ())))
 
 
 def matched_control(run: CellRun, runs: list[CellRun], basis: str = "calls") -> tuple[CellRun | None, str]:
-    """The sc cell (same model, retrieval and, where sc has it, prompt variant) whose k equals this cell's model calls
-    per question (basis "calls"), or whose generated tokens per question come closest to this cell's (basis
-    "tokens": k = the cell's generated tokens / sc's per sample, measured on the grid's sc cells); or None and what
-    to add to the grid to get one ("" when nothing can be said yet)."""
+    """The sc cell (same model, retrieval, circular mode and, where sc has them, prompt variant and varied options)
+    whose k equals this cell's model calls per question (basis "calls"), or whose generated tokens per question
+    come closest to this cell's (basis "tokens": k = the cell's generated tokens / sc's per sample, measured on the
+    grid's sc cells); or None and what to add to the grid to get one ("" when nothing can be said yet). Costs are
+    per question asked, so a circular cell is matched per rotation."""
     preds = scored(run.predictions)
     if run.cell.base == MATCHED_CONTROL or not preds:
         return None, ""
     graph, variant = MATCHED_CONTROL + ("+rag" if run.cell.rag else ""), _control_variant(run.cell)
+    shared = tuple((k, v) for k, v in run.cell.options if k in _SC.model_fields)
     siblings = [
         r
         for r in runs
-        if r.model == run.model and r.cell.graph == graph and r.cell.variant == variant and scored(r.predictions)
+        if r.model == run.model
+        and (r.cell.graph, r.cell.variant, r.cell.circular, r.cell.options)
+        == (graph, variant, run.cell.circular, shared)
+        and scored(r.predictions)
     ]
     if basis == "calls":
-        k = max(1, round(sum(p.model_calls for p in preds) / len(preds)))
+        k = max(1, round(sum(_per_asked(p, "model_calls") for p in preds) / len(preds)))
     else:
         # sc's generated tokens per sample, pooled over its cells: a sample's length does not depend on k.
         samples = [(p, r.cell.samples) for r in siblings for p in scored(r.predictions)]
         if not samples:
             return None, ""
-        per_sample = sum(p.completion_tokens for p, _ in samples) / sum(k for _, k in samples)
-        k = max(1, round(_generated_per_q(preds) / per_sample)) if per_sample else 1
-    want = Cell(graph, variant, k)
+        per_sample = sum(_per_asked(p, "completion_tokens") for p, _ in samples) / sum(k for _, k in samples)
+        mine = sum(_per_asked(p, "completion_tokens") for p in preds) / len(preds)
+        k = max(1, round(mine / per_sample)) if per_sample else 1
+    want = Cell(graph, variant, k, run.cell.circular, "", shared)
     for other in siblings:
         if other.cell == want and other.status == "done":
             return other, want.label

@@ -187,7 +187,8 @@ def circular_summary(
     collapsed = collapse_rotations(predictions, questions)
     originals = {q: predictions[q] for q in ids}
     circled = [collapsed[q] for q in ids]
-    rotations = [Counter(p.extras["rotations"]) for p in circled]
+    # Per question, how often its most chosen option was chosen; a rotation that named none agrees with nothing.
+    agreeing = [max(Counter(x for x in p.extras["rotations"] if x).values(), default=0) for p in circled]
     wanted = set(ids)
     every = [p.correct for qid, p in predictions.items() if rotation_of(qid)[0] in wanted]
     return Circular(
@@ -197,6 +198,8 @@ def circular_summary(
         every_rotation=sum(every) / len(every) if every else 0.0,
         circular=accuracy(circled),
         consistent=share(sum(p.answer is not None for p in circled), len(circled)),
-        agreement=sum(max(c.values()) / sum(c.values()) for c in rotations) / len(rotations) if rotations else 0.0,
+        agreement=sum(k / len(p.extras["rotations"]) for k, p in zip(agreeing, circled, strict=True)) / len(circled)
+        if circled
+        else 0.0,
         versus_original=paired(graph, graph, collapsed, originals, ids),
     )

@@ -9,6 +9,7 @@ RunSpec) and a print; the ablation runner calls it once per cell.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ from agents.backends.base import Backend, BackendError
 from agents.backends.llamacpp import IN_PROCESS, LlamaCppBackend
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import PromptError, UnknownVariant, load_prompts
-from eval.cache import model_sha256
-from eval.data import BUNDLED, DataError, key_sha256, questions_sha256, select
+from eval.cache import model_sha256, sha256_file
+from eval.data import BUNDLED, DataError, dataset_files, key_sha256, questions_sha256, select
 from eval.data.loaders import load
 from eval.gguf_info import check_fits, inspect_gguf
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
@@ -208,12 +209,21 @@ class RunResult:
     predictions: Path
 
 
-def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -> RunResult:
+def evaluate(
+    spec: RunSpec,
+    *,
+    questions=None,
+    backend: Backend | None = None,
+    role_backends: dict[str, Backend] | None = None,
+    evaluated=None,
+) -> RunResult:
     """Run spec.graphs over the questions (loaded and selected as the spec says, unless given), resuming whatever
     the run directory holds, and write report.md and summary.json there.
 
-    `backend`: an open backend to use instead of loading spec.model (its name goes in the manifest). Raises one
-    of ERRORS for bad input; KeyboardInterrupt leaves every finished prediction saved for a resume.
+    `backend`: an open backend to use instead of loading spec.model (its name goes in the manifest); likewise
+    `role_backends` for the models of --critic-model / --extract-model. `evaluated`: the questions strategies treat
+    as the evaluated set (a worked-example pool excludes them, pride calibrates on them), by default the run's. Raises
+    one of ERRORS for bad input; KeyboardInterrupt leaves every finished prediction saved for a resume.
     """
     log = structlog.get_logger()
     if spec.backend == "openai" and not spec.base_url and backend is None:
@@ -255,6 +265,11 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     strategies = [g.strategy for g in specs.values()]
     roles = role_models(spec, strategies[0])
     options = {s.name: options_of(s, spec) for s in strategies}
+    resources = {
+        name: fingerprint(Path(path))
+        for s in strategies
+        for name, path in s.files(s.options(**options[s.name])).items()
+    }
     retrieval = open_retrieval(spec, strategies, log) if any(g.rag for g in specs.values()) else None
     # Each strategy's prompts, and the question layout every prompt shares (agents/prompts/question.toml).
     version = (
@@ -303,6 +318,7 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
         circular=spec.circular,
         prompt_variant=spec.prompt_variant,
         options=options,
+        resources=resources,
         roles={role: r.recorded() for role, r in roles.items()},
         scoring=spec.scoring if server else "",
         engine=backend.engine if backend is not None else IN_PROCESS,
@@ -310,22 +326,25 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     out = spec.out or Path("runs") / f"{'-vs-'.join(names)}-{label}"
     store = RunStore(out, config, fresh=spec.fresh)
     concurrency = spec.concurrency
-    if spec.backend == "llama" and concurrency > 1:  # one llama.cpp context must not be called concurrently
+    # One llama.cpp context must not be called concurrently: the drafter's, or an in-process critic's.
+    if (spec.backend == "llama" or any(r.path for r in roles.values())) and concurrency > 1:
         log.warning(
             "concurrency.clamped", requested=concurrency, used=1, reason="in-process llama.cpp evaluates one stream"
         )
         concurrency = 1
     try:
-        in_process = dict.fromkeys(
-            [r.path for r in roles.values() if r.path] + ([model_path] if backend is None else [])
-        )
-        if len(in_process) > 1:  # each backend checks its own model; together they must fit too
-            check_fits([inspect_gguf(p, sha256=False) for p in in_process], spec.n_ctx, spec.n_gpu_layers)
+        if role_backends is None:
+            to_load = [r.path for r in roles.values() if r.path] + ([model_path] if backend is None else [])
+            if len(set(to_load)) > 1:  # each backend checks its own model; together they must fit too
+                infos = [inspect_gguf(p, sha256=False) for p in dict.fromkeys(to_load)]
+                check_fits(infos, spec.n_ctx, spec.n_gpu_layers)
         if backend is None:
             log.info("model.loading", model=str(model_path))
             backend = load_model(spec, model_path)
-        others = open_roles(spec, roles, drafter=(model_path, backend))
-        graphs = {name: build_graph(name, backend, config, retrieval, others, originals) for name in names}
+        if role_backends is None:
+            role_backends = open_roles(spec, roles, drafter=(model_path, backend))
+        evaluated = originals if evaluated is None else evaluated
+        graphs = {name: build_graph(name, backend, config, retrieval, role_backends, evaluated) for name in names}
         run(questions, graphs, store, concurrency=concurrency, batches=bool(config.engine and config.engine.batches))
     except KeyboardInterrupt:
         raise Interrupted(out) from None
@@ -348,22 +367,23 @@ def evaluate(spec: RunSpec, *, questions=None, backend: Backend | None = None) -
     summary.roles = {role: r.spec for role, r in roles.items()}
     markdown = write_report(out, summary)
     if spec.check_determinism:  # after the run's report is saved: a failing check must not lose it
-        summary.determinism = check_determinism(spec, questions, backend, out, predictions)
+        summary.determinism = check_determinism(spec, questions, backend, out, predictions, role_backends, evaluated)
         markdown = write_report(out, summary)
     return RunResult(summary, markdown, out, store.path)
 
 
 @dataclass(frozen=True)
 class RoleModel:
-    """--critic-model / --extract-model: a GGUF (path or packaged name) loaded in-process, or an endpoint."""
+    """--critic-model / --extract-model: a GGUF (path or packaged name) loaded in-process, or an endpoint (opened,
+    and so probed, as soon as it is named: the manifest records the model it serves)."""
 
     spec: str  # as the user gave it
     path: Path | None = None  # in-process
-    url: str = ""  # an OpenAI-compatible endpoint
+    server: Backend | None = None  # an OpenAI-compatible endpoint
 
     def recorded(self) -> dict:
-        if self.url:
-            return {"spec": self.spec, "model": f"openai:{self.url}"}
+        if self.server is not None:
+            return {"spec": self.spec, "model": f"openai:{self.server.model_name}"}
         return {"spec": self.spec, "model": str(self.path), "model_sha256": model_sha256(self.path)}
 
 
@@ -377,8 +397,12 @@ def role_models(spec: RunSpec, strategy) -> dict[str, RoleModel]:
         if role not in strategy.roles:
             has = f"its roles: {', '.join(strategy.roles)}" if strategy.roles else "it has no model roles"
             raise ModelError(f"--{role}-model: strategy {strategy.name} has no {role} ({has})")
-        url = given if given.startswith(("http://", "https://")) else ""
-        roles[role] = RoleModel(given, None if url else resolve_model(given), url)
+        if given.startswith(("http://", "https://")):
+            roles[role] = RoleModel(
+                given, server=open_server(spec.model_copy(update={"base_url": given, "model_name": None}), None)
+            )
+        else:
+            roles[role] = RoleModel(given, path=resolve_model(given))
     return roles
 
 
@@ -394,17 +418,26 @@ def load_model(spec: RunSpec, path: Path) -> LlamaCppBackend:
 
 
 def open_roles(spec: RunSpec, roles: dict[str, RoleModel], drafter: tuple[Path | None, Backend]) -> dict[str, Backend]:
-    """A backend per role, each model loaded once (a role on the drafter's own GGUF shares its backend)."""
-    opened: dict[Path | str, Backend] = {drafter[0]: drafter[1]} if drafter[0] else {}
+    """A backend per role, each GGUF loaded once (a role on the drafter's own GGUF shares its backend)."""
+    opened: dict[Path, Backend] = {drafter[0]: drafter[1]} if drafter[0] else {}
     backends = {}
     for role, r in roles.items():
-        key = r.path or r.url
-        if key not in opened:
-            structlog.get_logger().info("model.loading", role=role, model=str(key))
-            opened[key] = load_model(spec, r.path) if r.path else open_server(spec.model_copy(update={
-                "base_url": r.url, "model_name": None}), None)  # fmt: skip
-        backends[role] = opened[key]
+        if r.server is not None:
+            backends[role] = r.server
+            continue
+        if r.path not in opened:
+            structlog.get_logger().info("model.loading", role=role, model=str(r.path))
+            opened[r.path] = load_model(spec, r.path)
+        backends[role] = opened[r.path]
     return backends
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 over a data file's contents, or a directory's data files (their names and contents)."""
+    digest = hashlib.sha256()
+    for file in dataset_files(path):
+        digest.update(f"{file.name}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
 
 
 def write_report(out: Path, summary: RunSummary) -> str:
@@ -414,9 +447,11 @@ def write_report(out: Path, summary: RunSummary) -> str:
     return markdown
 
 
-def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, made: dict) -> Determinism:
+def check_determinism(
+    spec: RunSpec, questions, backend: Backend, out: Path, made: dict, role_backends: dict, evaluated
+) -> Determinism:
     """Re-make a seeded sample of spec.check_determinism questions at concurrency 1 (in OUT/determinism, afresh) with
-    the same backend, and compare each answer with the one the run made.
+    the same backends and evaluated set, and compare each answer with the one the run made.
 
     Only questions every graph answered are sampled. The server is the same one, so a prompt it still caches from
     the batched run can carry that run's numbers into the re-made answer: the count is a lower bound.
@@ -438,6 +473,8 @@ def check_determinism(spec: RunSpec, questions, backend: Backend, out: Path, mad
         ),
         questions=sample,
         backend=backend,
+        role_backends=role_backends,
+        evaluated=evaluated,
     )
     remade = read_predictions(again.out)
     pairs = [(made[key], p) for key, p in remade.items() if p.parse_status != "error"]

@@ -131,6 +131,9 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
     # Under --circular the headline and the question list are the original order's; the rotations feed the
     # circular table.
     questions = {q: questions[q] for q in config.original_ids if q in questions}
+    circular = config.circular and not any(q.stem == STAND_IN for q in questions.values())
+    if config.circular and not circular:
+        notes.append("the circular table needs the questions' options, which could not be read: it is left out")
     summary = summarize(
         Path(config.model).name,
         config.data,
@@ -139,7 +142,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         list(questions.values()),
         found.values(),
         engine=config.engine,
-        circular=config.circular,
+        circular=circular,
     )
     columns = [
         Column(

@@ -196,6 +196,8 @@ class RunConfig(BaseModel):
     prompt_variant: str = ""  # a [variants.NAME] table of the strategy's prompt file; "" = its default_variant
     # Each strategy's own options (its budgets, rounds, samples...), by strategy name, as the strategy declares them.
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Files a strategy reads (medprompt's pool): what they are -> sha256 of their contents.
+    resources: dict[str, str] = Field(default_factory=dict)
     # --critic-model / --extract-model: role -> {spec, model, model_sha256}; no entry: the drafter's model plays it.
     roles: dict[str, dict[str, str]] = Field(default_factory=dict)
     scoring: str = ""  # a server run's --scoring (how letters are committed); "" in-process (always probabilities)

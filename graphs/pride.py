@@ -35,7 +35,7 @@ def build(b: Build):
     o: Options = b.options
     chosen = random.Random(f"{b.seed}:pride").sample(list(b.evaluated), min(o.calibration, len(b.evaluated)))
     structlog.get_logger().info("pride.calibrating", questions=len(chosen))
-    calibration = calibrate(b.backend, b.prompts, chosen)
+    calibration = calibrate(b.backend, b.prompts, chosen, b.retrieval)
     graph = StateGraph(DebiasState)
     graph.add_node("answer", partial(debiased_node, backend=b.backend, prompts=b.prompts, calibration=calibration))
     connect_entry(graph, "answer", b.backend, b.retrieval)

@@ -61,6 +61,10 @@ class Strategy:
     first_proposal: str = ""
     extras: tuple[str, ...] = ()  # graph-state keys recorded in Prediction.extras (e.g. sc's votes)
     roles: tuple[str, ...] = ()  # of ROLES, those its build() asks Build.backend_for
+    # Files the strategy reads, by what they are (e.g. medprompt's pool): their content hashes go in the manifest,
+    # so a changed file is another run. Also where a strategy refuses options it cannot run with (raise DataError)
+    # before anything is loaded or written.
+    files: Callable[[Any], dict[str, str]] = lambda o: {}
     # Tokens the chain's conversation can grow by (generated text it sends back), for the context-window check;
     # by default every `*_tokens` budget once.
     generated_tokens: Callable[[Any], int] = lambda o: sum(v for k, v in o if k.endswith("_tokens"))

@@ -134,6 +134,10 @@ def test_circular_and_critic_cells(tmp_path):
     ]  # fmt: skip
     only_single = load_grid(write_grid(tmp_path, 'graphs = ["single", "reflect"]\ncircular = ["single"]\n'))
     assert [c.label for c in cells(only_single)] == ["single", "single[circular]", "reflect"]
+    with pytest.raises(GridError, match="circular names 'singel', which is not in graphs"):
+        load_grid(write_grid(tmp_path, 'graphs = ["single"]\ncircular = ["singel"]\n'))
+    with pytest.raises(GridError, match=r"vary\.shuffles lists no values"):
+        load_grid(write_grid(tmp_path, 'graphs = ["medprompt"]\nvary = {shuffles = []}\n'))
     cell = cells(grid)[-1]
     assert cell.slug == "reflect_circular_critic-big"
     assert cell.settings(grid) == {"circular": True, "critic_model": "models/big.gguf"}
@@ -212,6 +216,8 @@ def test_a_circular_cell_scores_right_under_every_rotation(tmp_path):
     # Costs sum the rotations: five-option questions, one call each.
     assert circular["calls_per_q"] == pytest.approx(sum(len(q.options) for q in QUESTIONS) / 20)
     assert "Circular cells ask every question under every rotation" in render_markdown(ablation)
+    # Its compute-matched control is circular too, matched per question asked: one call per rotation, so k=1.
+    assert circular["matched_calls_cell"] == "sc[zh,k=1,circular]"
 
 
 def test_grid_options_reach_every_cell_as_flags(tmp_path):

@@ -88,8 +88,10 @@ def test_circular_summary_counts_as_circular_eval():
     assert c.n == 4 and c.original.correct == 4 and c.circular.correct == 1  # only q-0
     assert c.every_rotation == pytest.approx((4 + 1 + 3 + 3) / 16)
     assert c.consistent.correct == 1  # q-0; q-3's unparsed rotation is not a choice
-    # Agreement: 4/4, 1/4 (each rotation a different content), 3/4, 3/4 (None counts as its own "choice").
+    # Agreement: 4/4, 1/4 (each rotation a different content), 3/4, 3/4 (the unparsed rotation agrees with none).
     assert c.agreement == pytest.approx((1 + 0.25 + 0.75 + 0.75) / 4)
+    silent = circular_summary("single", _answers([None] * 4, qs[0]), {qs[0].id: qs[0]}, [qs[0].id])
+    assert silent.agreement == 0 and silent.consistent.correct == 0
     assert (c.versus_original.right_to_wrong, c.versus_original.wrong_to_right) == (3, 0)
     assert c.versus_original.difference == pytest.approx(-0.75)
 

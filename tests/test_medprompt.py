@@ -18,6 +18,7 @@ from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, DataError, load_questions, select
 from eval.schema import Question
 from eval.shuffle import reorder
+from eval.store import RunDirError
 from retrieval.examples import ExamplePool
 
 PROMPTS = load_prompts("medprompt", "zh")
@@ -130,9 +131,14 @@ def test_the_ensemble_maps_each_vote_back_to_the_original_letters():
 
 
 def test_medprompt_without_a_pool_is_one_clear_error(tmp_path, cli):
-    result = cli("--graph", "medprompt", "--baseline", "none", "--limit", "1", "--out", str(tmp_path / "x"))
+    out = tmp_path / "x"
+    result = cli("--graph", "medprompt", "--baseline", "none", "--limit", "1", "--out", str(out))
     assert result.returncode == 2 and "medprompt with --knn-examples needs --pool PATH" in result.stderr
     assert "Traceback" not in result.stderr
+    result = cli("--graph", "medprompt", "--pool", str(tmp_path / "nope.jsonl"), "--out", str(out))
+    assert result.returncode == 2 and "nope.jsonl: no such file or directory" in result.stderr
+    # Refused before anything was written: the corrected command is a new run, not a "different config".
+    assert not (out / "manifest.json").exists()
 
 
 def test_medprompt_on_a_real_tiny_model(tmp_path, tiny_backend):
@@ -154,7 +160,11 @@ def test_medprompt_on_a_real_tiny_model(tmp_path, tiny_backend):
     assert set(extras["example_ids"]) <= {q.id for q in chosen[1:]}
     nodes = [s["node"] for s in prediction["trace"]]
     assert nodes.count("answer") == 2 and set(nodes) <= {"example_reasoning", "answer"}
-    assert json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))["options"]["medprompt"]["pool"]
+    manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["options"]["medprompt"]["pool"] == str(pool) and len(manifest["resources"]["medprompt pool"]) == 64
+    pool.write_text("".join(q.model_dump_json() + "\n" for q in chosen[:6]), encoding="utf-8")
+    with pytest.raises(RunDirError, match="resources"):  # the pool changed: another run
+        evaluate(spec, questions=questions, backend=tiny_backend)
     with pytest.raises(DataError):
         evaluate(spec.model_copy(update={"pool": str(tmp_path / "none.jsonl"), "fresh": True}), questions=questions,
                  backend=tiny_backend)  # fmt: skip

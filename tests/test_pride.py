@@ -82,3 +82,31 @@ def test_pride_on_a_real_tiny_model(tmp_path, tiny_backend):
     assert len(lines) == 2 and sorted(p["model_calls"] for p in lines) == [1, len(questions[0].options)]
     prior = lines[0]["extras"]["prior"]
     assert len(prior) == 5 and sum(math.exp(x) for x in prior) == pytest.approx(1.0)
+
+
+class Silent(FakeBackend):
+    """Returns no option among its log-probabilities (a server's top-k without them), or commits by a grammar."""
+
+    def __init__(self, method: str = "next_token"):
+        super().__init__()
+        self.method = method
+
+    def score_next(self, messages, candidates, *, assistant_prefix=""):
+        self.calls.append(("score", list(messages)))
+        scores = {c: -math.inf for c in candidates} if self.method == "next_token" else {"A": 0.0}
+        return Completion("A", 10, 2, 0, 0.01, scores=scores, method=self.method)
+
+
+def test_no_probabilities_is_unparsed_and_a_grammar_is_refused(tmp_path):
+    from agents.backends.base import BackendError
+    from agents.nodes.debias import Calibration, debiased_node
+    from agents.prompts import load_prompts
+
+    questions = select(load_questions(BUNDLED), limit=2)
+    update = debiased_node(
+        {"question": questions[0]}, backend=Silent(), prompts=load_prompts("single"), calibration=Calibration()
+    )
+    assert update["answer"] is None and len(update["trace"]) == 1
+    with pytest.raises(BackendError, match="pride needs next-token log-probabilities, but the backend committed by"):
+        spec = RunSpec(graph="pride", baseline="none", out=tmp_path / "run")
+        evaluate(spec, questions=questions, backend=Silent("grammar"))

@@ -14,8 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agents.backends.base import Backend
+from agents.backends.base import Backend, BackendError
 from agents.messages import question_messages, trace_step
+from agents.nodes.retrieve import Retrieval, retrieve_node
 from eval.schema import LETTERS, Question, TraceStep
 from eval.shuffle import rotations
 
@@ -52,15 +53,30 @@ class Calibration:
     asked: dict[str, tuple[list[TraceStep], list[list[float]]]] = field(default_factory=dict)
 
 
-def calibrate(backend: Backend, prompts: dict, questions: Sequence[Question]) -> Calibration:
-    """Ask each calibration question under every rotation of its options; estimate the priors."""
+class NoProbabilities(BackendError):
+    """The backend committed to a letter without next-token probabilities (a server's grammar, JSON or text)."""
+
+
+def calibrate(
+    backend: Backend, prompts: dict, questions: Sequence[Question], retrieval: Retrieval | None = None
+) -> Calibration:
+    """Ask each calibration question under every rotation of its options (with its retrieved passages, when the
+    graph retrieves); estimate the priors."""
     calibration = Calibration()
     by_count: dict[int, list[list[float]]] = {}
     for question in questions:
-        steps, rotated = [], []
+        steps, rotated, passages = [], [], []
+        if retrieval is not None:
+            found = retrieve_node({"question": question}, retrieval=retrieval, backend=backend)
+            steps, passages = found["trace"], found["passages"]
         for turned in rotations(question):
-            messages = question_messages(prompts["system"], turned, prompts["answer"])
+            messages = question_messages(prompts["system"], turned, prompts["answer"], passages)
             completion = backend.score_next(messages, turned.letters, assistant_prefix=prompts["answer_prefix"])
+            if completion.method != "next_token":
+                raise NoProbabilities(
+                    f"pride needs next-token log-probabilities, but the backend committed by {completion.method}: "
+                    "use --scoring probabilities with a server that returns them"
+                )
             steps.append(trace_step("calibrate", messages, completion))
             rotated.append(log_probs(completion.scores or {}, turned.letters))
         calibration.asked[question.id] = (steps, rotated)
@@ -91,13 +107,17 @@ def debiased_node(state: dict, *, backend: Backend, prompts: dict, calibration: 
         }
     messages = question_messages(prompts["system"], question, prompts["answer"], state.get("passages", ()))
     completion = backend.score_next(messages, letters, assistant_prefix=prompts["answer_prefix"])
-    observed = log_probs(completion.scores or {}, letters)
+    step = trace_step("answer", messages, completion)
+    scores = completion.scores or {}
+    if not any(math.isfinite(scores.get(c, -math.inf)) for c in letters):
+        return {"answer": None, "trace": [step], "prior": prior}  # no option among the probabilities: unparsed
+    observed = log_probs(scores, letters)
     adjusted = [o - p for o, p in zip(observed, prior, strict=True)] if prior else observed
     best = max(range(len(letters)), key=adjusted.__getitem__)
     return {
         "answer": letters[best],
         "draft_answer": letters[max(range(len(letters)), key=observed.__getitem__)],  # before debiasing
         "answer_method": completion.method,
-        "trace": [trace_step("answer", messages, completion)],
+        "trace": [step],
         "prior": prior,
     }
