@@ -9,9 +9,11 @@ import threading
 from itertools import islice
 from pathlib import Path
 
+import structlog
+
 from agents.answer import parse_letter
 from agents.backends.base import Backend
-from agents.messages import question_messages, trace_step
+from agents.messages import question_messages
 from agents.prompts import render_question
 from eval.schema import Question
 from retrieval.examples import ExamplePool
@@ -42,12 +44,17 @@ class ExampleReasoning:
             except (ValueError, KeyError, TypeError):
                 continue  # the partial line of a killed run, or an empty one: made again when needed
 
-    def reasoning(self, example: Question) -> tuple[str, str | None, list]:
-        """(the reply, the letter it named, the trace steps spent making it: none when it was cached)."""
+    def reasoning(self, example: Question) -> tuple[str, str | None]:
+        """(the reply, the letter it named), made now unless the file has it.
+
+        Made once per example, model, prompts and budget, this is preprocessing of the pool, as Medprompt counts it:
+        it is logged, not charged to the question that happened to need it first, so a question's cost does not
+        depend on what the cache held (or on the order an ablation ran its cells in).
+        """
         key = f"{example.id}:{hashlib.sha256(render_question(example).encode()).hexdigest()[:16]}"
         with self.lock:
             if (found := self.known.get(key)) is not None:
-                return found["text"], found["letter"], []
+                return found["text"], found["letter"]
             p = self.prompts
             messages = question_messages(p["system"], example, p["instruction"])
             completion = self.backend.chat(messages, max_tokens=self.max_tokens, assistant_prefix=p["prefix"])
@@ -57,7 +64,15 @@ class ExampleReasoning:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.known[key] = record
-            return completion.text, letter, [trace_step("example_reasoning", messages, completion)]
+            structlog.get_logger().info(
+                "medprompt.example_reasoning",
+                example=example.id,
+                right=letter == example.answer,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                seconds=round(completion.seconds, 2),
+            )
+            return completion.text, letter
 
 
 def examples_node(
@@ -66,15 +81,13 @@ def examples_node(
     """No pool (k = 0): zero-shot, no examples."""
     question = state["question"]
     shots: list[tuple[Question, str]] = []
-    steps: list = []
     for example in islice(pool.ranked(question), k * TRIES) if pool else ():
         if reasoning is None:
             shots.append((example, f"{answer_prefix}{example.answer}"))
         else:
-            text, letter, made = reasoning.reasoning(example)
-            steps += made
+            text, letter = reasoning.reasoning(example)
             if letter == example.answer:
                 shots.append((example, text))
         if len(shots) == k:
             break
-    return {"examples": shots, "example_ids": [e.id for e, _ in shots], "trace": steps}
+    return {"examples": shots, "example_ids": [e.id for e, _ in shots]}
