@@ -1,4 +1,5 @@
-"""Committing to one option letter: by next-token scores (never fails) or by parsing free text."""
+"""Committing to one option letter: by next-token scores (never fails) or by parsing free text; and, for a
+multi-answer (多选) question, to a set of letters."""
 
 from __future__ import annotations
 
@@ -199,6 +200,66 @@ def parse_letter(text: str, letters: Sequence[str], options: Mapping[str, str] |
         if letter:
             return letter
     return None
+
+
+# A multi-answer statement whose letters run together: "答案：ABD", "Answer: ACE", "选BD".
+_RUN = re.compile(
+    r"(?:答案|选择|选|\banswers?)" + _ZH_ADVERB + r"(?:[ \t]+(?:is|are))?(?:是|为)?[ \t]*[:=\-]?\s*"
+    r"(?P<letters>(?-i:[A-H]{2,8}))(?![A-Za-z0-9])",  # capitals only: "the answer is bad" names no letters
+    re.IGNORECASE,
+)
+
+
+# Statements only a multi-answer reply makes: "The correct answers are A and C".
+MULTI_PATTERNS = (
+    Pattern("answers_en", r"\banswers[ \t]+(?:are|would[ \t]+be)[ \t]*:?[ \t]*(?:options?[ \t]+)?{L}", STATEMENT),
+)
+
+
+@lru_cache(maxsize=32)
+def _compiled_multi(letters: tuple[str, ...]) -> tuple[tuple[Pattern, re.Pattern], ...]:
+    group = _letters_regex(letters)
+    extra = tuple((p, re.compile(p.regex.replace("{L}", group), re.IGNORECASE)) for p in MULTI_PATTERNS)
+    return _compiled(letters) + extra
+
+
+def parse_letters(text: str, letters: Sequence[str]) -> str | None:
+    """The set of option letters a free-text answer to a multi-answer question commits to, sorted ("ABD"), or None.
+
+    The last answer statement wins, whether its letters are separated ("答案：A、B、D", "A and C") or run together
+    ("答案：ABD"); failing one, a last line of letters only. Letters that are not options leave it unparsed.
+    """
+    allowed = {x.upper() for x in letters}
+    text = normalise(text)
+    head, _, after = text.rpartition("</think>")
+    for part in (after, text) if head else (text,):
+        # (where it ends, its letters): a run is its letters; a statement's are the letters standing alone in it.
+        found = [(m.end(), m.group("letters").upper()) for m in _RUN.finditer(part)]
+        for pattern, regex in _compiled_multi(tuple(sorted(allowed))):
+            if pattern.tier == STATEMENT:
+                found += [
+                    (m.end(), "".join(_STANDALONE_LETTER.findall(m.group("letters")))) for m in regex.finditer(part)
+                ]
+        lines = _lines(part)
+        if not found and lines and (m := re.fullmatch(r"[ \t]*([A-H](?:[ \t、,/]*[A-H])*)[ \t.。]*", lines[-1])):
+            found = [(0, re.sub(r"[^A-H]", "", m.group(1)))]  # a last line of letters only
+        if found:
+            named = set(max(found)[1].upper())
+            return "".join(sorted(named)) if named and named <= allowed else None
+    return None
+
+
+def parse_answer(text: str, question) -> str | None:
+    """A question's answer from free text: one letter, or for a multi-answer question the set of letters."""
+    if question.multi:
+        return parse_letters(text, question.letters)
+    return parse_letter(text, question.letters, question.options)
+
+
+def letter_set_grammar(letters: Sequence[str]) -> str:
+    """GBNF for a non-empty set of the letters in order ("A", "BD", "ACE"): what a multi-answer question commits to."""
+    alternatives = [" ".join([f'"{x}"', *(f'"{y}"?' for y in letters[i + 1 :])]) for i, x in enumerate(letters)]
+    return "root ::= " + " | ".join(f"({a})" for a in alternatives)
 
 
 def best_letter(scores: dict[str, float]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.answer import best_letter
+from agents.answer import best_letter, letter_set_grammar, parse_letters
 from agents.backends.base import Backend, Completion
 from agents.prompts import render_passages, render_question
 from eval.schema import Message, Question, RetrievedPassage, TraceStep
@@ -59,14 +59,21 @@ def trace_step(node: str, messages: Sequence[Message], completion: Completion) -
     )
 
 
-def choose_by_scores(
-    backend: Backend, node: str, messages: Sequence[Message], letters: Sequence[str], prefix: str
-) -> dict:
-    """One forward pass; the answer is the option letter with the highest next-token log-probability.
+def choose_by_scores(backend: Backend, node: str, messages: Sequence[Message], question: Question, prefix: str) -> dict:
+    """One forward pass; the answer is the option letter with the highest next-token log-probability. A
+    multi-answer question's answer is a set of letters instead, generated under a grammar that allows only letter
+    sets (parsed from the text where a server ignores grammars).
 
     Returns the graph-state update (answer, method, trace step).
     """
-    completion = backend.score_next(messages, letters, assistant_prefix=prefix)
+    if question.multi:
+        grammar = letter_set_grammar(question.letters)
+        completion = backend.chat(
+            messages, max_tokens=len(question.letters) + 2, grammar=grammar, assistant_prefix=prefix
+        )
+        answer = parse_letters(completion.text, question.letters)
+        return {"answer": answer, "answer_method": "grammar", "trace": [trace_step(node, messages, completion)]}
+    completion = backend.score_next(messages, question.letters, assistant_prefix=prefix)
     assert completion.scores is not None
     step = trace_step(node, messages, completion)
     return {"answer": best_letter(completion.scores), "answer_method": completion.method, "trace": [step]}

@@ -364,12 +364,18 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
         if run.config.circular:  # one prediction per question: right when right under every rotation
             run.predictions = collapse_rotations(run.predictions, questions)
 
+    # Comparisons, like the headline, are on single-answer questions (multi-answer ones have their own columns).
+    single = {q for q, v in questions.items() if not v.multi}
+
+    def headline(run: CellRun) -> dict[str, Prediction]:
+        return {q: p for q, p in run.predictions.items() if q in single}
+
     rows: list[dict] = []
     for run in runs:
         row = _row(grid, run, questions)
         base = next((r for r in runs if r.model == run.model and r.cell == baseline), None)
         if run.config and base and base.config and run.cell != baseline:
-            c = compare(base.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed)
+            c = compare(headline(base), headline(run), resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed)
             row |= {"baseline": baseline.label, **c}
         for basis in MATCHED_BASES:
             control, wanted = matched_control(run, runs, basis) if run.config else (None, "")
@@ -377,16 +383,16 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
             row[prefix + "cell"] = wanted
             if control:
                 c = compare(
-                    control.predictions, run.predictions, resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed
+                    headline(control), headline(run), resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed
                 )
-                row |= {prefix + "found": True, prefix + "accuracy": _accuracy(control)}
+                row |= {prefix + "found": True, prefix + "accuracy": _accuracy(headline(control))}
                 row |= {prefix + k: v for k, v in c.items()}
         # Answered letters against a uniform guess over the options shown (a first look at position bias).
-        bias = answered_letters(run.predictions.values(), questions)
+        bias = answered_letters(headline(run).values(), questions)
         row |= {"letter_chi2": bias.statistic, "letter_p": bias.p, "letter_note": bias.why}
         rows.append(row)
     if unfinished := [
-        f"{r['cell']} ({r['n']}/{len(questions)})" for r in rows if r.get("n") is not None and r["n"] < len(questions)
+        f"{r['cell']} ({r['n']}/{len(single)})" for r in rows if r.get("n") is not None and r["n"] < len(single)
     ]:
         notes.append(f"unfinished or with errors: {', '.join(unfinished)}; run the grid again to resume them")
     families = [("holm_p", "mcnemar_p")] + [(f"matched_{b}_holm_p", f"matched_{b}_mcnemar_p") for b in MATCHED_BASES]
@@ -409,17 +415,17 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
     return Ablation(grid, out, questions, runs, baseline, rows, notes, answer_key(list(questions.values())))
 
 
-def _accuracy(run: CellRun) -> float | None:
-    preds = scored(run.predictions)
+def _accuracy(predictions: dict[str, Prediction]) -> float | None:
+    preds = scored(predictions)
     return sum(p.correct for p in preds) / len(preds) if preds else None
 
 
 def summary_of(run: CellRun, questions: dict[str, Question]):
-    """eval.report's GraphSummary of one cell on the grid's questions."""
+    """eval.report's RunSummary of one cell on the grid's questions."""
     from eval.report import summarize
 
     preds = [p for p in run.predictions.values() if p.question_id in questions]
-    return summarize(run.model, "", [run.cell.graph], None, list(questions.values()), preds).graphs[0]
+    return summarize(run.model, "", [run.cell.graph], None, list(questions.values()), preds)
 
 
 def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
@@ -440,8 +446,10 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
     }
     if not run.config or not questions:
         return row
-    s = summary_of(run, questions)
-    preds = [p for p in scored(run.predictions) if p.question_id in questions]
+    whole = summary_of(run, questions)
+    s = whole.graphs[0]
+    # The headline's questions: single-answer ones (multi-answer ones have their own columns).
+    preds = [p for p in scored(run.predictions) if p.question_id in questions and not questions[p.question_id].multi]
     row |= {
         "n": s.overall.total,
         "correct": s.overall.correct,
@@ -457,6 +465,9 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
         "tokens_per_q": s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
         "seconds_per_q": s.seconds_per_q,
     }
+    if whole.multi:
+        m = whole.multi[0]
+        row |= {"multi_n": m.exact.total, "multi_exact": m.exact.accuracy, "multi_partial": m.partial}
     if run.cell.circular:  # collapsed predictions name an option only when every rotation chose it
         row["consistent"] = sum(p.answer is not None for p in preds) / len(preds) if preds else None
     if flips := draft_flips(preds):
@@ -468,7 +479,7 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
 
 COLUMNS = [
     "model", "cell", "graph", "variant", "language", "persona", "retrieval", "samples", "circular", "consistent",
-    "critic", "status",
+    "critic", "multi_n", "multi_exact", "multi_partial", "status",
     "n", "correct", "accuracy", "ci_low", "ci_high", "unparsed", "errors",
     "calls_per_q", "prompt_tokens_per_q", "evaluated_tokens_per_q", "completion_tokens_per_q", "tokens_per_q",
     "seconds_per_q",

@@ -67,6 +67,14 @@ def paired(
     )
 
 
+def partial_credit(answer: str | None, key: str) -> float:
+    """A multi-answer question's credit: the share of the key's letters chosen when no chosen letter is wrong, else
+    0 (a wrong letter costs the whole question, as on the exams; missing ones cost their share)."""
+    if not answer or not set(answer) <= set(key):
+        return 0.0
+    return len(set(answer)) / len(set(key))
+
+
 def draft_flips(predictions: Iterable[Prediction]) -> Flips | None:
     """What a chain's later steps (critique and extraction, or voting) did to its first proposal.
 

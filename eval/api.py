@@ -100,6 +100,11 @@ class _RunSpec(BaseModel):
     )
     encoding: str | None = Field(None, description="dataset text encoding (default: detect UTF-8, else GB18030/GBK)")
     skip_bad: bool = Field(False, description="skip malformed records (counted in the report) instead of stopping")
+    multi: Literal["include", "skip"] = Field(
+        "include",
+        description="multi-answer (多选) questions: include them (answered as letter sets, scored by exact match and "
+        "reported apart from single-answer accuracy) or skip them (counted in the log)",
+    )
     limit: int = Field(
         DEFAULT_LIMIT,
         ge=0,
@@ -243,6 +248,7 @@ def evaluate(
             mapping=spec.mapping,
             skip_bad=spec.skip_bad,
             encoding=spec.encoding,
+            multi=spec.multi,
         )
         for problem in loaded.bad:
             log.warning("data.skipped_bad_record", problem=problem)
@@ -309,6 +315,7 @@ def evaluate(
         mapping=str(spec.mapping or ""),
         encoding=encoding,
         skip_bad=spec.skip_bad,
+        multi=spec.multi,
         n_ctx=spec.n_ctx,
         n_gpu_layers=spec.n_gpu_layers,
         seed=spec.seed,

@@ -68,7 +68,8 @@ class Page:
     # rows (one per model x cell) with the letter test's cell added (letters).
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    circular: object = None  # a --circular run's RunSummary (its circular and circular_comparisons)
+    # A run's RunSummary, for the sections beyond the headline: circular evaluation, multi-answer questions.
+    summary: object = None
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
             )
     rows = [{"title": c.title, "summary": c.summary, "letters": _letter_p(c, questions)} for c in columns]
     page = Page(" vs ".join(graphs), "run", meta, questions, columns, comparisons, rows, notes)
-    page.circular = summary if summary.circular else None
+    page.summary = summary
     return page
 
 
@@ -208,7 +209,7 @@ def load_ablation_page(out: Path) -> Page:
                 run.model,
                 run.config,
                 preds,
-                summary_of(run, ablation.questions),
+                summary_of(run, ablation.questions).graphs[0],
                 group=model_slug(run.model),
             )
         )
@@ -275,8 +276,7 @@ def heatmap(page: Page) -> str:
     )
     for ax in axes.flat[n:]:
         ax.axis("off")
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#dddddd")
     for ax, column in zip(axes.flat, page.columns, strict=False):
         grid = np.full((len(specialties), len(levels)), np.nan)
         for i, s in enumerate(specialties):

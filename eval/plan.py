@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,7 +21,7 @@ MARKER = "cell.json"  # in each run directory of a plan: the flags it ran with, 
 RESERVED = {
     "--graph", "--baseline", "--model", "--limit", "--specialty", "--level", "--seed", "--data", "--format",
     "--answers", "--map", "--mapping", "--out", "--fresh", "--retrieval", "--shuffle-options", "--circular",
-    "--critic-model",
+    "--critic-model", "--multi",
 }  # fmt: skip
 
 
@@ -43,6 +43,7 @@ class Plan(BaseModel):
     answers: str = ""
     mapping: str = ""
     map: dict[str, str] = Field(default_factory=dict)
+    multi: Literal["include", "skip"] = "include"  # multi-answer questions, as the evaluator's --multi
     # Strategy options shared by every run whose strategy has them (e.g. rounds = 2, draft_tokens = 256).
     options: dict[str, Any] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
@@ -58,7 +59,7 @@ class Plan(BaseModel):
             argv += ["--level", lv]
         if self.data:
             argv += ["--data", self.data]
-        argv += ["--format", self.format]
+        argv += ["--format", self.format, "--multi", self.multi]
         if self.answers:
             argv += ["--answers", self.answers]
         if self.mapping:
@@ -79,6 +80,7 @@ class Plan(BaseModel):
             answers=self.answers or None,
             fields=dict(self.map) or None,
             mapping=self.mapping or None,
+            multi="include",  # a lookup by id: the runs record which questions they used
         )
         return {q.id: q for q in loaded}
 

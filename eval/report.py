@@ -14,6 +14,7 @@ from eval.analysis import (
     flip_rows,
     key_text,
     paired,
+    partial_credit,
     regrade,
 )
 from eval.schema import (
@@ -23,6 +24,7 @@ from eval.schema import (
     Comparison,
     Engine,
     GraphSummary,
+    MultiAnswers,
     Prediction,
     Question,
     RunSummary,
@@ -95,10 +97,18 @@ def summarize(
         dropped.update(missing + failed)
         if not missing and not failed:
             scored_ids.append(qid)
-    comparisons = [
-        paired(g, baseline, by_graph[g], by_graph[baseline], scored_ids) for g in graphs if baseline and g != baseline
-    ]
-    _holm(comparisons)
+    # Multi-answer questions are scored apart: the headline (and its comparisons) is single-answer accuracy.
+    multi_ids = [q for q in scored_ids if wanted[q].multi]
+    scored_ids = [q for q in scored_ids if not wanted[q].multi]
+
+    def against_baseline(ids: list[str]) -> list[Comparison]:
+        others = [g for g in graphs if baseline and g != baseline]
+        found = [paired(g, baseline, by_graph[g], by_graph[baseline], ids) for g in others]
+        _holm(found)
+        return found
+
+    comparisons = against_baseline(scored_ids)
+    multi_comparisons = against_baseline(multi_ids) if multi_ids else []
     circled, circled_comparisons = _circular(graphs, baseline, wanted, predictions) if circular else ([], [])
     return RunSummary(
         model=model,
@@ -115,6 +125,18 @@ def summarize(
         methods=dict(Counter(by_graph[g][qid].answer_method for g in graphs for qid in scored_ids)),
         circular=circled,
         circular_comparisons=circled_comparisons,
+        multi=[_multi(g, by_graph[g], wanted, multi_ids) for g in graphs] if multi_ids else [],
+        multi_comparisons=multi_comparisons,
+    )
+
+
+def _multi(graph: str, predictions: dict[str, Prediction], questions: dict[str, Question], ids: list[str]):
+    chosen = [predictions[q] for q in ids]
+    return MultiAnswers(
+        graph=graph,
+        exact=accuracy(chosen),
+        partial=sum(partial_credit(p.answer, questions[p.question_id].answer) for p in chosen) / len(chosen),
+        unparsed=sum(p.parse_status == "unparsed" for p in chosen),
     )
 
 
@@ -183,6 +205,10 @@ def describe_model(info: dict) -> str:
 def _coverage(summary: RunSummary) -> str:
     """Which questions the headline counts, and what the answer key alone would score on them."""
     lines = [f"Scored: {summary.scored} of {summary.questions} questions, the same for every graph."]
+    if summary.multi:
+        lines[0] += (
+            f" {summary.multi[0].exact.total} multi-answer questions are scored apart (below), not in the headline."
+        )
     if summary.dropped:
         lines[0] += " Left out: " + "; ".join(f"{n} ({why})" for why, n in summary.dropped.items()) + "."
     if summary.bad_records:
@@ -249,6 +275,8 @@ def render_markdown(summary: RunSummary) -> str:
         )
     if summary.circular:
         parts.append(_circular_markdown(summary))
+    if summary.multi:
+        parts.append(_multi_markdown(summary))
     for g in summary.graphs:
         if f := g.draft_to_final:
             parts.append(
@@ -289,15 +317,34 @@ def _circular_markdown(summary: RunSummary) -> str:
         "rotations that chose each question's most chosen option, averaged; circular − original: paired, with a "
         "bootstrap 95% interval.\n\n" + _table(header, rows)
     )
-    if comparisons := summary.circular_comparisons:
-        text += "\n\n" + _table(
-            ["circular accuracy", "n", "Δ, points [95% CI]", "McNemar p", "Holm p", "flips r→w / w→r"],
-            [
-                [f"{c.graph} vs {c.baseline}", c.n, _diff(c), f"{c.mcnemar_p:.3g}", f"{c.holm_p:.3g}",
-                 f"{c.right_to_wrong} / {c.wrong_to_right}"]
-                for c in comparisons
-            ],
-        )  # fmt: skip
+    if summary.circular_comparisons:
+        text += "\n\n" + _comparisons("circular accuracy", summary.circular_comparisons)
+    return text
+
+
+def _comparisons(what: str, comparisons: list[Comparison]) -> str:
+    """Paired comparisons against the baseline on `what`, one row each."""
+    header = [what, "n", "Δ, points [95% CI]", "McNemar p", "Holm p", "flips r→w / w→r"]
+    return _table(
+        header,
+        [
+            [f"{c.graph} vs {c.baseline}", c.n, _diff(c), f"{c.mcnemar_p:.3g}", f"{c.holm_p:.3g}",
+             f"{c.right_to_wrong} / {c.wrong_to_right}"]
+            for c in comparisons
+        ],
+    )  # fmt: skip
+
+
+def _multi_markdown(summary: RunSummary) -> str:
+    rows = [[m.graph, _cell(m.exact), f"{100 * m.partial:.1f}%", m.unparsed] for m in summary.multi]
+    text = (
+        "## Multi-answer questions\n\nScored apart from the headline. Exact: the whole set of letters right (CMB's "
+        "own scorer compares answers as strings). Partial credit (ours): the share of the key's letters chosen when "
+        "no chosen letter is wrong, else 0.\n\n"
+        + _table(["graph", "exact [95% CI] (correct/n)", "partial credit", "unparsed"], rows)
+    )
+    if summary.multi_comparisons:
+        text += "\n\n" + _comparisons("exact match", summary.multi_comparisons)
     return text
 
 

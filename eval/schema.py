@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -63,9 +63,29 @@ class Question(BaseModel):
             raise ValueError(f"answer {self.answer!r} is not one of the options {list(self.options)}")
         return self
 
+    multi: ClassVar[bool] = False  # a multi-answer (多选) question: MultiQuestion
+
     @property
     def letters(self) -> list[str]:
         return list(self.options)
+
+
+class MultiQuestion(Question):
+    """A multi-answer (多选) question: `answer` holds every correct letter, sorted ("ABD"); right only on an exact
+    match (CMB's own scorer compares answers as strings).
+
+    It replaces Question's answer check by giving its validator the same name (pydantic then drops the parent's).
+    Single-answer questions are never built as this class.
+    """
+
+    multi: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _answer_is_an_option(self) -> MultiQuestion:
+        letters = "".join(sorted(set(self.answer)))
+        if not self.answer or self.answer != letters or not set(letters) <= set(self.options):
+            raise ValueError(f"answer {self.answer!r} must be distinct sorted letters among {list(self.options)}")
+        return self
 
 
 class Message(BaseModel):
@@ -186,6 +206,8 @@ class RunConfig(BaseModel):
     mapping: str = ""  # --mapping TOML (department / exam-class rules)
     encoding: str = ""  # the encoding the files were read in (detected, or --encoding)
     skip_bad: bool = False  # --skip-bad: malformed records skipped (counted in the report) instead of stopping the load
+    # --multi: multi-answer questions included or skipped ("skip": what runs before it was recorded did)
+    multi: str = "skip"
     n_ctx: int = 4096
     n_gpu_layers: int = 0
     seed: int = 0
@@ -317,6 +339,15 @@ class Circular(BaseModel):
     versus_original: Comparison
 
 
+class MultiAnswers(BaseModel):
+    """One graph on the multi-answer (多选) questions, which the headline leaves out."""
+
+    graph: str
+    exact: Accuracy  # the whole set right (CMB's own scorer: answers compared as strings)
+    partial: float  # mean credit: chosen letters / key letters when every chosen letter is right, else 0
+    unparsed: int = 0
+
+
 class RunSummary(BaseModel):
     model: str
     roles: dict[str, str] = Field(default_factory=dict)  # --critic-model / --extract-model: role -> model, as given
@@ -336,3 +367,6 @@ class RunSummary(BaseModel):
     circular: list[Circular] = Field(default_factory=list)  # --circular runs: per graph
     # --circular: each graph's circular accuracy against the baseline's, paired and Holm-adjusted
     circular_comparisons: list[Comparison] = Field(default_factory=list)
+    # Multi-answer questions, apart from the headline's single-answer ones: per graph, and paired on exact match.
+    multi: list[MultiAnswers] = Field(default_factory=list)
+    multi_comparisons: list[Comparison] = Field(default_factory=list)

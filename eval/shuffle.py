@@ -16,9 +16,16 @@ def option_order(question: Question, seed: int | str) -> str:
 
 
 def reorder(question: Question, order: str) -> Question:
-    """The question showing at position i the original option order[i] (the key moves with its option)."""
+    """The question showing at position i the original option order[i] (the key moves with its option; every
+    letter of a multi-answer key does)."""
     new = dict(zip(question.options, (question.options[old] for old in order), strict=True))
-    return question.model_copy(update={"options": new, "answer": LETTERS[order.index(question.answer)]})
+    answer = "".join(sorted(LETTERS[order.index(letter)] for letter in question.answer))
+    return question.model_copy(update={"options": new, "answer": answer})
+
+
+def back(answer: str | None, order: str) -> str | None:
+    """The original letters of an answer given under `order` (one letter, or a multi-answer set, kept sorted)."""
+    return None if answer is None else "".join(sorted(order[LETTERS.index(letter)] for letter in answer))
 
 
 def shuffle_options(question: Question, seed: int | str) -> Question:
@@ -27,9 +34,7 @@ def shuffle_options(question: Question, seed: int | str) -> Question:
 
 def original_letter(answer: str | None, question: Question, seed: int | str) -> str | None:
     """The original letter of the option a shuffled run chose."""
-    if answer is None:
-        return None
-    return option_order(question, seed)[LETTERS.index(answer)]
+    return back(answer, option_order(question, seed))
 
 
 def rotate(question: Question, r: int) -> Question:
@@ -50,5 +55,6 @@ __all__ = ["rotation_of"]  # eval.schema's, here beside rotate()
 
 
 def unrotated_letter(answer: str | None, n_options: int, r: int) -> str | None:
-    """The original letter of the option a rotated question's answer chose."""
-    return None if answer is None else LETTERS[(LETTERS.index(answer) + r) % n_options]
+    """The original letter(s) of what a rotated question's answer chose."""
+    order = "".join(LETTERS[:n_options])
+    return back(answer, order[r:] + order[:r])

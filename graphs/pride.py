@@ -33,7 +33,8 @@ class Options(NoOptions):
 
 def build(b: Build):
     o: Options = b.options
-    chosen = random.Random(f"{b.seed}:pride").sample(list(b.evaluated), min(o.calibration, len(b.evaluated)))
+    single = [q for q in b.evaluated if not q.multi]  # multi-answer questions are answered without a prior
+    chosen = random.Random(f"{b.seed}:pride").sample(single, min(o.calibration, len(single)))
     structlog.get_logger().info("pride.calibrating", questions=len(chosen))
     calibration = calibrate(b.backend, b.prompts, chosen, b.retrieval)
     graph = StateGraph(DebiasState)

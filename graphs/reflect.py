@@ -13,7 +13,7 @@ from functools import partial
 from langgraph.graph import END, StateGraph
 from pydantic import Field
 
-from agents.answer import parse_letter
+from agents.answer import parse_answer
 from agents.nodes.critique import critique_node
 from agents.nodes.draft import draft_node
 from agents.nodes.extract import extract_answer
@@ -61,7 +61,7 @@ def after_critique(state: ChainState, *, rounds: int) -> str:
     if state.get("revisions", 0) + 1 >= rounds:
         return "extract"
     question = state["question"]
-    suggested = parse_letter(state["critique"], question.letters, question.options)
+    suggested = parse_answer(state["critique"], question)
     return "revise" if suggested is not None and suggested != state.get("proposal") else "extract"
 
 

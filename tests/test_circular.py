@@ -128,7 +128,7 @@ def test_a_circular_run_scores_content_not_positions(tmp_path):
     manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["circular"] and len(manifest["question_ids"]) == options
     page = load_run_page(result.out)  # the HTML report: the original order's headline and the circular table
-    assert len(page.questions) == 4 and page.circular.circular[0].circular.correct == 4
+    assert len(page.questions) == 4 and page.summary.circular[0].circular.correct == 4
     assert "Circular evaluation: every rotation of the options" in render(page)
 
     biased = evaluate(

@@ -257,7 +257,7 @@ def test_cmexam(tmp_path):
 
 
 def test_cmb_with_inline_answers(tmp_path):
-    qs = load_questions(write_json(tmp_path / "cmb.json", cmb_records()), multi="exact")
+    qs = load_questions(write_json(tmp_path / "cmb.json", cmb_records()), multi="include")
     assert [(q.id, q.specialty, q.level, q.answer) for q in qs] == [
         ("11", "neurology", "attending", "A"),
         ("12", "respiratory", "senior", "ABD"),
@@ -323,10 +323,11 @@ def test_cmmlu_and_ceval(tmp_path):
 def test_native_is_still_the_default_and_multi_answers_round_trip(tmp_path):
     path = write_jsonl(tmp_path / "ours.jsonl", [native_record(), native_record(id="n-2", answer="AC")])
     assert [q.id for q in load_questions(path)] == ["n-1"]
-    qs = load_questions(path, multi="exact")
+    qs = load_questions(path, multi="include")
     assert qs[1].answer == "AC" and isinstance(qs[1], MultiQuestion)
     with pytest.raises(DataError, match=r"bad\.jsonl:1: .*answer 'CA' must be distinct sorted letters"):
-        load_questions(write_jsonl(tmp_path / "bad.jsonl", [native_record(answer="CA")]), multi="exact")  # ours: sorted
+        # ours: sorted
+        load_questions(write_jsonl(tmp_path / "bad.jsonl", [native_record(answer="CA")]), multi="include")
 
 
 # --- mapping ----------------------------------------------------------------------------------------------
@@ -458,7 +459,7 @@ def test_multi_skip_is_counted_and_logged(tmp_path, caplog):
 
 
 def test_multi_exact_keeps_sorted_letters(tmp_path):
-    qs = load_questions(cmexam_file(tmp_path), multi="exact")
+    qs = load_questions(cmexam_file(tmp_path), multi="include")
     (multi,) = [q for q in qs if isinstance(q, MultiQuestion)]
     assert multi.answer == "ABD" and multi.specialty == "nephrology"
 
@@ -616,7 +617,7 @@ def test_inspect_counts_kinds_and_lists_every_problem(tmp_path):
 
 
 def test_inspect_clean_file_exits_0_and_respects_format_and_multi(tmp_path):
-    result = cli("inspect", write_json(tmp_path / "cmb.json", cmb_records()), "--format", "cmb", "--multi", "exact")
+    result = cli("inspect", write_json(tmp_path / "cmb.json", cmb_records()), "--format", "cmb", "--multi", "include")
     assert result.returncode == 0, result.stderr
     assert "loaded: 3  skipped multi-answer: 0  bad records: 0" in result.stdout
     assert any(line.split() == ["respiratory", "0", "1", "0", "1"] for line in result.stdout.splitlines())
@@ -657,12 +658,11 @@ def test_sample_is_stratified_seeded_and_in_our_schema(tmp_path):
 
 def test_sample_converts_a_real_format_and_keeps_multi_when_asked(tmp_path):
     out = tmp_path / "s.jsonl"
-    result = cli(
-        "sample", write_json(tmp_path / "cmb.json", cmb_records()), "--per-cell", "5", "--out", out, "--multi", "exact"
-    )
+    data = write_json(tmp_path / "cmb.json", cmb_records())
+    result = cli("sample", data, "--per-cell", "5", "--out", out, "--multi", "include")
     assert result.returncode == 0, result.stderr
     assert "短暂性脑缺血发作" in out.read_text(encoding="utf-8")  # readable Chinese, no \u escapes
-    assert sorted(q.answer for q in load_questions(out, multi="exact")) == ["A", "A", "ABD"]
+    assert sorted(q.answer for q in load_questions(out, multi="include")) == ["A", "A", "ABD"]
     assert len(load_questions(out)) == 2  # read back with the default, the multi-answer one is skipped again
 
 
@@ -699,7 +699,7 @@ def cmb_six(**change) -> dict:
 def test_cmb_six_options_answer_f(tmp_path):
     loaded = load(
         write_json(tmp_path / "cmb.json", [cmb_six(), cmb_six(id=22, question_type="多项选择题", answer="F，C")]),
-        multi="exact",
+        multi="include",
     )
     single, multi = loaded.questions
     assert (single.answer, list(single.options), single.specialty, single.level) == (
@@ -728,7 +728,7 @@ def test_options_beyond_e_in_every_format(tmp_path):
     fields = {"stem": "题目", "answer": "答案"} | {k: f"选项{k}" for k in "ABCDEF"}
     assert load_questions(mine, fields=fields)[0].options["F"] == "达比加群"
     ours = write_jsonl(tmp_path / "ours.jsonl", [native_record(options=dict(SIX), answer="BF")])
-    (q,) = load_questions(ours, multi="exact")  # several letters up to H still mean a multi-answer question
+    (q,) = load_questions(ours, multi="include")  # several letters up to H still mean a multi-answer question
     assert isinstance(q, MultiQuestion) and q.answer == "BF"
     with pytest.raises(
         DataError,

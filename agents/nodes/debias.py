@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agents.backends.base import Backend, BackendError
-from agents.messages import question_messages, trace_step
+from agents.messages import choose_by_scores, question_messages, trace_step
 from agents.nodes.retrieve import Retrieval, retrieve_node
+from agents.prompts import prompts_for
 from eval.schema import LETTERS, Question, TraceStep
 from eval.shuffle import rotations
 
@@ -89,6 +90,11 @@ def debiased_node(state: dict, *, backend: Backend, prompts: dict, calibration: 
     """The option with the highest log-probability less its position's log prior. A calibration question is
     answered from all its rotations (each content's mean debiased log-probability), at no further call."""
     question = state["question"]
+    if question.multi:  # a prior over single positions says nothing about sets of them: answered as single does
+        prompts = prompts_for(prompts, question)
+        chosen = choose_by_scores(backend, "answer", question_messages(prompts["system"], question, prompts["answer"],
+                                  state.get("passages", ())), question, prompts["answer_prefix"])  # fmt: skip
+        return chosen | {"prior": None}
     letters = question.letters
     prior = calibration.priors.get(len(letters))
     if question.id in calibration.asked:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import random
 
-from agents.answer import best_letter, parse_letter
+from agents.answer import parse_answer
 from agents.backends.base import Backend
-from agents.messages import few_shot_messages, trace_step
+from agents.messages import choose_by_scores, few_shot_messages, trace_step
 from agents.nodes.vote import majority
-from eval.schema import LETTERS, Question
-from eval.shuffle import reorder
+from agents.prompts import prompts_for
+from eval.schema import Question
+from eval.shuffle import back, reorder
 
 
 def option_orders(question: Question, k: int, seed: int) -> list[str]:
@@ -33,6 +34,7 @@ def ensemble_node(
 ) -> dict:
     """reasoning: each order answered by a greedy chain of thought (letter parsed); else by next-token scores."""
     question = state["question"]
+    prompts = prompts_for(prompts, question)
     shots = state.get("examples", [])
     votes: list[str | None] = []
     steps = []
@@ -44,12 +46,12 @@ def ensemble_node(
         messages = few_shot_messages(prompts["system"], shots, shown, instruction, state.get("passages", ()))
         if reasoning:
             completion = backend.chat(messages, max_tokens=max_tokens, assistant_prefix=prompts["prefix"])
-            letter = parse_letter(completion.text, shown.letters, shown.options)
+            letter, step = parse_answer(completion.text, shown), trace_step("answer", messages, completion)
         else:
-            completion = backend.score_next(messages, shown.letters, assistant_prefix=prompts["answer_prefix"])
-            letter, method = best_letter(completion.scores or {}), completion.method
-        steps.append(trace_step("answer", messages, completion))
-        votes.append(order[LETTERS.index(letter)] if letter else None)
+            chosen = choose_by_scores(backend, "answer", messages, shown, prompts["answer_prefix"])
+            letter, method, (step,) = chosen["answer"], chosen["answer_method"], chosen["trace"]
+        steps.append(step)
+        votes.append(back(letter, order))
     return {
         "votes": votes,
         "option_orders": orders,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import structlog
 
-from agents.answer import parse_letter
+from agents.answer import parse_answer
 from agents.backends.base import Backend
 from agents.messages import question_messages
-from agents.prompts import render_question
+from agents.prompts import prompts_for, render_question
 from eval.schema import Question
 from retrieval.examples import ExamplePool
 
@@ -55,10 +55,10 @@ class ExampleReasoning:
         with self.lock:
             if (found := self.known.get(key)) is not None:
                 return found["text"], found["letter"]
-            p = self.prompts
+            p = prompts_for(self.prompts, example)
             messages = question_messages(p["system"], example, p["instruction"])
             completion = self.backend.chat(messages, max_tokens=self.max_tokens, assistant_prefix=p["prefix"])
-            letter = parse_letter(completion.text, example.letters, example.options)
+            letter = parse_answer(completion.text, example)
             record = {"key": key, "text": completion.text, "letter": letter}
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
@@ -81,7 +81,9 @@ def examples_node(
     """No pool (k = 0): zero-shot, no examples."""
     question = state["question"]
     shots: list[tuple[Question, str]] = []
-    for example in islice(pool.ranked(question), k * TRIES) if pool else ():
+    # Examples of the question's own kind (single- or multi-answer): their replies show the answer it must give.
+    candidates = (e for e in pool.ranked(question) if e.multi == question.multi) if pool else iter(())
+    for example in islice(candidates, k * TRIES):
         if reasoning is None:
             shots.append((example, f"{answer_prefix}{example.answer}"))
         else:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from agents.answer import parse_letter
+from agents.answer import parse_answer
 from agents.backends.base import Backend
 from agents.messages import question_messages, trace_step
+from agents.prompts import prompts_for
 
 SEED_STRIDE = 1000  # run seed s draws sample i from seed s*1000+i: distinct within a question and across run seeds
 
@@ -25,6 +26,7 @@ def sample_node(
     llama.cpp context) must not be called concurrently.
     """
     question = state["question"]
+    prompts = prompts_for(prompts, question)
     messages = question_messages(prompts["system"], question, prompts["instruction"], state.get("passages", ()))
     steps, votes = [], []
     for draw in sample_seeds(seed, k):
@@ -32,6 +34,6 @@ def sample_node(
             messages, max_tokens=max_tokens, assistant_prefix=prompts["prefix"], temperature=temperature, seed=draw
         )
         steps.append(trace_step("sample", messages, completion))
-        votes.append(parse_letter(completion.text, question.letters, question.options))
+        votes.append(parse_answer(completion.text, question))
     # The first draft is what one sampled chain of thought would have answered: the report shows what voting changed.
     return {"messages": messages, "votes": votes, "draft_answer": votes[0], "trace": steps}

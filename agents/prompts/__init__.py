@@ -31,6 +31,8 @@ class PromptFile(BaseModel):
     default_variant: str | None = None
     # language and persona describe a variant (reports show them); the rest are its prompts.
     variants: dict[str, dict[str, str | bool]] = Field(default_factory=dict)
+    # What a multi-answer (多选) question sees instead: prompt texts, or per variant a table of them.
+    multi: dict[str, str | dict[str, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _texts(self) -> PromptFile:
@@ -76,6 +78,16 @@ def load_prompts(strategy: str, variant: str | None = None) -> dict:
     merged = {key: value for key, value in prompts.items() if key != "variants"}
     merged.update(variants[variant], variant=variant, version=f"{prompts['version']}/{variant}")
     return merged
+
+
+def prompts_for(prompts: dict, question: Question) -> dict:
+    """The prompts a question sees: a multi-answer question's overrides (the file's [multi] table, or its
+    [multi.VARIANT] table for the run's variant) over the rest."""
+    if not question.multi or not (multi := prompts.get("multi")):
+        return prompts
+    variant = prompts.get("variant") or prompts.get("default_variant")
+    overrides = multi.get(variant, {}) if variant and isinstance(multi.get(variant), dict) else multi
+    return prompts | {k: v for k, v in overrides.items() if isinstance(v, str)}
 
 
 def render_question(question: Question) -> str:

@@ -137,6 +137,7 @@ def load_for_config(config: RunConfig) -> Loaded:
         fields=config.fields or None,
         mapping=config.mapping or None,
         skip_bad=config.skip_bad,
+        multi=config.multi,
         encoding=config.encoding or None,
     )
     by_id = {q.id: q for q in loaded.questions}

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--multi",
         default="skip",
         choices=MULTI,
-        help="multi-answer questions: skip (counted) or keep for exact set match",
+        help="multi-answer questions: skip (counted) or include (answered as letter sets)",
     )
     common.add_argument(
         "--skip-bad", action="store_true", help="leave malformed records out (each listed) instead of stopping"

@@ -24,37 +24,21 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError, model_validator
+from pydantic import ValidationError
 
 from eval.data import DataError, dataset_files
-from eval.schema import LETTERS, SPECIALTIES, Question
+from eval.schema import LETTERS, SPECIALTIES, MultiQuestion, Question
 
 FORMATS = ("native", "cmexam", "cmb", "medqa", "mmlu", "generic")
-MULTI = ("skip", "exact")
+MULTI = ("skip", "include")
 LEVELS = ("attending", "senior", "none")
 MAPPING = Path(str(files(__package__).joinpath("mapping.toml")))
 # What a generic field mapping may name: our field -> the source's field (column or JSON key).
 FIELD_KEYS = ("id", "stem", "options", *LETTERS, "answer", "specialty", "level", "rationale", "type")
 
 
-class MultiQuestion(Question):
-    """A multi-answer (多选) question: `answer` holds every correct letter, sorted ("ABD"); right only on an exact
-    match.
-
-    It replaces Question's answer check by giving its validator the same name (pydantic then drops the parent's),
-    so eval/schema.py stays as it is. Single-answer questions are never built as this class.
-    """
-
-    @model_validator(mode="after")
-    def _answer_is_an_option(self) -> MultiQuestion:
-        letters = "".join(sorted(set(self.answer)))
-        if not self.answer or self.answer != letters or not set(letters) <= set(self.options):
-            raise ValueError(f"answer {self.answer!r} must be distinct sorted letters among {list(self.options)}")
-        return self
-
-
 def kind(q: Question) -> str:
-    return "multi" if isinstance(q, MultiQuestion) else f"single-{len(q.options)}"
+    return "multi" if q.multi else f"single-{len(q.options)}"
 
 
 @dataclass
@@ -619,7 +603,7 @@ def load(
     strict: the first bad record or unreadable file raises DataError; otherwise each is listed in `bad` or `problems`.
     skip_bad: bad records are left out and listed in `bad` ("FILE:LINE: why"), but a file that cannot be read and a
     dataset with no question left still raise.
-    multi: "skip" leaves multi-answer questions out and counts them; "exact" keeps them as MultiQuestion.
+    multi: "skip" leaves multi-answer questions out and counts them; "include" keeps them as MultiQuestion.
     encoding: None detects UTF-8 or GB18030 per file; else a codec name, or several comma-joined tried in order.
     """
     if format not in ("auto", *FORMATS):
@@ -680,7 +664,7 @@ def load(
             raise DataError(f"{path}: no questions left: {bad}; the first: {out.bad[0]}")
         if out.skipped:
             raise DataError(
-                f"{path}: no questions left: all {out.skipped} are multi-answer and multi='skip' (use multi='exact')"
+                f"{path}: no questions left: all {out.skipped} are multi-answer and multi='skip' (use --multi include)"
             )
         raise DataError(f"{path}: the dataset is empty")
     return out
