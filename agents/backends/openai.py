@@ -666,6 +666,8 @@ class OpenAIBackend:
     ) -> Completion:
         caps = self.capabilities
         hint = CHAT_HINTS["prefix"].format(prefix=assistant_prefix) if assistant_prefix else ""
+        # A server that does not honour grammars (probed) gets none: the caller parses the free text instead.
+        grammar = grammar if "grammar" in caps.methods else None
         start = time.perf_counter()
         reply = self.retry.call(
             "chat",
