@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from eval.analysis import accuracy, answer_key, key_text, paired, regrade
+from eval.analysis import accuracy, answer_key, collapse_rotations, key_text, paired, regrade
 from eval.figures import p_value as _p
 from eval.figures import pct as _pct
 from eval.figures import pts as _pts
@@ -125,6 +125,8 @@ class Board(Plan):
     models = ["smollm2-135m", "qwen2.5-coder-0.5b"]      # or tables: [[models]] name / model / base_url / facts
     strategies = ["single", "reflect"]                   # default ["single"]
     baseline = "single"                                  # what the other strategies are compared with, per model
+    circular = false                                     # true: every run asks every rotation of the options, and
+                                                         # every statistic is circular accuracy (right under all)
     data = "PATH", limit = 0 (all), specialty, level, seed, format, answers, mapping, map, options, extra_args
     """
 
@@ -134,6 +136,7 @@ class Board(Plan):
     strategies: list[str] = Field(default_factory=lambda: ["single"], min_length=1)
     baseline: str = "single"
     limit: int = Field(default=0, ge=0)  # a leaderboard is on every question unless it says otherwise
+    circular: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -172,7 +175,17 @@ def run_dir(out: Path, entry: Entry, strategy: str) -> Path:
 
 def run_argv(board: Board, entry: Entry, strategy: str) -> list[str]:
     """The evaluator's flags for one (model, strategy), without --out."""
-    return ["--graph", strategy, "--baseline", "none", *entry.argv(), *board.shared_argv(), *board.extra_args]
+    circular = ["--circular"] if board.circular else []
+    return [
+        "--graph",
+        strategy,
+        "--baseline",
+        "none",
+        *entry.argv(),
+        *board.shared_argv(),
+        *circular,
+        *board.extra_args,
+    ]
 
 
 # -- reading the runs -------------------------------------------------------------------------
@@ -384,7 +397,14 @@ def analyse(board: Board, out: Path) -> Leaderboard:
     for run in done:  # each run graded against the key as it read the questions; a corrected key re-grades it
         mine = _questions(run.config, seen)
         run.predictions = {q: regrade(p, mine[q]) if q in mine else p for q, p in run.predictions.items()}
-    order = done[0].config.question_ids if done else []
+        if run.config.circular:  # one prediction per question: right when right under every rotation
+            run.predictions = collapse_rotations(run.predictions, {q: mine[q] for q in run.config.original_ids})
+    order = done[0].config.original_ids if done else []
+    if board.circular:
+        notes.append(
+            "every run asked each question under every rotation of its options: every statistic below is circular "
+            "accuracy (right under all of them), and costs sum the rotations"
+        )
     ids = [q for q in order if all(q in r.predictions and q in _questions(r.config, seen) for r in done)]
     if done and len(ids) < len(order):
         notes.append(
@@ -392,6 +412,13 @@ def analyse(board: Board, out: Path) -> Leaderboard:
             f"other questions); every statistic uses the {len(ids)} they share"
         )
     questions = {q: _questions(done[0].config, seen)[q] for q in ids}
+    if multi := [q for q in ids if questions[q].multi]:  # as in every run's headline: single-answer accuracy
+        ids = [q for q in ids if not questions[q].multi]
+        questions = {q: questions[q] for q in ids}
+        notes.append(
+            f"{len(multi)} multi-answer questions are left out of the leaderboard's statistics, as out of every run's "
+            "headline; each run's report scores them apart (exact match, partial credit)"
+        )
     rs, seed = board.bootstrap_resamples, board.bootstrap_seed
     rows = [_row(r, ids, questions) for r in runs]
     by_strategy = {s: [r for r in done if r.strategy == s] for s in board.strategies}
@@ -469,7 +496,7 @@ def _questions(config: RunConfig, seen: dict[str, dict[str, Question]]) -> dict[
 
     source = json.dumps(
         [config.data, config.format, config.answers, config.fields, config.mapping, config.encoding, config.skip_bad,
-         config.shuffle_seed]
+         config.shuffle_seed, config.circular, config.multi]
     )  # fmt: skip
     if source not in seen:
         try:

@@ -483,3 +483,42 @@ def test_power_cli_refuses_nonsense_in_one_line():
         timeout=120,
     )
     assert done.returncode == 2 and "must be a proportion" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
+    """Two models asked every rotation: m1 right under all of them on questions 0-5; m2 right in the original order
+    only on questions 0-7, so right under every rotation on none."""
+    from eval.board import analyse, run_argv, run_dir
+    from eval.data import BUNDLED, load_questions, select
+    from eval.schema import Prediction, RunConfig
+    from eval.shuffle import rotations
+    from eval.store import RunStore
+
+    spec = tmp_path / "board.toml"
+    spec.write_text('models = ["m1.gguf", "m2.gguf"]\ncircular = true\nlimit = 10\n', encoding="utf-8")
+    board = load_board(spec)
+    assert "--circular" in run_argv(board, board.models[0], "single")
+    questions = select(load_questions(BUNDLED), limit=10)
+    asked = [r for q in questions for r in rotations(q)]
+    for entry, right in ((board.models[0], lambda i, r: i < 6), (board.models[1], lambda i, r: i < 8 and r == 0)):
+        config = RunConfig(
+            graphs=["single"], model=entry.model, model_sha256="", data=str(BUNDLED), data_sha256="",
+            question_ids=[r.id for r in asked], circular=True,
+        )  # fmt: skip
+        store = RunStore(run_dir(tmp_path / "out", entry, "single"), config)
+        for i, q in enumerate(questions):
+            for r, turned in enumerate(rotations(q)):
+                ok = right(i, r)
+                answer = turned.answer if ok else next(x for x in turned.letters if x != turned.answer)
+                store.append(
+                    Prediction(question_id=turned.id, graph="single", answer=answer, gold=turned.answer, correct=ok,
+                               parse_status="ok", answer_method="next_token", model_calls=1)
+                )  # fmt: skip
+        store.close()
+    lb = analyse(board, tmp_path / "out")
+    assert lb.question_ids == [q.id for q in questions]
+    first, second = sorted(lb.rows, key=lambda r: r.rank)
+    assert (first.model, first.overall.correct, second.overall.correct) == ("m1", 6, 0)
+    (pair,) = lb.pairs
+    assert (pair.first_only, pair.second_only) == (6, 0)
+    assert any("circular accuracy" in note for note in lb.notes)
