@@ -40,6 +40,8 @@ from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
 ENDPOINT_FLAGS = {"--backend", "--base-url", "--model-name", "--api-key-env"}
+# What one entry may set that a grid sets itself: its critic (an entry "0.5B drafting, 1.5B critiquing").
+ENTRY_MAY_SET = {"--critic-model"}
 ALPHA = 0.05
 POWER = 0.8
 
@@ -150,7 +152,7 @@ class Board(Plan):
         if dupes := sorted({s for s in self.strategies if self.strategies.count(s) > 1}):
             raise ValueError(f"strategy {dupes[0]!r} is listed twice")
         for m in self.models:  # a model's own flags may not change what every run shares, nor which model it is
-            if bad := [a for a in m.args if a.split("=", 1)[0] in RESERVED | ENDPOINT_FLAGS]:
+            if bad := [a for a in m.args if a.split("=", 1)[0] in (RESERVED - ENTRY_MAY_SET) | ENDPOINT_FLAGS]:
                 raise ValueError(f"{m.label}: args may not set {bad[0].split('=', 1)[0]}; use the leaderboard's keys")
         for s in self.strategies:
             try:

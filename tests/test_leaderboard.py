@@ -176,6 +176,7 @@ def test_calibration_against_hand_computation():
         ('models = ["a.gguf"]\nstrategies = ["single", "single"]', "strategy 'single' is listed twice"),
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--limit", "3"]', "a: args may not set --limit"),
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--base-url=http://x"]', "a: args may not set --base-url"),
+        ('[[models]]\nmodel = "a.gguf"\nargs = ["--circular"]', "a: args may not set --circular"),
         ("models = [", "not valid TOML"),
     ],
 )
@@ -187,6 +188,20 @@ def test_a_bad_spec_is_one_clear_error(tmp_path, text, message):
         return
     with pytest.raises(BoardError, match=message.replace("[", r"\[")):
         load_board(path)
+
+
+def test_an_entry_may_bring_its_own_critic(tmp_path):
+    from eval.board import run_argv
+
+    path = tmp_path / "board.toml"
+    path.write_text(
+        'strategies = ["reflect"]\nbaseline = "reflect"\n'
+        '[[models]]\nmodel = "a.gguf"\nname = "a+b"\nargs = ["--critic-model", "b.gguf"]\n',
+        encoding="utf-8",
+    )
+    board = load_board(path)
+    argv = run_argv(board, board.models[0], "reflect")
+    assert argv[argv.index("--critic-model") + 1] == "b.gguf"
 
 
 def test_declared_facts_of_a_dense_model_have_active_equal_to_total():
