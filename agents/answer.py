@@ -203,10 +203,13 @@ def parse_letter(text: str, letters: Sequence[str], options: Mapping[str, str] |
 
 
 # A multi-answer statement whose letters run together: "答案：ABD", "Answer: ACE", "选BD".
+# Not after a negation (不选BE) or someone else's answer (草稿答案AC); capitals only ("the answer is bad" names none);
+# a whole token, so a term that starts with letters names none (首选ACE抑制剂, CABG手术).
 _RUN = re.compile(
+    r"(?<!不)(?<!不应)(?<!排除)(?<!草稿)(?<!原)(?<!初步)(?<!之前的)(?<!先前的)(?<!原来的)"
     r"(?:答案|选择|选|\banswers?)" + _ZH_ADVERB + r"(?:[ \t]+(?:is|are))?(?:是|为)?[ \t]*[:=\-]?\s*"
-    r"(?P<letters>(?-i:[A-H]{2,8}))(?![A-Za-z0-9])",  # capitals only: "the answer is bad" names no letters
-    re.IGNORECASE,
+    r"(?P<letters>(?-i:[A-H](?:[ \t]*[A-H]){1,7}))(?=[ \t]*(?:$|[\n,.;:!?。，；：！？、)）\]】(（]))",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 
@@ -234,18 +237,21 @@ def parse_letters(text: str, letters: Sequence[str]) -> str | None:
     head, _, after = text.rpartition("</think>")
     for part in (after, text) if head else (text,):
         # (where it ends, its letters): a run is its letters; a statement's are the letters standing alone in it.
-        found = [(m.end(), m.group("letters").upper()) for m in _RUN.finditer(part)]
+        found = [(m.end(), re.sub(r"\s", "", m.group("letters"))) for m in _RUN.finditer(part)]
         for pattern, regex in _compiled_multi(tuple(sorted(allowed))):
             if pattern.tier == STATEMENT:
                 found += [
-                    (m.end(), "".join(_STANDALONE_LETTER.findall(m.group("letters")))) for m in regex.finditer(part)
+                    (m.end(), "".join(_STANDALONE_LETTER.findall(m.group("letters"))))
+                    for m in regex.finditer(part)
+                    if not ("ref" in regex.groupindex and m.group("ref"))  # the draft's answer, not this reply's
                 ]
         lines = _lines(part)
         if not found and lines and (m := re.fullmatch(r"[ \t]*([A-H](?:[ \t、,/]*[A-H])*)[ \t.。]*", lines[-1])):
             found = [(0, re.sub(r"[^A-H]", "", m.group(1)))]  # a last line of letters only
-        if found:
-            named = set(max(found)[1].upper())
-            return "".join(sorted(named)) if named and named <= allowed else None
+        # The last statement that names options only; one naming a letter beyond them is not an answer.
+        for _, named in sorted(found, reverse=True):
+            if (chosen := set(named.upper())) and chosen <= allowed:
+                return "".join(sorted(chosen))
     return None
 
 

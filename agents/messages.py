@@ -68,8 +68,9 @@ def choose_by_scores(backend: Backend, node: str, messages: Sequence[Message], q
     """
     if question.multi:
         grammar = letter_set_grammar(question.letters)
+        # Room for "A、C、D" where a server ignores the grammar; under one, generation ends with the set.
         completion = backend.chat(
-            messages, max_tokens=len(question.letters) + 2, grammar=grammar, assistant_prefix=prefix
+            messages, max_tokens=4 * len(question.letters), grammar=grammar, assistant_prefix=prefix
         )
         answer = parse_letters(completion.text, question.letters)
         return {"answer": answer, "answer_method": "grammar", "trace": [trace_step(node, messages, completion)]}

@@ -412,7 +412,8 @@ def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None 
             f"the token-matched control needs {MATCHED_CONTROL}'s generated tokens per sample: add a {MATCHED_CONTROL} "
             "cell to the grid (any k), run it, and run the grid again to see which k matches each chain"
         )
-    return Ablation(grid, out, questions, runs, baseline, rows, notes, answer_key(list(questions.values())))
+    key = answer_key([v for q, v in questions.items() if q in single])
+    return Ablation(grid, out, questions, runs, baseline, rows, notes, key)
 
 
 def _accuracy(predictions: dict[str, Prediction]) -> float | None:

@@ -111,7 +111,11 @@ def flip_rows(flips: Flips, first: str = "") -> list[tuple[str, int]]:
 
 def answered_letters(predictions: Iterable[Prediction], questions: Mapping[str, Question]) -> LetterBias:
     """The answered letters (not errors, not unparsed answers) against a uniform guess over each question's options."""
-    answered = [p for p in predictions if p.parse_status != "error" and p.answer and p.question_id in questions]
+    answered = [
+        p
+        for p in predictions
+        if p.parse_status != "error" and p.answer and p.question_id in questions and not questions[p.question_id].multi
+    ]
     if any(p.answer not in questions[p.question_id].options for p in answered):
         return LetterBias(None, None, "answers outside the options shown: the questions changed since the run")
     return letter_bias([p.answer for p in answered], [questions[p.question_id].letters for p in answered])

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
 from eval.figures import TEMPLATES, ReportError, png, pyplot
-from eval.schema import LETTERS, Message, Prediction, Question, RunConfig, TraceStep
+from eval.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
 from graphs import GraphSpec
 
 LEVELS = ("attending", "senior")
@@ -70,6 +70,11 @@ class Page:
     notes: list[str] = field(default_factory=list)
     # A run's RunSummary, for the sections beyond the headline: circular evaluation, multi-answer questions.
     summary: object = None
+
+
+def headline(predictions: dict[str, Prediction], questions: dict[str, Question]) -> dict[str, Prediction]:
+    """The predictions the headline figures count: single-answer questions (multi-answer ones are scored apart)."""
+    return {q: p for q, p in predictions.items() if not (q in questions and questions[q].multi)}
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -117,8 +122,11 @@ def run_questions(
             questions[qid] = loaded[qid]
         elif qid in by_id:
             gold = by_id[qid].gold
-            letters = LETTERS[: max(LETTERS.index(gold) + 1, 2)] if gold in LETTERS else LETTERS
-            questions[qid] = Question(id=qid, stem=STAND_IN, options={k: "?" for k in letters}, answer=gold)
+            shown = max((LETTERS.index(x) + 1 for x in gold if x in LETTERS), default=len(LETTERS))
+            kind = MultiQuestion if len(gold) > 1 else Question
+            questions[qid] = kind(
+                id=qid, stem=STAND_IN, options={k: "?" for k in LETTERS[: max(shown, 2)]}, answer=gold
+            )
     return questions, notes
 
 
@@ -283,7 +291,7 @@ def heatmap(page: Page) -> str:
             for j, lv in enumerate(levels):
                 outcomes = [
                     p.correct
-                    for q, p in column.predictions.items()
+                    for q, p in headline(column.predictions, page.questions).items()
                     if p.parse_status != "error"
                     and page.questions[q].specialty == s
                     and (page.questions[q].level or "(none)") == lv
@@ -365,7 +373,7 @@ def flip_bars(page: Page) -> str | None:
     plt = pyplot()
     bars = [(f"{c['column']} vs {c['baseline']}", c["right_to_wrong"], c["wrong_to_right"]) for c in page.comparisons]
     for column in page.columns:
-        if f := draft_flips(column.predictions.values()):
+        if f := draft_flips(headline(column.predictions, page.questions).values()):
             bars.append((f"{column.title}: {f.first} → final", f.right_to_wrong, f.wrong_to_right))
     if not bars:
         return None
@@ -392,8 +400,11 @@ def letter_bars(page: Page) -> str:
     """Share of each letter among a column's answers (unparsed in grey), under the answer key's own shares."""
     plt = pyplot()
     letters = [k for k in LETTERS if any(k in q.options for q in page.questions.values())]
-    rows = [("answer key", [q.answer for q in page.questions.values()])]
-    rows += [(c.title, [p.answer for p in c.predictions.values() if p.parse_status != "error"]) for c in page.columns]
+    rows = [("answer key", [q.answer for q in page.questions.values() if not q.multi])]
+    rows += [
+        (c.title, [p.answer for p in headline(c.predictions, page.questions).values() if p.parse_status != "error"])
+        for c in page.columns
+    ]
     colours = plt.get_cmap("Set2")
     fig, ax = plt.subplots(figsize=(9, 0.8 + 0.36 * len(rows)))
     for i, (_, answers) in enumerate(rows):
@@ -430,14 +441,15 @@ def render(page: Page) -> str:
 
 def _letter_p(column: Column, questions: dict[str, Question]) -> str:
     """The letter test over the questions whose options are known (a stand-in's are guessed)."""
-    bias = answered_letters(column.predictions.values(), {qid: q for qid, q in questions.items() if q.stem != STAND_IN})
+    known = {qid: q for qid, q in questions.items() if q.stem != STAND_IN}
+    bias = answered_letters(headline(column.predictions, questions).values(), known)
     return letter_p_text(bias.p, bias.why)
 
 
 def _flips(page: Page) -> dict | None:
     """First proposal -> final per chain: each chain's title and what its first proposal is, and one row per outcome
     (label, a count per chain), unparsed first proposals in their own row. None without chains."""
-    chains = [(c, f) for c in page.columns if (f := draft_flips(c.predictions.values()))]
+    chains = [(c, f) for c in page.columns if (f := draft_flips(headline(c.predictions, page.questions).values()))]
     if not chains:
         return None
     counts = [flip_rows(f, "first proposal") for _, f in chains]

@@ -36,7 +36,9 @@ def _read(run: Path) -> tuple[RunConfig, dict[str, Question], dict[tuple[str, st
         raise PositionBiasError(f"{run}: the questions in {config.data} changed since this run; re-run it")
     found = read_predictions(run)
     graded = {
-        k: regrade(p, questions[k[1]]) for k, p in found.items() if p.parse_status != "error" and k[1] in questions
+        k: regrade(p, questions[k[1]])
+        for k, p in found.items()
+        if p.parse_status != "error" and k[1] in questions and not questions[k[1]].multi  # single-answer, as headlines
     }
     return config, questions, graded
 

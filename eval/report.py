@@ -109,7 +109,8 @@ def summarize(
 
     comparisons = against_baseline(scored_ids)
     multi_comparisons = against_baseline(multi_ids) if multi_ids else []
-    circled, circled_comparisons = _circular(graphs, baseline, wanted, predictions) if circular else ([], [])
+    singles = {q: v for q, v in wanted.items() if not v.multi}  # as the headline: single-answer questions
+    circled, circled_comparisons = _circular(graphs, baseline, singles, predictions) if circular else ([], [])
     return RunSummary(
         model=model,
         data=data,

@@ -18,7 +18,8 @@ log = structlog.get_logger()
 
 
 # Config fields that decide only how answers are graded, not what the model was asked.
-REGRADE_ONLY = {"key_sha256", "answers"}
+# --multi changes nothing on its own: were other questions selected, data_sha256 and question_ids would change too.
+REGRADE_ONLY = {"key_sha256", "answers", "multi"}
 # Recorded for the reader, not compared: the engine a restarted (or upgraded) server reports.
 RECORDED = {"engine"}
 

