@@ -184,7 +184,7 @@ def test_prompt_variants_load_by_name_and_version_with_the_variant():
         and en["persona"] is True
     )
     assert "variants" not in en and {"system", "instruction", "prefix"} <= set(en)
-    assert load_prompts("single")["version"] == "single-zh-1"  # strategies without variants: unchanged
+    assert load_prompts("single")["version"] == "single-zh-2"  # strategies without variants: unchanged
     with pytest.raises(UnknownVariant, match="zh, zh-plain, en, en-plain"):
         load_prompts("cot", "fr")
 
