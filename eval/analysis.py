@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from eval.schema import Accuracy, AnswerKey, Circular, Comparison, Flips, Prediction, Question
-from eval.shuffle import rotation_of, unrotated_letter
+from eval.schema import Accuracy, AnswerKey, Circular, Comparison, Flips, Prediction, Question, rotation_of
+from eval.shuffle import unrotated_letter
 from eval.stats import LetterBias, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts, wilson_interval
 
 
@@ -192,11 +192,15 @@ _COSTS = ("prompt_tokens", "prompt_tokens_evaluated", "completion_tokens", "seco
 
 
 def circular_summary(
-    graph: str, predictions: Mapping[str, Prediction], questions: Mapping[str, Question], ids: Sequence[str]
+    graph: str,
+    predictions: Mapping[str, Prediction],
+    questions: Mapping[str, Question],
+    ids: Sequence[str],
+    collapsed: Mapping[str, Prediction] | None = None,
 ) -> Circular:
     """CircularEval's numbers for one graph over the original questions `ids` (every rotation answered), from its
     predictions by rotated id; `questions` holds the originals by id."""
-    collapsed = collapse_rotations(predictions, questions)
+    collapsed = collapse_rotations(predictions, questions) if collapsed is None else collapsed  # the caller's
     originals = {q: predictions[q] for q in ids}
     circled = [collapsed[q] for q in ids]
     # Per question, how often its most chosen option was chosen; a rotation that named none agrees with nothing.

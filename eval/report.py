@@ -162,7 +162,7 @@ def _circular(
         paired(g, baseline, collapsed[g], collapsed[baseline], ids) for g in graphs if baseline and g != baseline
     ]
     _holm(comparisons)
-    return [circular_summary(g, by_graph[g], originals, ids) for g in graphs], comparisons
+    return [circular_summary(g, by_graph[g], originals, ids, collapsed[g]) for g in graphs], comparisons
 
 
 # -- Markdown -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from eval.schema import LETTERS, ROTATION, Question, rotation_of
+from eval.schema import LETTERS, ROTATION, Question
 
 
 def option_order(question: Question, seed: int | str) -> str:
@@ -49,9 +49,6 @@ def rotate(question: Question, r: int) -> Question:
 def rotations(question: Question) -> list[Question]:
     """Every rotation of the options, the original order first (OpenCompass's CircularEval)."""
     return [rotate(question, r) for r in range(len(question.options))]
-
-
-__all__ = ["rotation_of"]  # eval.schema's, here beside rotate()
 
 
 def unrotated_letter(answer: str | None, n_options: int, r: int) -> str | None:

@@ -128,7 +128,8 @@ def load_for_config(config: RunConfig) -> Loaded:
     in its order and, for a shuffled run, in its option order (under --circular, every rotation of each);
     `.questions` holds just those."""
     from eval.data.loaders import load
-    from eval.shuffle import rotate, rotation_of, shuffle_options
+    from eval.schema import rotation_of
+    from eval.shuffle import rotate, shuffle_options
 
     loaded = load(
         config.data,
