@@ -80,7 +80,7 @@ def to_prediction(graph: str, question: Question, state: dict, seconds: float) -
         prompt_tokens=sum(s.prompt_tokens for s in trace),
         prompt_tokens_evaluated=sum(s.prompt_tokens_evaluated for s in trace),
         completion_tokens=sum(s.completion_tokens for s in trace),
-        seconds=seconds,
+        seconds=max(0.0, seconds - state.get("preprocessing_seconds", 0.0)),
         model_calls=sum(s.passages is None for s in trace),  # a retrieval step sends no tokens to the model
     )
 

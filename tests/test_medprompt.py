@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from agents.nodes.examples import ExampleReasoning, examples_node
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, DataError, load_questions, select
+from eval.runner import to_prediction
 from eval.schema import Question
 from eval.shuffle import reorder
 from eval.store import RunDirError
@@ -89,6 +92,28 @@ def test_examples_keep_only_reasoning_that_reached_the_key_and_cache_it(tmp_path
     # Answer-only examples: no model call, the key as the reply.
     update = examples_node({"question": test}, pool=pool, k=2, reasoning=None, answer_prefix="答案：")
     assert [reply for _, reply in update["examples"]] == ["答案：A", "答案：C"]
+
+
+class SlowBackend(FakeBackend):
+    def chat(self, messages, **kwargs):
+        time.sleep(0.2)
+        return super().chat(messages, **kwargs)
+
+
+def test_the_examples_reasoning_time_is_not_the_questions(tmp_path):
+    """Medprompt's example reasoning is the pool's preprocessing: its wall time is taken out of the seconds of the
+    question that needed it first (else a question's time would depend on what the cache held)."""
+    test = q("t-1", "心心肺")
+    pool = ExamplePool([q("p-1", "心肺", "A"), q("p-2", "心肺肺", "B")], CharEmbedder())
+    path = tmp_path / "reasoning.jsonl"
+    node = partial(examples_node, pool=pool, k=2, answer_prefix="")
+    made = node({"question": test}, reasoning=ExampleReasoning(SlowBackend(["答案：A", "答案：B"]), PROMPTS, 64, path))
+    assert made["preprocessing_seconds"] >= 0.4  # two replies made, 0.2 s each
+    cached = node({"question": test}, reasoning=ExampleReasoning(SlowBackend(), PROMPTS, 64, path))
+    assert cached["preprocessing_seconds"] < 0.1
+    state = {"question": test, "answer": "A", "trace": [], "preprocessing_seconds": made["preprocessing_seconds"]}
+    seconds = made["preprocessing_seconds"] + 1.5
+    assert to_prediction("medprompt", test, state, seconds).seconds == pytest.approx(1.5)
 
 
 def test_option_orders_are_distinct_seeded_and_start_with_the_original():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from itertools import islice
 from pathlib import Path
 
@@ -48,8 +49,8 @@ class ExampleReasoning:
         """(the reply, the letter it named), made now unless the file has it.
 
         Made once per example, model, prompts and budget, this is preprocessing of the pool, as Medprompt counts it:
-        it is logged, not charged to the question that happened to need it first, so a question's cost does not
-        depend on what the cache held (or on the order an ablation ran its cells in).
+        it is logged, not charged to the question that happened to need it first (neither its calls nor its time), so
+        a question's cost does not depend on what the cache held (or on the order an ablation ran its cells in).
         """
         key = f"{example.id}:{hashlib.sha256(render_question(example).encode()).hexdigest()[:16]}"
         with self.lock:
@@ -81,15 +82,18 @@ def examples_node(
     """No pool (k = 0): zero-shot, no examples."""
     question = state["question"]
     shots: list[tuple[Question, str]] = []
+    preprocessing = 0.0
     # Examples of the question's own kind (single- or multi-answer): their replies show the answer it must give.
     candidates = (e for e in pool.ranked(question) if e.multi == question.multi) if pool else iter(())
     for example in islice(candidates, k * TRIES):
         if reasoning is None:
             shots.append((example, f"{answer_prefix}{example.answer}"))
         else:
+            start = time.perf_counter()
             text, letter = reasoning.reasoning(example)
+            preprocessing += time.perf_counter() - start
             if letter == example.answer:
                 shots.append((example, text))
         if len(shots) == k:
             break
-    return {"examples": shots, "example_ids": [e.id for e, _ in shots]}
+    return {"examples": shots, "example_ids": [e.id for e, _ in shots], "preprocessing_seconds": preprocessing}
