@@ -11,6 +11,9 @@ The benchmark and the tests use it; users normally start their own server and pa
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -70,6 +73,28 @@ def server_command(
             "--threads-batch", str(n_threads), "--no-webui", *extra_args]  # fmt: skip
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def spawn(cmd: Sequence[str], log) -> subprocess.Popen:
+    """Start `cmd` as a child that is stopped (SIGTERM) when this process dies, however it dies.
+
+    A SIGKILL (an out-of-memory kill, a CI timeout) runs none of our cleanup, and a server left behind keeps its
+    model in memory and its cores busy, skewing every later measurement on the machine. Linux only (prctl); the
+    signal follows the thread that started the child, and servers are started from the main thread.
+    """
+    if sys.platform != "linux":
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    libc, parent = ctypes.CDLL(None, use_errno=True), os.getpid()
+
+    def die_with_parent() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os._exit(1)
+
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+
+
 class LocalServer:
     """One server child process on a free loopback port; `url` is its OpenAI API root (…/v1)."""
 
@@ -94,7 +119,7 @@ class LocalServer:
         # The child process writes to this handle for its whole life; it is closed when the server stops.
         self._log = open(log_path, "wb")  # noqa: SIM115
         try:
-            self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+            self.proc = spawn(cmd, self._log)
         except OSError as e:
             self._log.close()
             raise BackendError(f"could not start {engine}: {e}") from None

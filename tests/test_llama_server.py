@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import LLAMA_SERVER_SLOTS, TINY
@@ -142,3 +148,34 @@ def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
     # A fresh server per level: the timed questions were never seen before, so each was evaluated, not cached.
     assert all(r["evaluated_tokens_per_q"] > 0.5 * r["prompt_tokens_per_q"] for r in levels)
     assert figures["single_in_process_s_per_q"] > 0 and "x the in-process" in result.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_server_does_not_outlive_a_killed_evaluator():
+    """SIGKILL runs no cleanup: the server child must still stop, or it keeps a model in memory and the cores busy."""
+    code = (
+        "import subprocess, sys, time\n"
+        "from eval.serve import spawn\n"
+        "print(spawn(['sleep', '120'], subprocess.DEVNULL).pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert running(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = running(child)
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped by whoever adopted it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

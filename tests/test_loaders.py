@@ -598,7 +598,7 @@ def test_inspect_counts_kinds_and_lists_every_problem(tmp_path):
         ["题一", "A 甲\nB 乙", "X", "", "", "", "", ""],
         ["", "A 甲\nB 乙", "A", "", "", "", "", ""],
     )
-    result = cli("inspect", path)
+    result = cli("inspect", path, "--multi", "skip")
     out = result.stdout
     assert result.returncode == 2, result.stderr  # problems: a strict load would refuse this file
     assert f"{path}: cmexam" in out
@@ -617,7 +617,8 @@ def test_inspect_counts_kinds_and_lists_every_problem(tmp_path):
 
 
 def test_inspect_clean_file_exits_0_and_respects_format_and_multi(tmp_path):
-    result = cli("inspect", write_json(tmp_path / "cmb.json", cmb_records()), "--format", "cmb", "--multi", "include")
+    # Multi-answer questions are included by default, as a run includes them.
+    result = cli("inspect", write_json(tmp_path / "cmb.json", cmb_records()), "--format", "cmb")
     assert result.returncode == 0, result.stderr
     assert "loaded: 3  skipped multi-answer: 0  bad records: 0" in result.stdout
     assert any(line.split() == ["respiratory", "0", "1", "0", "1"] for line in result.stdout.splitlines())

@@ -40,9 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     common.add_argument(
         "--multi",
-        default="skip",
+        default="include",  # as a run loads them, so inspect counts and sample keeps what a run would answer
         choices=MULTI,
-        help="multi-answer questions: skip (counted) or include (answered as letter sets)",
+        help="multi-answer questions: include (default; answered as letter sets) or skip (counted)",
     )
     common.add_argument(
         "--skip-bad", action="store_true", help="leave malformed records out (each listed) instead of stopping"
