@@ -85,10 +85,11 @@ def spawn(cmd: Sequence[str], log) -> subprocess.Popen:
     """
     if sys.platform != "linux":
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    libc, parent = ctypes.CDLL(None, use_errno=True), os.getpid()
+    # Looked up before the fork: the child runs only the call (little is safe between fork and exec).
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
 
     def die_with_parent() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the parent died before prctl: no signal will come
             os._exit(1)
 
