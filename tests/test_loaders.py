@@ -657,14 +657,25 @@ def test_sample_is_stratified_seeded_and_in_our_schema(tmp_path):
     assert len(sampled) == 8
 
 
-def test_sample_converts_a_real_format_and_keeps_multi_when_asked(tmp_path):
+def test_sample_converts_a_real_format_and_keeps_multi_answer_questions(tmp_path):
     out = tmp_path / "s.jsonl"
-    data = write_json(tmp_path / "cmb.json", cmb_records())
-    result = cli("sample", data, "--per-cell", "5", "--out", out, "--multi", "include")
+    records = cmb_records()
+    records[2] = {**records[2], "question_type": "多项选择题"}  # a 多选 question whose key is one letter
+    result = cli("sample", write_json(tmp_path / "cmb.json", records), "--per-cell", "5", "--out", out)
     assert result.returncode == 0, result.stderr
     assert "短暂性脑缺血发作" in out.read_text(encoding="utf-8")  # readable Chinese, no \u escapes
-    assert sorted(q.answer for q in load_questions(out, multi="include")) == ["A", "A", "ABD"]
-    assert len(load_questions(out)) == 2  # read back with the default, the multi-answer one is skipped again
+    # Kept by default, as a run keeps them; marked, so the one-letter 多选 question is still one when read back.
+    kinds = sorted((q.answer, q.multi) for q in load_questions(out, multi="include"))
+    assert kinds == [("A", False), ("A", True), ("ABD", True)]
+    assert len(load_questions(out)) == 1  # read back skipping multi-answer questions, both are skipped again
+
+
+def test_our_jsonl_multi_marker_must_be_a_boolean(tmp_path):
+    path = tmp_path / "q.jsonl"
+    record = {"id": "x-1", "stem": "题", "options": {"A": "甲", "B": "乙"}, "answer": "A", "multi": "yes"}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"q\.jsonl:1: multi: expected true or false, got 'yes'"):
+        load(path, multi="include")
 
 
 def test_stratified_takes_at_most_per_cell():

@@ -412,10 +412,15 @@ def _short(where: str, ctx: Ctx) -> str:
 
 
 def native(record: Any, where: str, n: int, ctx: Ctx) -> Question:
-    """Our own schema, validated as before; an answer of several letters ("ABD") is a multi-answer question."""
-    record = _need_object(record, where)
-    answer = record.get("answer")
-    multi = isinstance(answer, str) and len(answer) > 1 and set(answer) <= set(LETTERS)
+    """Our own schema, validated as before. A multi-answer question is marked `"multi": true` (a 多选 question may
+    have a one-letter key); unmarked, an answer of several letters ("ABD") makes one."""
+    record = dict(_need_object(record, where))
+    answer, marked = record.get("answer"), record.pop("multi", None)
+    if marked is not None and not isinstance(marked, bool):
+        raise DataError(f"{where}: multi: expected true or false, got {marked!r}")
+    multi = (
+        marked if marked is not None else isinstance(answer, str) and len(answer) > 1 and set(answer) <= set(LETTERS)
+    )
     try:
         return (MultiQuestion if multi else Question).model_validate(record)
     except ValidationError as e:
@@ -685,5 +690,9 @@ def stratified(questions: list[Question], per_cell: int, seed: int = 0) -> list[
 
 
 def to_jsonl(questions: list[Question]) -> str:
-    """Our own JSONL schema, one question a line, readable Chinese (no \\u escapes)."""
-    return "".join(json.dumps(q.model_dump(), ensure_ascii=False) + "\n" for q in questions)
+    """Our own JSONL schema, one question a line, readable Chinese (no \\u escapes); multi-answer questions are
+    marked, so that one whose key is a single letter stays one when read back."""
+    return "".join(
+        json.dumps({**q.model_dump(), **({"multi": True} if q.multi else {})}, ensure_ascii=False) + "\n"
+        for q in questions
+    )
