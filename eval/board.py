@@ -280,7 +280,9 @@ class Row(BaseModel):
     calls_per_q: float = 0.0
     tokens_per_q: float = 0.0  # prompt tokens evaluated plus generated
     seconds_per_q: float = 0.0
-    wall_seconds: float = 0.0  # model time over every prediction of the run (model loading not included)
+    # Model time over every prediction of the run: model loading and the pool's preprocessing (medprompt's example
+    # reasoning, logged apart) not included.
+    wall_seconds: float = 0.0
 
 
 class Pair(BaseModel):

@@ -159,11 +159,12 @@ def test_a_server_does_not_outlive_a_killed_evaluator():
         "print(spawn(['sleep', '120'], subprocess.DEVNULL).pid, flush=True)\n"
         "time.sleep(120)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    child = int(parent.stdout.readline())
-    assert running(child)
-    parent.kill()
-    parent.wait()
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as parent:
+        try:
+            child = int(parent.stdout.readline())
+            assert running(child)
+        finally:
+            parent.kill()
     deadline = time.monotonic() + 10
     while running(child) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -18,10 +18,11 @@ from agents.nodes.examples import ExampleReasoning, examples_node
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, DataError, load_questions, select
-from eval.runner import to_prediction
-from eval.schema import Question
+from eval.runner import predict, to_prediction
+from eval.schema import Question, RunConfig
 from eval.shuffle import reorder
 from eval.store import RunDirError
+from graphs import build_graph
 from retrieval.examples import ExamplePool
 
 PROMPTS = load_prompts("medprompt", "zh")
@@ -114,6 +115,33 @@ def test_the_examples_reasoning_time_is_not_the_questions(tmp_path):
     state = {"question": test, "answer": "A", "trace": [], "preprocessing_seconds": made["preprocessing_seconds"]}
     seconds = made["preprocessing_seconds"] + 1.5
     assert to_prediction("medprompt", test, state, seconds).seconds == pytest.approx(1.5)
+
+
+def test_the_built_graph_carries_the_reasoning_time_out_of_the_question(tmp_path):
+    """Through the compiled graph (a key its state schema lacked would be dropped without a word)."""
+    chosen = select(load_questions(BUNDLED), limit=3)
+    pool = tmp_path / "pool.jsonl"
+    # Both examples keyed A, so each reply "答案：A" reaches its example's key (kept), whichever is nearer.
+    examples = [q.model_copy(update={"answer": "A"}) for q in chosen[1:]]
+    pool.write_text("".join(q.model_dump_json() + "\n" for q in examples), encoding="utf-8")
+    options = {"pool": str(pool), "knn_examples": 2, "shuffles": 1}
+    config = RunConfig(
+        graphs=["medprompt"],
+        model="m",
+        model_sha256="",
+        data="d",
+        data_sha256="",
+        question_ids=[],
+        options={"medprompt": options},
+    )
+    backend = SlowBackend(["答案：A", "答案：A", f"答案：{chosen[0].answer}"])
+    graph = build_graph("medprompt", backend, config)
+    start = time.perf_counter()
+    prediction = predict("medprompt", graph, chosen[0])
+    elapsed = time.perf_counter() - start
+    assert len(prediction.extras["example_ids"]) == 2 and prediction.correct
+    assert elapsed - prediction.seconds >= 0.4  # the two examples' replies, 0.2 s each, are not the question's
+    assert prediction.seconds >= 0.2  # its own reply is
 
 
 def test_option_orders_are_distinct_seeded_and_start_with_the_original():
