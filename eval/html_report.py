@@ -109,7 +109,8 @@ def run_questions(
             if questions_sha256(run_order) != config.data_sha256:
                 notes.append(f"{source} changed since the run; question texts shown are today's")
         else:
-            loaded = {q.id: q for q in load_questions(source, fmt)}
+            # Every kind: the run's question ids say which of them it answered.
+            loaded = {q.id: q for q in load_questions(source, fmt, multi="include")}
     except (DataError, OSError, ValueError) as e:
         loaded = {}
         notes.append(

@@ -145,6 +145,9 @@ def test_a_mixed_run_reports_multi_answer_questions_apart(tmp_path):
     assert manifest["multi"] == "include"
     page = load_run_page(result.out)  # the HTML report reads the multi-answer question back as such
     assert page.summary.multi[0].exact.total == 1 and "Multi-answer questions (scored apart" in render(page)
+    given = load_run_page(result.out, data=data, fmt="cmb")  # --data: read as the run read it, every kind
+    assert given.summary.multi[0].exact.total == 1 and given.summary.graphs[0].overall.total == len(questions) - 1
+    assert {qid: q.stem for qid, q in given.questions.items()} == {q.id: q.stem for q in questions}  # no stand-ins
     skipped = evaluate(
         RunSpec(graph="single", baseline="none", data=data, format="cmb", multi="skip", out=tmp_path / "skip"),
         backend=FakeBackend(),
