@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agents.backends.base import Completion
-from eval.schema import Engine, Message
+from eval.schema import Engine, Message, RunConfig
 
 
 class FakeBackend:
@@ -30,3 +30,16 @@ class FakeBackend:
         self.calls.append(("score", list(messages)))
         scores = {c: self.scores[c] for c in candidates}
         return Completion(max(scores, key=scores.__getitem__), 10, 2, 0, 0.01, scores=scores)
+
+
+def run_config(graph: str, **options) -> RunConfig:
+    """The RunConfig a test builds one graph with: `options` are the strategy's."""
+    return RunConfig(
+        graphs=[graph],
+        model="m",
+        model_sha256="",
+        data="d",
+        data_sha256="",
+        question_ids=[],
+        options={graph: options},
+    )

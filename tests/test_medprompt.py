@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 import pytest
 from conftest import TINY
-from fakes import FakeBackend
+from fakes import FakeBackend, run_config
 
 from agents.nodes.ensemble import ensemble_node, option_orders
 from agents.nodes.examples import ExampleReasoning, examples_node
@@ -19,7 +19,7 @@ from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, DataError, load_questions, select
 from eval.runner import predict, to_prediction
-from eval.schema import Question, RunConfig
+from eval.schema import Question
 from eval.shuffle import reorder
 from eval.store import RunDirError
 from graphs import build_graph
@@ -124,16 +124,7 @@ def test_the_built_graph_carries_the_reasoning_time_out_of_the_question(tmp_path
     # Both examples keyed A, so each reply "答案：A" reaches its example's key (kept), whichever is nearer.
     examples = [q.model_copy(update={"answer": "A"}) for q in chosen[1:]]
     pool.write_text("".join(q.model_dump_json() + "\n" for q in examples), encoding="utf-8")
-    options = {"pool": str(pool), "knn_examples": 2, "shuffles": 1}
-    config = RunConfig(
-        graphs=["medprompt"],
-        model="m",
-        model_sha256="",
-        data="d",
-        data_sha256="",
-        question_ids=[],
-        options={"medprompt": options},
-    )
+    config = run_config("medprompt", pool=str(pool), knn_examples=2, shuffles=1)
     backend = SlowBackend(["答案：A", "答案：A", f"答案：{chosen[0].answer}"])
     graph = build_graph("medprompt", backend, config)
     start = time.perf_counter()

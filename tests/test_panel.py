@@ -4,7 +4,7 @@ import json
 
 import pytest
 from conftest import TINY
-from fakes import FakeBackend
+from fakes import FakeBackend, run_config
 
 from eval.runner import predict
 from eval.schema import RunConfig
@@ -14,15 +14,7 @@ OPINIONS = ["分析：……\n答案：A", "分析：……\n答案：B", "分�
 
 
 def config(**options) -> RunConfig:
-    return RunConfig(
-        graphs=["panel"],
-        model="m",
-        model_sha256="",
-        data="d",
-        data_sha256="",
-        question_ids=[],
-        options={"panel": options},
-    )
+    return run_config("panel", **options)
 
 
 def test_each_panellist_answers_alone_and_the_chair_reads_every_opinion(question):
