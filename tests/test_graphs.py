@@ -3,14 +3,13 @@
 from typing import ClassVar
 
 import pytest
-from fakes import FakeBackend
+from fakes import FakeBackend, run_config
 
 from eval.runner import predict
-from eval.schema import RunConfig
 from graphs import build_graph
 from graphs.reflect import after_critique
 
-CONFIG = RunConfig(graphs=["reflect"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
+CONFIG = run_config("reflect")
 
 
 class ReadsTheCritique(FakeBackend):

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from fakes import FakeBackend
+from fakes import FakeBackend, run_config
 from test_loaders import cmb_records, write_json
 
 from agents.answer import letter_set_grammar, parse_answer, parse_letters
@@ -18,7 +18,7 @@ from eval.api import RunSpec, evaluate
 from eval.data import load_questions
 from eval.html_report import load_run_page, render
 from eval.runner import predict
-from eval.schema import MultiQuestion, Prediction, Question, RunConfig
+from eval.schema import MultiQuestion, Prediction, Question
 from eval.shuffle import back, reorder, rotations
 from graphs import build_graph
 
@@ -102,7 +102,7 @@ def test_multi_answer_questions_see_their_own_prompts():
     assert prompts_for(sc, MULTI)["instruction"] == prompts_for(load_prompts("cot", "zh"), MULTI)["instruction"]
 
 
-CONFIG = RunConfig(graphs=["single"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
+CONFIG = run_config("single")
 
 
 def test_every_strategy_commits_to_a_set():

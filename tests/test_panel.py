@@ -7,19 +7,14 @@ from conftest import TINY
 from fakes import FakeBackend, run_config
 
 from eval.runner import predict
-from eval.schema import RunConfig
 from graphs import build_graph
 
 OPINIONS = ["分析：……\n答案：A", "分析：……\n答案：B", "分析：……\n答案：B"]
 
 
-def config(**options) -> RunConfig:
-    return run_config("panel", **options)
-
-
 def test_each_panellist_answers_alone_and_the_chair_reads_every_opinion(question):
     backend = FakeBackend(replies=list(OPINIONS))
-    prediction = predict("panel", build_graph("panel", backend, config()), question)
+    prediction = predict("panel", build_graph("panel", backend, run_config("panel")), question)
     assert [s.node for s in prediction.trace] == ["opinion", "opinion", "opinion", "aggregate"]
     systems = [s.messages[0].content for s in prediction.trace[:3]]
     assert len(set(systems)) == 3, "each panellist speaks in its own role"
@@ -35,10 +30,10 @@ def test_each_panellist_answers_alone_and_the_chair_reads_every_opinion(question
 
 def test_the_number_of_panellists_is_the_strategys_own_option(question):
     backend = FakeBackend(replies=list(OPINIONS))
-    prediction = predict("panel", build_graph("panel", backend, config(panellists=2)), question)
+    prediction = predict("panel", build_graph("panel", backend, run_config("panel", panellists=2)), question)
     assert [s.node for s in prediction.trace] == ["opinion", "opinion", "aggregate"]
     with pytest.raises(ValueError, match="panellists"):
-        build_graph("panel", backend, config(panellists=4))
+        build_graph("panel", backend, run_config("panel", panellists=4))
 
 
 def test_panel_from_the_command_line_on_the_real_tiny_model(cli, tmp_path):

@@ -6,17 +6,16 @@ import json
 
 import pytest
 from conftest import TINY
-from fakes import FakeBackend
+from fakes import FakeBackend, run_config
 
 from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
 from eval.models import ModelError
 from eval.runner import predict
-from eval.schema import RunConfig
 from eval.store import RunDirError
 from graphs import build_graph
 
-CONFIG = RunConfig(graphs=["reflect"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
+CONFIG = run_config("reflect")
 
 
 def test_each_role_calls_its_own_model(question):

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from fakes import FakeBackend
+from fakes import FakeBackend, run_config
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +14,7 @@ from eval.runner import predict
 from eval.schema import RunConfig
 from graphs import STRATEGIES, GraphSpec, build_graph
 
-CONFIG = RunConfig(graphs=["sc"], model="m", model_sha256="", data="d", data_sha256="", question_ids=[])
+CONFIG = run_config("sc")
 
 
 class RecordingBackend(FakeBackend):
