@@ -8,6 +8,7 @@ from pathlib import Path
 
 import structlog
 
+from eval import jsonl
 from eval.schema import Prediction, RunConfig
 
 MANIFEST = "manifest.json"
@@ -32,10 +33,13 @@ class RunStore:
     """Opens (or resumes) a run directory for one config; the last record per (graph, question) wins."""
 
     def __init__(self, out: Path, config: RunConfig, *, fresh: bool = False):
-        self.out = out
-        out.mkdir(parents=True, exist_ok=True)
-        # Held open for the store's lifetime: the flock below lasts as long as this handle.
-        self._lock = open(out / LOCK, "w")  # noqa: SIM115
+        self.out, self.path = out, out / PREDICTIONS
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            # Held open for the store's lifetime: the flock below lasts as long as this handle.
+            self._lock = open(out / LOCK, "w")  # noqa: SIM115
+        except OSError as e:
+            raise self._unwritable(e) from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -44,7 +48,7 @@ class RunStore:
         if fresh:
             for name in (MANIFEST, PREDICTIONS):
                 (out / name).unlink(missing_ok=True)
-        previous = RunConfig.model_validate_json(manifest.read_text()) if manifest.exists() else None
+        previous = read_manifest(out) if manifest.exists() else None
         if previous is not None and previous.version != config.version:
             raise RunDirError(
                 f"{out} holds a run made by an earlier version of the evaluator "
@@ -70,19 +74,12 @@ class RunStore:
                 )
         if previous != config:
             tmp = manifest.with_suffix(".tmp")
-            tmp.write_text(config.model_dump_json(indent=2))
-            os.replace(tmp, manifest)
-        self.path = out / PREDICTIONS
-        self._repair_torn_tail()
-
-    def _repair_torn_tail(self) -> None:
-        # A kill during a write can leave a last line without its newline; it is incomplete, so drop it.
-        if not self.path.exists():
-            return
-        with open(self.path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
+            try:
+                tmp.write_text(config.model_dump_json(indent=2))
+                os.replace(tmp, manifest)
+            except OSError as e:
+                self.close()
+                raise self._unwritable(e) from None
 
     def predictions(self) -> dict[tuple[str, str], Prediction]:
         return read_predictions(self.out)
@@ -92,10 +89,19 @@ class RunStore:
         return {key for key, p in self.predictions().items() if p.parse_status != "error"}
 
     def append(self, prediction: Prediction) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(compact(prediction).model_dump_json() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            jsonl.append(self.path, compact(prediction).model_dump_json())
+        except OSError as e:  # a full disk, or a directory made read-only under the run
+            raise self._unwritable(e) from None
+
+    def _unwritable(self, e: OSError) -> RunDirError:
+        """One line for a run directory that cannot be written: why, what it still holds, and how to go on."""
+        n = len(read_predictions(self.out)) if self.path.exists() else 0
+        kept = f"the {n} predictions finished before are kept in {self.path}" if n else "no prediction was lost"
+        return RunDirError(
+            f"{e.filename or self.out}: cannot write ({e.strerror or e}); {kept}: free space or make it writable, "
+            "then run the same command again to resume (or choose another --out)"
+        )
 
     def close(self) -> None:
         self._lock.close()
@@ -104,17 +110,15 @@ class RunStore:
 def read_predictions(out: Path) -> dict[tuple[str, str], Prediction]:
     """The last record per (graph, question) of a run directory; read-only, so safe beside a run in progress.
 
-    Only newline-terminated lines count: a last line still being written (or torn by a kill) is not a record.
+    Only newline-terminated lines count: a last line still being written (or torn by a kill) is not a record. A
+    complete line that is not a prediction is RunDirError naming the file and line.
     """
-    path = out / PREDICTIONS
-    if not path.exists():
-        return {}
     found: dict[tuple[str, str], Prediction] = {}
-    # "\n" only: splitlines() would also cut at U+2028 inside a model's output.
-    for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
-        if line.strip():
-            p = expand(Prediction.model_validate_json(line))
+    try:
+        for _, p in jsonl.read(out / PREDICTIONS, lambda line: expand(Prediction.model_validate_json(line))):
             found[(p.graph, p.question_id)] = p
+    except jsonl.JsonlError as e:
+        raise RunDirError(str(e)) from None
     return found
 
 

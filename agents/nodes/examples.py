@@ -16,6 +16,7 @@ from agents.answer import parse_answer
 from agents.backends.base import Backend
 from agents.messages import question_messages
 from agents.prompts import prompts_for, render_question
+from eval import jsonl
 from eval.schema import Question
 from retrieval.examples import ExamplePool
 
@@ -34,16 +35,9 @@ class ExampleReasoning:
         self.backend, self.prompts, self.max_tokens, self.path = backend, prompts, max_tokens, path
         self.known: dict[str, dict] = {}
         self.lock = threading.Lock()  # concurrent questions may want the same example
-        try:
-            lines = path.read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            lines = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-                self.known[record["key"]] = record
-            except (ValueError, KeyError, TypeError):
-                continue  # the partial line of a killed run, or an empty one: made again when needed
+        # A torn or bad line is left out (with a warning): that example's reasoning is made again when needed.
+        for _, record in jsonl.read(path, _record, skip_bad=True):
+            self.known[record["key"]] = record
 
     def reasoning(self, example: Question) -> tuple[str, str | None]:
         """(the reply, the letter it named), made now unless the file has it.
@@ -61,9 +55,11 @@ class ExampleReasoning:
             completion = self.backend.chat(messages, max_tokens=self.max_tokens, assistant_prefix=p["prefix"])
             letter = parse_answer(completion.text, example)
             record = {"key": key, "text": completion.text, "letter": letter}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                jsonl.append(self.path, json.dumps(record, ensure_ascii=False))
+            except OSError as e:  # a cache: the run goes on, and a later one makes this reasoning again
+                structlog.get_logger().warning("medprompt.cache_not_written", file=str(self.path), error=str(e))
             self.known[key] = record
             structlog.get_logger().info(
                 "medprompt.example_reasoning",
@@ -74,6 +70,13 @@ class ExampleReasoning:
                 seconds=round(completion.seconds, 2),
             )
             return completion.text, letter
+
+
+def _record(line: str) -> dict:
+    record = json.loads(line)
+    if not isinstance(record, dict) or not {"key", "text", "letter"} <= record.keys():
+        raise ValueError("not an example-reasoning record")
+    return record
 
 
 def examples_node(
