@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from agents.reasoning import split_reasoning
+
 
 @dataclass(frozen=True)
 class Pattern:
@@ -186,20 +188,15 @@ def parse_letter(text: str, letters: Sequence[str], options: Mapping[str, str] |
     The last explicit answer statement wins ("答案：C", "故选C", "The correct answer is option D", "\\boxed{D}");
     two different letters in it ("答案：C、D", "A or B") leave the answer unparsed. Without one, a verdict on an
     option ("C项正确"), then a mention of someone else's answer ("维持原答案B"), then a last line that is only a
-    letter, then (with `options`) an answer that spells out exactly one option's text. After a reasoning model's
-    </think>, the text after it is read first.
+    letter, then (with `options`) an answer that spells out exactly one option's text. A reasoning model's thinking
+    (<think>…</think>, finished or not) is never read: only the text outside it.
     """
     letters = tuple(x.upper() for x in letters)
-    text = normalise(text)
-    head, _, after = text.rpartition("</think>")
-    for part in (after, text) if head else (text,):
-        found, letter = _statement_letter(part, letters)
-        if found:
-            return letter
-        letter = _bare_letter(part, letters, options or {}) or _option_text_letter(part, options or {})
-        if letter:
-            return letter
-    return None
+    text = normalise(split_reasoning(text).answer)
+    found, letter = _statement_letter(text, letters)
+    if found:
+        return letter
+    return _bare_letter(text, letters, options or {}) or _option_text_letter(text, options or {})
 
 
 # A multi-answer statement whose letters run together: "答案：ABD", "Answer: ACE", "选BD".
@@ -233,25 +230,23 @@ def parse_letters(text: str, letters: Sequence[str]) -> str | None:
     ("答案：ABD"); failing one, a last line of letters only. Letters that are not options leave it unparsed.
     """
     allowed = {x.upper() for x in letters}
-    text = normalise(text)
-    head, _, after = text.rpartition("</think>")
-    for part in (after, text) if head else (text,):
-        # (where it ends, its letters): a run is its letters; a statement's are the letters standing alone in it.
-        found = [(m.end(), re.sub(r"\s", "", m.group("letters"))) for m in _RUN.finditer(part)]
-        for pattern, regex in _compiled_multi(tuple(sorted(allowed))):
-            if pattern.tier == STATEMENT:
-                found += [
-                    (m.end(), "".join(_STANDALONE_LETTER.findall(m.group("letters"))))
-                    for m in regex.finditer(part)
-                    if not ("ref" in regex.groupindex and m.group("ref"))  # the draft's answer, not this reply's
-                ]
-        lines = _lines(part)
-        if not found and lines and (m := re.fullmatch(r"[ \t]*([A-H](?:[ \t、,/]*[A-H])*)[ \t.。]*", lines[-1])):
-            found = [(0, re.sub(r"[^A-H]", "", m.group(1)))]  # a last line of letters only
-        # The last statement that names options only; one naming a letter beyond them is not an answer.
-        for _, named in sorted(found, reverse=True):
-            if (chosen := set(named.upper())) and chosen <= allowed:
-                return "".join(sorted(chosen))
+    text = normalise(split_reasoning(text).answer)
+    # (where it ends, its letters): a run is its letters; a statement's are the letters standing alone in it.
+    found = [(m.end(), re.sub(r"\s", "", m.group("letters"))) for m in _RUN.finditer(text)]
+    for pattern, regex in _compiled_multi(tuple(sorted(allowed))):
+        if pattern.tier == STATEMENT:
+            found += [
+                (m.end(), "".join(_STANDALONE_LETTER.findall(m.group("letters"))))
+                for m in regex.finditer(text)
+                if not ("ref" in regex.groupindex and m.group("ref"))  # the draft's answer, not this reply's
+            ]
+    lines = _lines(text)
+    if not found and lines and (m := re.fullmatch(r"[ \t]*([A-H](?:[ \t、,/]*[A-H])*)[ \t.。]*", lines[-1])):
+        found = [(0, re.sub(r"[^A-H]", "", m.group(1)))]  # a last line of letters only
+    # The last statement that names options only; one naming a letter beyond them is not an answer.
+    for _, named in sorted(found, reverse=True):
+        if (chosen := set(named.upper())) and chosen <= allowed:
+            return "".join(sorted(chosen))
     return None
 
 

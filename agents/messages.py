@@ -56,6 +56,10 @@ def trace_step(node: str, messages: Sequence[Message], completion: Completion) -
         completion_tokens=completion.completion_tokens,
         seconds=completion.seconds,
         scores=completion.scores,
+        finish_reason=completion.finish_reason,
+        reasoning=completion.reasoning,
+        reasoning_tokens=completion.reasoning_tokens,
+        reasoning_finished=completion.reasoning_finished,
     )
 
 

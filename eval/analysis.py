@@ -8,7 +8,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from eval.schema import Accuracy, AnswerKey, Circular, Comparison, Flips, Prediction, Question, rotation_of
+from eval.schema import (
+    BUDGET_WARNING,
+    Accuracy,
+    AnswerKey,
+    BudgetHits,
+    Circular,
+    Comparison,
+    Flips,
+    Prediction,
+    Question,
+    rotation_of,
+)
 from eval.shuffle import unrotated_letter
 from eval.stats import LetterBias, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts, wilson_interval
 
@@ -64,6 +75,8 @@ def paired(
         mcnemar_p=mcnemar_exact(counts.right_to_wrong, counts.wrong_to_right),
         unparsed=sum(chain[q].parse_status == "unparsed" for q in ids),
         baseline_unparsed=sum(base[q].parse_status == "unparsed" for q in ids),
+        truncated=sum(chain[q].parse_status == "truncated" for q in ids),
+        baseline_truncated=sum(base[q].parse_status == "truncated" for q in ids),
     )
 
 
@@ -90,6 +103,7 @@ def draft_flips(predictions: Iterable[Prediction]) -> Flips | None:
         first=first,
         n=len(chained),
         unparsed=len(chained) - len(parsed),
+        cut=sum(p.draft_cut for p in chained if not p.draft_answer),
         changed=sum(p.draft_answer != p.answer for p in parsed),
         right_to_wrong=sum(p.draft_answer == p.gold and not p.correct for p in parsed),
         wrong_to_right=sum(p.draft_answer != p.gold and p.correct for p in parsed),
@@ -104,9 +118,27 @@ def flip_rows(flips: Flips, first: str = "") -> list[tuple[str, int]]:
         ("changed: right → wrong", flips.right_to_wrong),
         ("changed: wrong → right", flips.wrong_to_right),
         ("changed: wrong → another wrong", flips.changed - flips.right_to_wrong - flips.wrong_to_right),
-        (f"{first or flips.first} named no option", flips.unparsed),
+        (f"{first or flips.first} cut at its token budget", flips.cut),
+        (f"{first or flips.first} named no option", flips.unparsed - flips.cut),
         ("total", flips.n),
     ]
+
+
+def budget_hits(predictions: Iterable[Prediction]) -> dict[str, BudgetHits]:
+    """Per node, its generated outputs and how many stopped at their token budget (errors have no outputs)."""
+    outputs: Counter[str] = Counter()
+    hit: Counter[str] = Counter()
+    for p in predictions:
+        for step in p.trace:
+            if step.finish_reason is not None:
+                outputs[step.node] += 1
+                hit[step.node] += step.finish_reason == "length"
+    return {node: BudgetHits(outputs=n, hit=hit[node]) for node, n in outputs.items()}
+
+
+def over_budget(budget: Mapping[str, BudgetHits]) -> dict[str, BudgetHits]:
+    """The nodes whose outputs hit their budget more often than BUDGET_WARNING: raise its --*-tokens."""
+    return {node: b for node, b in budget.items() if b.share > BUDGET_WARNING}
 
 
 def answered_letters(predictions: Iterable[Prediction], questions: Mapping[str, Question]) -> LetterBias:
@@ -177,7 +209,10 @@ def collapse_rotations(
                 "answer": chosen[0] if consistent else None,
                 "gold": question.answer,
                 "correct": all(p.correct for p in preds),
-                "parse_status": "unparsed" if any(p.parse_status == "unparsed" for p in preds) else "ok",
+                "parse_status": next(
+                    (status for status in ("unparsed", "truncated") if any(p.parse_status == status for p in preds)),
+                    "ok",
+                ),
                 "draft_answer": None,
                 "first_proposal": "",
                 "extras": {"rotations": chosen},

@@ -21,12 +21,14 @@ os.environ["LANGCHAIN_TRACING_V2"] = "false"
 os.environ["LANGSMITH_TRACING"] = "false"
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from agents.backends.base import Backend, BackendError
 from agents.backends.llamacpp import IN_PROCESS, LlamaCppBackend
+from agents.backends.template import template_thinking
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import PromptError, UnknownVariant, load_prompts
+from eval.analysis import over_budget
 from eval.cache import model_sha256, sha256_file
 from eval.data import BUNDLED, DataError, dataset_files, key_sha256, questions_sha256, select
 from eval.data.loaders import load
@@ -196,6 +198,15 @@ class _RunSpec(BaseModel):
         ),
     )
 
+    @model_validator(mode="after")
+    def _base_url_means_a_server(self):
+        """--base-url is never ignored: it selects the OpenAI backend unless --backend says otherwise, an error."""
+        if self.base_url and "backend" not in self.model_fields_set:
+            self.backend = "openai"
+        elif self.base_url and self.backend == "llama":
+            raise ValueError("--base-url needs --backend openai (--backend llama evaluates in-process)")
+        return self
+
     @property
     def graphs(self) -> list[str]:
         """The strategy (with +rag under --retrieval) and, unless 'none' or the same, the baseline."""
@@ -298,13 +309,12 @@ def evaluate(
         model, label, shown = str(model_path), model_path.stem, model_path.name
     else:
         model = label = shown = backend.name
+    info = inspect_gguf(model_path, sha256=False) if model_path else None
     config = RunConfig(
         graphs=names,
         model=model,
         model_sha256=model_sha256(model_path) if model_path else "",
-        model_info=inspect_gguf(model_path, sha256=False).model_dump(exclude={"path", "sha256", "tensor_types"})
-        if model_path
-        else {},
+        model_info=info.model_dump(exclude={"path", "sha256", "tensor_types"}) if info else {},
         data=str(spec.data),
         data_sha256=questions_sha256(questions),
         key_sha256=key_sha256(questions),
@@ -327,6 +337,11 @@ def evaluate(
         options=options,
         resources=resources,
         roles={role: r.recorded() for role, r in roles.items()},
+        thinking=getattr(backend, "thinking", "")
+        if backend is not None
+        else template_thinking(info.chat_template)
+        if info
+        else "",
         scoring=spec.scoring if server else "",
         engine=backend.engine if backend is not None else IN_PROCESS,
     )
@@ -372,6 +387,15 @@ def evaluate(
     )
     summary.model_info = config.model_info
     summary.roles = {role: r.spec for role, r in roles.items()}
+    for g in summary.graphs:
+        for node, hits in over_budget(g.budget).items():
+            log.warning(
+                "budget.too_small",
+                graph=g.graph,
+                node=node,
+                at_budget=f"{hits.hit} of {hits.outputs}",
+                note="these outputs were cut before they ended: raise the node's token budget (see report.md)",
+            )
     markdown = write_report(out, summary)
     if spec.check_determinism:  # after the run's report is saved: a failing check must not lose it
         summary.determinism = check_determinism(spec, questions, backend, out, predictions, role_backends, evaluated)
@@ -449,8 +473,14 @@ def fingerprint(path: Path) -> str:
 
 def write_report(out: Path, summary: RunSummary) -> str:
     markdown = render_markdown(summary)
-    (out / "report.md").write_text(markdown, encoding="utf-8")
-    (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    try:
+        (out / "report.md").write_text(markdown, encoding="utf-8")
+        (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    except OSError as e:  # a full disk after the last prediction: the run is whole, only its report is missing
+        raise RunDirError(
+            f"{e.filename}: cannot write the report ({e.strerror}); every prediction is kept in {out}: free space, "
+            "then run the same command again to write it"
+        ) from None
     return markdown
 
 

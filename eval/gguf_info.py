@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, LlamaFileType
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from eval.cache import model_sha256
 
@@ -55,6 +55,7 @@ class ModelInfo(BaseModel):
     head_count_kv: int | None = None
     vocab_size: int | None = None
     has_chat_template: bool
+    chat_template: str = Field("", exclude=True, repr=False)  # the Jinja text: read, never written out
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -144,6 +145,7 @@ def inspect_gguf(path: str | Path, *, sha256: bool = True) -> ModelInfo:
         head_count_kv=_int(value(f"{arch}.attention.head_count_kv")) or _int(value(f"{arch}.attention.head_count")),
         vocab_size=vocab,
         has_chat_template=isinstance(template, str) and bool(template.strip()),
+        chat_template=template if isinstance(template, str) else "",
     )
 
 

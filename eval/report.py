@@ -8,16 +8,19 @@ from collections.abc import Iterable, Sequence
 from eval.analysis import (
     accuracy,
     answer_key,
+    budget_hits,
     circular_summary,
     collapse_rotations,
     draft_flips,
     flip_rows,
     key_text,
+    over_budget,
     paired,
     partial_credit,
     regrade,
 )
 from eval.schema import (
+    BUDGET_WARNING,
     SPECIALTIES,
     Accuracy,
     Circular,
@@ -54,7 +57,11 @@ def summarize_graph(
         by_specialty={s: accuracy(where("specialty", s)) for s in SPECIALTIES if where("specialty", s)},
         by_level={lv: accuracy(where("level", lv)) for lv in LEVELS if where("level", lv)},
         unparsed=sum(p.parse_status == "unparsed" for p in scored),
+        truncated=sum(p.parse_status == "truncated" for p in scored),
         errors=sum(p.parse_status == "error" for p in predictions.values()),
+        permanent_errors=sum(p.parse_status == "error" and p.final for p in predictions.values()),
+        budget=budget_hits(scored),
+        reasoning_tokens_per_q=_per_question(scored, "reasoning_tokens"),
         draft_to_final=draft_flips(scored),
         prompt_tokens_per_q=_per_question(scored, "prompt_tokens"),
         prompt_tokens_evaluated_per_q=_per_question(scored, "prompt_tokens_evaluated"),
@@ -93,7 +100,11 @@ def summarize(
     scored_ids = []
     for qid in wanted:
         missing = [f"no result yet from {g}" for g in graphs if qid not in by_graph[g]]
-        failed = [f"error in {g}" for g in graphs if qid in by_graph[g] and by_graph[g][qid].parse_status == "error"]
+        failed = [
+            f"{'permanent error' if p.final else 'error'} in {g}"
+            for g in graphs
+            if (p := by_graph[g].get(qid)) and p.parse_status == "error"
+        ]
         dropped.update(missing + failed)
         if not missing and not failed:
             scored_ids.append(qid)
@@ -214,6 +225,11 @@ def _coverage(summary: RunSummary) -> str:
         lines[0] += " Left out: " + "; ".join(f"{n} ({why})" for why, n in summary.dropped.items()) + "."
     if summary.bad_records:
         lines.append(f"{summary.bad_records} malformed records were skipped when loading (--skip-bad).")
+    if permanent := sum(g.permanent_errors for g in summary.graphs):
+        lines.append(
+            f"{permanent} predictions ended in a permanent error (a prompt that can never fit the context window): "
+            "retrying cannot help, so a resume does not; shorten those questions or raise --n-ctx."
+        )
     if key := summary.key:
         lines.append(key_text(key))
     return "\n\n".join(lines)
@@ -225,8 +241,8 @@ def render_markdown(summary: RunSummary) -> str:
     parts = [
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
         f"{model} · data `{summary.data}` · {summary.questions} questions. "
-        "Accuracy with Wilson 95% intervals; unparsed answers count as wrong; "
-        "errors are excluded and retried on resume.",
+        "Accuracy with Wilson 95% intervals; unparsed and truncated answers count as wrong; "
+        "errors are excluded; a resume retries them, except permanent ones.",
         _coverage(summary),
         "## Overall\n\n"
         + _table(
@@ -234,6 +250,7 @@ def render_markdown(summary: RunSummary) -> str:
                 "graph",
                 "accuracy [95% CI] (correct/n)",
                 "unparsed",
+                "truncated",
                 "errors",
                 "calls/q",
                 "prompt tok/q",
@@ -246,16 +263,18 @@ def render_markdown(summary: RunSummary) -> str:
                     g.graph,
                     _cell(g.overall),
                     g.unparsed,
+                    g.truncated,
                     g.errors,
                     f"{g.calls_per_q:.1f}",
                     f"{g.prompt_tokens_per_q:.0f}",
                     f"{g.prompt_tokens_evaluated_per_q:.0f}",
-                    f"{g.completion_tokens_per_q:.0f}",
+                    _completion(g),
                     f"{g.seconds_per_q:.2f}",
                 ]
                 for g in summary.graphs
             ],
         ),
+        *_budget_markdown(summary),
         _breakdown("By specialty", SPECIALTIES, summary, "by_specialty"),
         _breakdown("By level", LEVELS, summary, "by_level"),
     ]
@@ -272,7 +291,8 @@ def render_markdown(summary: RunSummary) -> str:
             + f"\n\nDifference {100 * c.difference:+.1f} points [paired bootstrap 95% CI "
             f"{100 * c.diff_ci_low:+.1f}, {100 * c.diff_ci_high:+.1f}]; flips: {c.right_to_wrong} right→wrong, "
             f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}. "
-            f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}."
+            f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}; "
+            f"truncated (counted wrong): {c.graph} {c.truncated}, {c.baseline} {c.baseline_truncated}."
         )
     if summary.circular:
         parts.append(_circular_markdown(summary))
@@ -287,6 +307,35 @@ def render_markdown(summary: RunSummary) -> str:
     if summary.engine:
         parts.append(_serving(summary))
     return "\n\n".join(parts) + "\n"
+
+
+def _completion(g: GraphSummary) -> str:
+    """Generated tokens per question, with the thinking among them where a reasoning model thought."""
+    text = f"{g.completion_tokens_per_q:.0f}"
+    return text + f" ({g.reasoning_tokens_per_q:.0f} thinking)" if g.reasoning_tokens_per_q else text
+
+
+def _budget_markdown(summary: RunSummary) -> list[str]:
+    """Per graph and node, the generated outputs that stopped at their token budget: cut, so whatever they would
+    have said next (an answer, the rest of a critique) is missing."""
+    rows = [
+        [g.graph, node, b.outputs, f"{b.hit} ({100 * b.share:.0f}%)" + (" ⚠" if b.share > BUDGET_WARNING else "")]
+        for g in summary.graphs
+        for node, b in g.budget.items()
+    ]
+    if not rows:
+        return []
+    text = (
+        "## Token budgets\n\nGenerated outputs that stopped at their token budget (cut before they ended).\n\n"
+        + _table(["graph", "node", "outputs", "at the budget"], rows)
+    )
+    if flagged := [(g.graph, node) for g in summary.graphs for node in over_budget(g.budget)]:
+        names = ", ".join(f"{graph} {node}" for graph, node in flagged)
+        text += (
+            f"\n\n⚠ More than {100 * BUDGET_WARNING:.0f}% of outputs hit the budget ({names}): the budget is too small "
+            "for this model; raise the node's --*-tokens."
+        )
+    return [text]
 
 
 def _diff(c: Comparison) -> str:

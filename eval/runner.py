@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import structlog
 from tqdm import tqdm
 
-from agents.backends.base import BackendError, Unreachable
+from agents.backends.base import BackendError, PermanentError, Unreachable
 from eval.schema import Prediction, Question, TraceStep
 from eval.store import RunStore
 from graphs import GraphSpec
@@ -64,6 +64,7 @@ def _finite_scores(step: TraceStep) -> TraceStep:
 def to_prediction(graph: str, question: Question, state: dict, seconds: float) -> Prediction:
     strategy = GraphSpec.parse(graph).strategy
     trace = [_finite_scores(s) for s in state.get("trace", [])]
+    generated = [s for s in trace if s.finish_reason is not None]  # steps that generated text, not scores
     answer = state.get("answer")
     return Prediction(
         question_id=question.id,
@@ -71,15 +72,19 @@ def to_prediction(graph: str, question: Question, state: dict, seconds: float) -
         answer=answer,
         gold=question.answer,
         correct=answer == question.answer,
-        parse_status="ok" if answer else "unparsed",
+        # No answer from a cut output (the last generated one, which the answer is read from) is truncated, not
+        # unparsed: the budget or the thinking, not the parser, decided it.
+        parse_status="ok" if answer else "truncated" if generated and generated[-1].cut else "unparsed",
         answer_method=state.get("answer_method", "none") if answer else "none",
         draft_answer=state.get("draft_answer"),
+        draft_cut=bool(strategy.first_proposal and generated and not state.get("draft_answer") and generated[0].cut),
         first_proposal=strategy.first_proposal,
         extras={key: state[key] for key in strategy.extras if key in state},
         trace=trace,
         prompt_tokens=sum(s.prompt_tokens for s in trace),
         prompt_tokens_evaluated=sum(s.prompt_tokens_evaluated for s in trace),
         completion_tokens=sum(s.completion_tokens for s in trace),
+        reasoning_tokens=sum(s.reasoning_tokens for s in trace),
         seconds=max(0.0, seconds - state.get("preprocessing_seconds", 0.0)),
         model_calls=sum(s.passages is None for s in trace),  # a retrieval step sends no tokens to the model
     )
@@ -105,6 +110,7 @@ def predict(name: str, graph, question: Question, breaker: Breaker | None = None
             parse_status="error",
             answer_method="none",
             error=f"{type(e).__name__}: {e}",
+            error_kind="permanent" if isinstance(e, PermanentError) else "transient",
             seconds=time.perf_counter() - start,
         )
     if breaker:

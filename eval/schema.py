@@ -20,8 +20,11 @@ Specialty = Literal[
 ]
 SPECIALTIES: tuple[str, ...] = get_args(Specialty)
 Level = Literal["attending", "senior"]
-# ok: a letter was committed to; unparsed: the model's output named no option; error: the call failed.
-ParseStatus = Literal["ok", "unparsed", "error"]
+# ok: a letter was committed to; unparsed: the model's output named no option; truncated: it named none because it
+# was cut at its token budget or its thinking never ended (or ended with no answer after it); error: the call failed.
+ParseStatus = Literal["ok", "unparsed", "truncated", "error"]
+# Why a generation step stopped: the model ended it, its token budget ran out, or the engine reported an error.
+FinishReason = Literal["stop", "length", "error"]
 
 
 # A rotated question's id (--circular): the original id, this separator, the rotation; the original order keeps its
@@ -114,6 +117,18 @@ class TraceStep(BaseModel):
     seconds: float = 0.0
     scores: dict[str, float] | None = None  # letter -> log-probability, for scoring nodes
     passages: list[RetrievedPassage] | None = None  # for the retrieve node: what was put in the prompt
+    # Generation steps: why it stopped (None for scoring steps and traces written before it was recorded), and a
+    # reasoning model's thinking, kept apart from `output` (never parsed for the answer) with the tokens it took.
+    finish_reason: FinishReason | None = None
+    reasoning: str = ""
+    reasoning_tokens: int = 0
+    reasoning_finished: bool = True  # False: it ended inside its thinking, or with nothing after its thinking
+
+    @property
+    def cut(self) -> bool:
+        """The output stopped at its token budget, or its thinking never gave way to an answer."""
+        return self.finish_reason == "length" or not self.reasoning_finished
+
     # On disk only: this step's conversation is step `continues`'s followed by `messages` (eval.store writes traces
     # this way so a run's file grows linearly with the chain's length); in memory `messages` is always whole.
     continues: int | None = None
@@ -151,19 +166,29 @@ class Prediction(BaseModel):
     parse_status: ParseStatus
     answer_method: Literal["next_token", "grammar", "json", "regex", "none"]
     draft_answer: str | None = None  # the chain's first proposal, to see whether later nodes changed it
+    draft_cut: bool = False  # the first proposal named no option because it was cut at its budget or mid-thought
     first_proposal: str = ""  # what that first proposal is (the strategy says: "draft", "first sample"); "" = none
     extras: dict[str, Any] = Field(default_factory=dict)  # what the strategy records beyond it: votes, revisions...
     error: str | None = None
+    # An error's kind: transient ones (a server that failed) are retried on resume; permanent ones (a prompt that can
+    # never fit the context window) are final. None before kinds were recorded: retried, as then.
+    error_kind: Literal["transient", "permanent"] | None = None
     trace: list[TraceStep] = Field(default_factory=list)
     prompt_tokens: int = 0
     prompt_tokens_evaluated: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, those a reasoning model spent thinking
     seconds: float = 0.0
     model_calls: int = 0
     # The most questions in flight (this one included) when it started or finished, and whether the engine could
     # then have decoded it in one batch with another question's requests (in_flight > 1 on an engine that batches).
     in_flight: int = 1
     shared_batch: bool = False
+
+    @property
+    def final(self) -> bool:
+        """Nothing more can be done for it: a result, or a permanent error (a resume redoes only the rest)."""
+        return self.parse_status != "error" or self.error_kind == "permanent"
 
     @model_validator(mode="before")
     @classmethod
@@ -222,6 +247,8 @@ class RunConfig(BaseModel):
     resources: dict[str, str] = Field(default_factory=dict)
     # --critic-model / --extract-model: role -> {spec, model, model_sha256}; no entry: the drafter's model plays it.
     roles: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # A template that thinks (opens a thinking block, or thinks unless told not to): how its answers are scored.
+    thinking: str = ""
     scoring: str = ""  # a server run's --scoring (how letters are committed); "" in-process (always probabilities)
     # The engine of the latest session: recorded, not compared (a restarted server may resume the run).
     engine: Engine | None = None
@@ -271,6 +298,8 @@ class Comparison(BaseModel):
     holm_p: float | None = None  # McNemar p adjusted (Holm) over every comparison against the same baseline
     unparsed: int = 0  # of the n, the chain's answers that named no option (counted wrong above)
     baseline_unparsed: int = 0
+    truncated: int = 0  # of the n, the chain's outputs cut before they named an option (counted wrong above)
+    baseline_truncated: int = 0
 
     @property
     def discordance(self) -> float:
@@ -284,9 +313,25 @@ class Flips(BaseModel):
     first: str = "draft"  # what the first proposal is: reflect's draft, sc's first sample
     n: int  # questions with a first proposal (errors left out)
     unparsed: int = 0  # of the n, first proposals that named no letter: neither changed nor flipped
+    cut: int = 0  # of those, the ones cut at their token budget (or mid-thought) before they could name one
     changed: int  # of the parsed first proposals, those the final answer differs from
     right_to_wrong: int
     wrong_to_right: int
+
+
+class BudgetHits(BaseModel):
+    """One node's generated outputs, and how many stopped at their token budget (cut: what followed is missing)."""
+
+    outputs: int
+    hit: int
+
+    @property
+    def share(self) -> float:
+        return self.hit / self.outputs if self.outputs else 0.0
+
+
+# A node whose outputs hit their budget more often than this is flagged: its budget is too small for the model.
+BUDGET_WARNING = 0.05
 
 
 class GraphSummary(BaseModel):
@@ -296,6 +341,10 @@ class GraphSummary(BaseModel):
     by_level: dict[str, Accuracy]
     unparsed: int
     errors: int
+    permanent_errors: int = 0  # of `errors`, those retrying cannot help (not retried on resume)
+    truncated: int = 0  # named no option because the output was cut (budget, unfinished thinking): counted wrong
+    budget: dict[str, BudgetHits] = Field(default_factory=dict)  # node -> its outputs at the budget
+    reasoning_tokens_per_q: float = 0.0
     draft_to_final: Flips | None = None  # chains only: what critique + extraction did to the draft's answer
     prompt_tokens_per_q: float
     prompt_tokens_evaluated_per_q: float

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.backends.base import Completion
+from agents.backends.base import Completion, reasoned
 from eval.schema import Engine, Message, RunConfig
 
 
@@ -20,8 +20,12 @@ class FakeBackend:
         self.calls: list[tuple[str, list[Message]]] = []
 
     def chat(self, messages, *, max_tokens, stop=(), grammar=None, assistant_prefix="", temperature=0.0, seed=None):
+        """The next scripted reply: a text, or (text, finish_reason) for one cut at its budget ("length")."""
         self.calls.append(("chat", list(messages)))
-        return Completion(assistant_prefix + self.replies.pop(0), 10, 10, 5, 0.01)
+        reply = self.replies.pop(0)
+        text, finish = reply if isinstance(reply, tuple) else (reply, "stop")
+        fields = reasoned(assistant_prefix + text, finish_reason=finish, prefix=assistant_prefix)
+        return Completion(prompt_tokens=10, prompt_tokens_evaluated=10, completion_tokens=5, seconds=0.01, **fields)
 
     def count_tokens(self, text):
         return len(text)

@@ -99,7 +99,12 @@ CASES = [
     ("think-then-bold-answer", THINK + "\n</think>\n\n**答案：C**", "C"),
     ("think-then-bare-letter", THINK + "\n</think>\n\nC", "C"),
     ("think-then-english", "<think>\nThe answer is B? Wait, unequal arm pressures...\n</think>\nFinal answer: C.", "C"),
-    ("think-unterminated", THINK + "所以答案应该是C", "C"),
+    # An unfinished thought is not an answer, nor is a thought that closed with nothing after it.
+    ("think-unterminated", THINK + "所以答案应该是C", None),
+    ("think-cut-mid-thought", "<think>\n首先分析……答案应该是C。不过再想想，", None),
+    ("think-closed-no-answer", THINK + "所以答案应该是C。\n</think>\n\n", None),
+    ("think-opened-by-template", "首先分析……答案应该是B。</think>\n\n答案：C", "C"),
+    ("thinking-tag", "<thinking>答案是A吗？</thinking>\n答案：D", "D"),
     # -- long garbage --
     ("zh-garbage", "答案：" + "很难说" * 200, None),
 ]

@@ -133,6 +133,7 @@ def test_report_renders_exactly_the_counts():
         "| changed: right → wrong | 1 |\n"
         "| changed: wrong → right | 7 |\n"
         "| changed: wrong → another wrong | 2 |\n"
+        "| draft cut at its token budget | 0 |\n"
         "| draft named no option | 1 |\n"
         "| total | 12 |\n"
     )

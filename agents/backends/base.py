@@ -6,9 +6,10 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from eval.schema import Engine, Message
+from agents.reasoning import split_reasoning
+from eval.schema import Engine, FinishReason, Message
 
 
 class BackendError(Exception):
@@ -17,6 +18,11 @@ class BackendError(Exception):
 
 class Unreachable(BackendError):
     """A server could not be reached at all (refused, reset or timed out connections), even after retries."""
+
+
+class PermanentError(BackendError):
+    """The model can never take this prompt (it cannot fit the context window, or the vocabulary cannot spell an
+    option): asking again cannot help."""
 
 
 @contextlib.contextmanager
@@ -46,13 +52,36 @@ def letter_of_token(text: str) -> str:
 
 @dataclass
 class Completion:
-    text: str
+    text: str  # the reply outside any thinking: what an answer is read from
     prompt_tokens: int
     prompt_tokens_evaluated: int
-    completion_tokens: int
+    completion_tokens: int  # every generated token, thinking included
     seconds: float
     scores: dict[str, float] | None = None
     method: str = "next_token"  # how score_next committed: next_token | grammar | json | regex
+    # Why generation stopped: "stop" (the model ended its reply or hit a stop string), "length" (the token budget ran
+    # out: the reply is cut), "error" (the engine said so); None for scoring, which generates nothing.
+    finish_reason: FinishReason | None = None
+    reasoning: str = ""  # a reasoning model's thinking, kept apart from `text` (never parsed for the answer)
+    reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
+    # False when the reply ends inside its thinking, or its thinking ended with nothing after it: no answer can follow
+    reasoning_finished: bool = True
+
+
+def reasoned(
+    raw: str, *, finish_reason: FinishReason | None, prefix: str = "", opened: bool = False, reasoning: str = ""
+) -> dict[str, Any]:
+    """Completion fields for a generated reply (primed with `prefix`): its thinking split off, a server's separate
+    reasoning field first. Thinking that ended with nothing after it (but the prefix) did not finish into an answer."""
+    split = split_reasoning(raw, opened=opened and not reasoning)
+    thought = "\n\n".join(x for x in (reasoning.strip(), split.reasoning) if x)
+    said = split.answer.removeprefix(prefix.strip()).strip() if prefix.strip() else split.answer
+    return {
+        "text": split.answer,
+        "reasoning": thought,
+        "reasoning_finished": split.finished and not (thought and not said),
+        "finish_reason": finish_reason,
+    }
 
 
 class Backend(Protocol):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.backends.base import BackendError, Completion, letter_of_token, quiet_stderr
+from agents.backends.base import BackendError, Completion, PermanentError, letter_of_token, quiet_stderr, reasoned
+from agents.backends.template import ChatTemplate, Rendered
 from eval.schema import Engine, Message
 
 # One llama.cpp context evaluates one stream: nothing is batched with another question.
@@ -38,7 +39,7 @@ class LlamaCppBackend:
         chat_template: str | None = None,
     ):
         """`chat_template` (Jinja) replaces the GGUF's own; a base model without one needs it."""
-        from llama_cpp import Llama, llama_chat_format
+        from llama_cpp import Llama
 
         from eval.gguf_info import check_fits, inspect_gguf
 
@@ -71,25 +72,56 @@ class LlamaCppBackend:
             )
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         text = self.llm._model.token_get_text
-        self._formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template,
+        self._template = ChatTemplate(
+            template,
             eos_token=text(eos) if eos != -1 else "",
             bos_token=text(bos) if bos != -1 else "",
-            stop_token_ids=[eos],
+            eos_id=eos,
         )
+        self.thinking = self._template.thinking  # for the manifest: how a thinking template is scored
 
     # -- prompt handling -------------------------------------------------------------------
 
-    def _tokens(self, messages: Sequence[Message], assistant_prefix: str = "") -> tuple[list[int], list[str]]:
-        result = self._formatter(messages=[m.model_dump() for m in messages])
-        prompt = result.prompt + assistant_prefix
-        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+    def _tokens(
+        self, messages: Sequence[Message], assistant_prefix: str = "", *, thinking: bool = True
+    ) -> tuple[list[int], Rendered]:
+        rendered = self._template.render(messages, assistant_prefix, thinking=thinking)
+        prompt = rendered.prompt.encode("utf-8")
+        self._refuse_oversized(len(prompt))
+        tokens = self.llm.tokenize(prompt, add_bos=not rendered.added_special, special=True)
         if len(tokens) >= self.llm.n_ctx():
-            raise BackendError(
+            raise PermanentError(
                 f"prompt of {len(tokens)} tokens does not fit the context window (n_ctx={self.llm.n_ctx()})"
             )
-        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
-        return tokens, stop
+        return tokens, rendered
+
+    def _refuse_oversized(self, size: int) -> None:
+        """Refuse a prompt of `size` UTF-8 bytes that cannot fit the window whatever it says, before tokenising it:
+        a 50 MB question would take 52 million tokens and 4 GB of memory to count exactly."""
+        n_ctx = self.llm.n_ctx()
+        if size < n_ctx or not self._bytes_per_token:  # a token holds at least one byte: it may fit
+            return
+        least = -(-size // self._bytes_per_token)
+        if least >= n_ctx:
+            raise PermanentError(
+                f"prompt of {size:,} bytes (at least {least:,} tokens) does not fit the context window (n_ctx={n_ctx})"
+            )
+
+    @functools.cached_property
+    def _bytes_per_token(self) -> int:
+        """The most bytes of text one token stands for (control tokens written out included): a prompt of N bytes
+        takes at least N / this many tokens. 0 (no bound) where the tokenizer normalises text first (WordPiece,
+        Unigram: a run of spaces or accents may fold into one token)."""
+        import llama_cpp
+
+        vocab = self.llm._model.vocab
+        if llama_cpp.llama_vocab_type(vocab) not in (llama_cpp.LLAMA_VOCAB_TYPE_SPM, llama_cpp.LLAMA_VOCAB_TYPE_BPE):
+            return 0
+        buf = ctypes.create_string_buffer(64)
+        # A negative length is the size a piece longer than the buffer needs.
+        return max(
+            abs(llama_cpp.llama_token_to_piece(vocab, t, buf, len(buf), 0, True)) for t in range(self.llm.n_vocab())
+        )
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """How many leading tokens are already in the KV cache; the last two are always re-evaluated.
@@ -130,7 +162,8 @@ class LlamaCppBackend:
     ) -> Completion:
         from llama_cpp import LlamaGrammar
 
-        tokens, template_stop = self._tokens(messages, assistant_prefix)
+        # A grammar commits to the answer itself: it is asked for after any thinking, as scoring is.
+        tokens, rendered = self._tokens(messages, assistant_prefix, thinking=grammar is None)
         start = time.perf_counter()
         reused = self._keep_cached_prefix(tokens)  # create_completion then evaluates exactly tokens[reused:]
         out = self.llm.create_completion(
@@ -138,17 +171,28 @@ class LlamaCppBackend:
             max_tokens=min(max_tokens, self.llm.n_ctx() - len(tokens)),
             temperature=temperature,
             repeat_penalty=self.repeat_penalty,
-            stop=[*stop, *template_stop],
+            stop=[*stop, *rendered.stop],
             grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
             seed=self.seed if seed is None else seed,
         )
-        usage = out["usage"]
+        usage, choice = out["usage"], out["choices"][0]
+        seconds = time.perf_counter() - start
+        # llama.cpp says "length" when max_tokens (or the context window) ran out, "stop" at EOS or a stop string.
+        fields = reasoned(
+            assistant_prefix + choice["text"],
+            finish_reason="length" if choice["finish_reason"] == "length" else "stop",
+            prefix=assistant_prefix,
+            opened=rendered.opened,
+        )
         return Completion(
-            text=(assistant_prefix + out["choices"][0]["text"]).strip(),
             prompt_tokens=usage["prompt_tokens"],
             prompt_tokens_evaluated=len(tokens) - reused,
             completion_tokens=usage["completion_tokens"],
-            seconds=time.perf_counter() - start,
+            seconds=seconds,
+            reasoning_tokens=min(self.count_tokens(fields["reasoning"]), usage["completion_tokens"])
+            if fields["reasoning"]
+            else 0,
+            **fields,
         )
 
     def score_next(
@@ -156,7 +200,7 @@ class LlamaCppBackend:
     ) -> Completion:
         import llama_cpp
 
-        tokens, _ = self._tokens(messages, assistant_prefix)
+        tokens, _ = self._tokens(messages, assistant_prefix, thinking=False)  # never scored inside a thinking block
         start = time.perf_counter()
         reused = self._keep_cached_prefix(tokens)
         self.llm.eval(tokens[reused:])
@@ -185,7 +229,7 @@ class LlamaCppBackend:
         """Every token that spells `candidate`: after "答案：" a SentencePiece model writes "A", elsewhere "▁A"."""
         ids = self._tokens_by_char.get(candidate)
         if not ids:
-            raise BackendError(f"the model's vocabulary has no token that spells option {candidate!r}")
+            raise PermanentError(f"the model's vocabulary has no token that spells option {candidate!r}")
         return ids
 
 

@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
@@ -36,9 +36,18 @@ import httpx
 import structlog
 
 from agents.answer import parse_letter
-from agents.backends.base import BackendError, Completion, Unreachable, letter_of_token, quiet_stderr
+from agents.backends.base import (
+    BackendError,
+    Completion,
+    PermanentError,
+    Unreachable,
+    letter_of_token,
+    quiet_stderr,
+    reasoned,
+)
+from agents.backends.template import ChatTemplate, Rendered
 from agents.prompts import load_prompts
-from eval.schema import Engine, Message
+from eval.schema import Engine, FinishReason, Message
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -69,6 +78,26 @@ def lost_connection(e: BaseException) -> bool:
     import openai
 
     return isinstance(e, openai.APIConnectionError | httpx.TransportError)
+
+
+# What servers answer (HTTP 400) to a prompt, with its token budget, longer than the context: llama-server,
+# llama_cpp.server, vLLM, OpenAI. Narrow on purpose: any other 400 stays an ordinary error, retried on resume.
+_TOO_LONG = re.compile(
+    r"exceeds the available context size|exceed context window|maximum context length|context_length_exceeded"
+    r"|longer than the maximum model length",
+    re.IGNORECASE,
+)
+
+
+def too_long(e: BaseException) -> bool:
+    """The server refused the request because the prompt cannot fit its context window: asking again cannot help."""
+    import openai
+
+    return (
+        isinstance(e, openai.APIStatusError | httpx.HTTPStatusError)
+        and e.response.status_code == 400
+        and bool(_TOO_LONG.search(e.response.text))
+    )
 
 
 def is_transient(e: BaseException) -> bool:
@@ -123,6 +152,8 @@ class RetryPolicy:
             try:
                 return fn()
             except Exception as e:
+                if too_long(e):
+                    raise PermanentError(f"{what}: the server refused the prompt as too long: {_describe(e)}") from e
                 if not is_transient(e):
                     raise
                 if attempt == self.retries:
@@ -152,11 +183,11 @@ class Capabilities:
     engine: Engine
 
 
-class _ChatTemplate:
+class _ServerTemplate:
     """The GGUF's own chat template, rendered here exactly as the in-process backend renders it."""
 
     def __init__(self, model_path: Path):
-        from llama_cpp import Llama, llama_chat_format
+        from llama_cpp import Llama
 
         try:
             with quiet_stderr():
@@ -171,18 +202,16 @@ class _ChatTemplate:
         self.bos_text = text(bos) if bos != -1 else ""
         # The server tokenizes a text prompt with add_bos: a BOS the template writes itself must not be doubled.
         self.server_adds_bos = vocab.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
-        self._formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template, eos_token=text(eos) if eos != -1 else "", bos_token=self.bos_text, stop_token_ids=[eos]
+        self.template = ChatTemplate(
+            template, eos_token=text(eos) if eos != -1 else "", bos_token=self.bos_text, eos_id=eos
         )
         vocab.close()
 
-    def render(self, messages: Sequence[Message], assistant_prefix: str) -> tuple[str, list[str]]:
-        result = self._formatter(messages=[m.model_dump() for m in messages])
-        prompt = result.prompt
-        if self.server_adds_bos and self.bos_text and prompt.startswith(self.bos_text):
-            prompt = prompt[len(self.bos_text) :]
-        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
-        return prompt + assistant_prefix, stop
+    def render(self, messages: Sequence[Message], assistant_prefix: str, *, thinking: bool = True) -> Rendered:
+        rendered = self.template.render(messages, assistant_prefix, thinking=thinking)
+        if self.server_adds_bos and self.bos_text and rendered.prompt.startswith(self.bos_text):
+            return replace(rendered, prompt=rendered.prompt[len(self.bos_text) :])
+        return rendered
 
 
 def _answer_schema(candidates: Sequence[str]) -> dict:
@@ -244,6 +273,22 @@ class _Reply:
     prompt_tokens_evaluated: int
     completion_tokens: int
     top: list[tuple[str, float]] | None = None  # first generated position's top log-probabilities
+    finish_reason: FinishReason | None = None
+    reasoning: str = ""  # a separate reasoning field (reasoning_content, reasoning)
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens, where the server gives it
+    opened: bool = False  # the prompt (rendered here) ended inside a thinking block
+
+
+def _finish_reason(value: Any) -> FinishReason:
+    """OpenAI's finish_reason as ours: "length" is the budget; vLLM's "abort" and "error" are errors; the rest
+    (stop, eos, tool_calls, content_filter...) ended the reply."""
+    return "length" if value == "length" else "error" if value in ("error", "abort") else "stop"
+
+
+def _reasoning_tokens(usage: Any) -> int | None:
+    details = getattr(usage, "completion_tokens_details", None) if usage else None
+    value = getattr(details, "reasoning_tokens", None)
+    return value if isinstance(value, int) else None
 
 
 class OpenAIBackend:
@@ -280,7 +325,7 @@ class OpenAIBackend:
         self.retry = retry or RetryPolicy()
         self._http = http_client or httpx.Client(timeout=timeout)
         self._headers = {"Authorization": f"Bearer {self._api_key}"}
-        self._template = _ChatTemplate(model_path) if model_path and prompt_mode != "chat" else None
+        self._template = _ServerTemplate(model_path) if model_path and prompt_mode != "chat" else None
         if prompt_mode == "completions" and self._template is None:
             raise BackendError(
                 "prompt mode 'completions' needs the GGUF the server serves (--model) for its chat template"
@@ -327,6 +372,11 @@ class OpenAIBackend:
     @property
     def engine(self) -> Engine:
         return self.capabilities.engine
+
+    @property
+    def thinking(self) -> str:
+        """How a thinking template is scored, where the prompt is rendered here (completions mode); for the manifest."""
+        return self._template.template.thinking if self._template is not None and self._mode == "completions" else ""
 
     def _models(self) -> list[str]:
         url = f"{self.base_url}/models"
@@ -537,6 +587,8 @@ class OpenAIBackend:
             _evaluated(resp, prompt_tokens),
             usage.completion_tokens if usage else 0,
             top,
+            finish_reason=_finish_reason(choice.finish_reason),
+            reasoning_tokens=_reasoning_tokens(usage),
         )
 
     def _chat_raw(
@@ -551,23 +603,16 @@ class OpenAIBackend:
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> _Reply:
-        import openai
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-        kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-        lc = [kinds[m.role](content=m.content) for m in messages]
+        # The OpenAI client under ChatOpenAI, not ChatOpenAI.invoke: LangChain drops the message's reasoning_content
+        # (langchain-ai/langchain#34706) and the choice's finish_reason is needed as sent.
+        client = self._chat_model().root_client
         body = dict(extra or {})
-        if not self._openai_com:
-            # ChatOpenAI sends max_completion_tokens, which llama_cpp.server ignores (it would then generate to n_ctx).
-            body["max_tokens"] = max_tokens
         if self._llama_cpp:
             body.setdefault("repeat_penalty", self.repeat_penalty)
-        kwargs: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "extra_body": body,
-            "temperature": temperature,
-            "seed": self.seed if seed is None else seed,
-        }
+        kwargs: dict[str, Any] = {"temperature": temperature, "seed": self.seed if seed is None else seed}
+        # OpenAI's own API takes only max_completion_tokens; llama_cpp.server ignores it (it would then generate to
+        # n_ctx), and DeepSeek's and vLLM's take max_tokens.
+        kwargs["max_completion_tokens" if self._openai_com else "max_tokens"] = max_tokens
         if stop:
             kwargs["stop"] = list(stop)
         if logprobs:
@@ -579,27 +624,32 @@ class OpenAIBackend:
                 if self._llama_cpp
                 else {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
             )
-        try:
-            msg = self._chat_model().invoke(lc, **kwargs)
-        except openai.LengthFinishReasonError as e:  # JSON mode parses the reply, and refuses one cut at max_tokens
-            c = e.completion
-            usage = c.usage
-            text = c.choices[0].message.content or ""
-            return _Reply(
-                text,
-                usage.prompt_tokens if usage else 0,
-                usage.prompt_tokens if usage else 0,
-                usage.completion_tokens if usage else 0,
-            )
+        resp = client.chat.completions.create(
+            model=self.model_name,
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            extra_body=body or None,
+            **kwargs,
+        )
+        choice = resp.choices[0]
+        message = choice.message
         top = None
-        if logprobs:
-            content = (msg.response_metadata.get("logprobs") or {}).get("content") or []
-            top = [(t["token"], t["logprob"]) for t in content[0]["top_logprobs"]] if content else None
-        usage = msg.usage_metadata or {}
-        prompt_tokens = usage.get("input_tokens", 0)
-        cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
-        text = msg.content if isinstance(msg.content, str) else "".join(str(part) for part in msg.content)
-        return _Reply(text, prompt_tokens, prompt_tokens - cached, usage.get("output_tokens", 0), top)
+        if logprobs and choice.logprobs and choice.logprobs.content:
+            top = [(t.token, t.logprob) for t in choice.logprobs.content[0].top_logprobs or []] or None
+        # DeepSeek, llama-server --reasoning-format and older vLLM: reasoning_content; vLLM 0.10+: reasoning.
+        extra_fields = message.model_extra or {}
+        reasoning = extra_fields.get("reasoning_content") or extra_fields.get("reasoning") or ""
+        usage = resp.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        return _Reply(
+            message.content or "",
+            prompt_tokens,
+            _evaluated(resp, prompt_tokens),
+            usage.completion_tokens if usage else 0,
+            top,
+            finish_reason=_finish_reason(choice.finish_reason),
+            reasoning=reasoning if isinstance(reasoning, str) else "",
+            reasoning_tokens=_reasoning_tokens(usage),
+        )
 
     def _request(
         self,
@@ -615,26 +665,29 @@ class OpenAIBackend:
         temperature: float = 0.0,
         seed: int | None = None,
         repeat_penalty: float | None = None,
+        thinking: bool = False,
     ) -> _Reply:
         """One request in the run's prompt mode (no retries here).
 
-        In chat mode `hint` is appended to the last user turn.
+        In chat mode `hint` is appended to the last user turn. `thinking`: the reply may think first (generation);
+        otherwise a locally rendered prompt ends any thinking block the template opens (scoring, committed letters).
         """
         extra = {"grammar": grammar} if grammar else {}
         if repeat_penalty is not None and self._llama_cpp:
             extra["repeat_penalty"] = repeat_penalty
         if self._mode == "completions":
             assert self._template is not None
-            prompt, template_stop = self._template.render(messages, assistant_prefix)
-            return self._complete_raw(
-                prompt,
+            rendered = self._template.render(messages, assistant_prefix, thinking=thinking)
+            reply = self._complete_raw(
+                rendered.prompt,
                 max_tokens=max_tokens,
-                stop=[*stop, *template_stop],
+                stop=[*stop, *rendered.stop],
                 logprobs=logprobs,
                 extra=extra,
                 temperature=temperature,
                 seed=seed,
             )
+            return replace(reply, opened=rendered.opened)
         return self._chat_raw(
             _with_hint(messages, hint),
             max_tokens=max_tokens,
@@ -666,6 +719,8 @@ class OpenAIBackend:
     ) -> Completion:
         caps = self.capabilities
         hint = CHAT_HINTS["prefix"].format(prefix=assistant_prefix) if assistant_prefix else ""
+        # A grammar asks for the answer itself: after any thinking, as scoring is.
+        thinking = grammar is None
         # A server that does not honour grammars (probed) gets none: the caller parses the free text instead.
         grammar = grammar if "grammar" in caps.methods else None
         start = time.perf_counter()
@@ -680,17 +735,26 @@ class OpenAIBackend:
                 hint=hint,
                 temperature=temperature,
                 seed=seed,
+                thinking=thinking,
             ),
         )
         text = reply.text
         if caps.prompt_mode == "completions" or not text.lstrip().startswith(assistant_prefix):
             text = assistant_prefix + text
+        fields = reasoned(
+            text,
+            finish_reason=reply.finish_reason,
+            prefix=assistant_prefix,
+            opened=reply.opened,
+            reasoning=reply.reasoning,
+        )
         return Completion(
-            text=text.strip(),
             prompt_tokens=reply.prompt_tokens,
             prompt_tokens_evaluated=reply.prompt_tokens_evaluated,
             completion_tokens=reply.completion_tokens,
             seconds=time.perf_counter() - start,
+            reasoning_tokens=self._reasoning_count(reply, fields["reasoning"]),
+            **fields,
         )
 
     def score_next(
@@ -756,6 +820,13 @@ class OpenAIBackend:
                     letter, {c: 0.0 if c == letter else -math.inf for c in candidates}, method, start, text=reply.text
                 )
         return used.completion("", {c: -math.inf for c in candidates}, caps.methods[-1], start, text=used.last_text)
+
+    def _reasoning_count(self, reply: _Reply, reasoning: str) -> int:
+        """The server's count of thinking tokens where it gives one, else the thinking counted here."""
+        if reply.reasoning_tokens is not None or not reasoning:
+            return reply.reasoning_tokens or 0
+        counted = self.count_tokens(reasoning)
+        return min(counted, reply.completion_tokens) if reply.completion_tokens else counted
 
     def count_tokens(self, text: str) -> int:
         kind = self.capabilities.tokenize

@@ -1,0 +1,84 @@
+"""A GGUF's chat template, rendered as llama.cpp renders it, for both the in-process backend and a server's raw
+/v1/completions; and what the template does with a reasoning model's thinking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agents.reasoning import close_tag, opens_block, split_reasoning
+from eval.schema import Message
+
+
+@dataclass(frozen=True)
+class Rendered:
+    prompt: str
+    stop: list[str]
+    added_special: bool  # the template wrote the BOS itself
+    opened: bool  # the prompt ends inside a thinking block: the reply starts thinking
+
+
+class ChatTemplate:
+    """Renders conversations; knows whether the template starts every reply inside a thinking block (DeepSeek-R1's
+    distills) or has a documented switch for answering without thinking (Qwen3's enable_thinking)."""
+
+    def __init__(self, template: str, *, bos_token: str, eos_token: str, eos_id: int):
+        from llama_cpp import llama_chat_format
+
+        self._formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template, eos_token=eos_token, bos_token=bos_token, stop_token_ids=[eos_id]
+        )
+        probe = [{"role": "user", "content": "?"}]
+        plain = self._formatter(messages=probe).prompt
+        self.opens = opens_block(plain)  # the open tag every reply starts in, or None
+        # What ends the prompt so that the model answers without thinking: an empty closed block, the models' own
+        # documented no-thinking form ("<think>\n\n</think>\n\n"); "" when the template has no thinking at all.
+        self._no_thinking = ""
+        if self.opens:
+            self._no_thinking = f"\n\n{close_tag(self.opens)}\n\n"
+        else:
+            switched = self._render_switched(probe)
+            added = switched[len(plain) :] if switched.startswith(plain) else ""
+            split = split_reasoning(added)
+            if added.strip() and not split.answer and not split.reasoning:
+                self._no_thinking = added
+        self.thinking = (
+            ""
+            if not self._no_thinking
+            else f"the template opens {self.opens}: answers are scored after an empty closed block"
+            if self.opens
+            else "the template thinks unless enable_thinking=false: answers are scored after its empty closed block"
+        )
+
+    def _render_switched(self, messages: list[dict]) -> str:
+        # Jinja2ChatFormatter does not pass extra variables to the template, so its compiled template is rendered
+        # with them directly, with the variables the formatter itself passes.
+        return self._formatter._environment.render(
+            messages=messages,
+            eos_token=self._formatter.eos_token,
+            bos_token=self._formatter.bos_token,
+            raise_exception=_raise,
+            add_generation_prompt=True,
+            enable_thinking=False,
+        )
+
+    def render(self, messages: Sequence[Message], assistant_prefix: str = "", *, thinking: bool = True) -> Rendered:
+        """The prompt for the model's reply, primed with `assistant_prefix`. `thinking=False` (scoring: the answer is
+        the very next token) ends any thinking first, in the template's own no-thinking form."""
+        turns = [m.model_dump() for m in messages]
+        result = self._formatter(messages=turns)
+        prompt, opened = result.prompt, self.opens is not None
+        if not thinking and self._no_thinking:
+            prompt = prompt.rstrip() + self._no_thinking if self.opens else self._render_switched(turns)
+            opened = False
+        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return Rendered(prompt + assistant_prefix, stop, bool(result.added_special), opened)
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+def template_thinking(template: str) -> str:
+    """What ChatTemplate.thinking says of a template, without loading its model (for the manifest)."""
+    return ChatTemplate(template, bos_token="", eos_token="", eos_id=-1).thinking if template else ""
