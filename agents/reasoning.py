@@ -35,12 +35,16 @@ class Reasoned:
 
 
 def opens_block(prompt: str) -> str | None:
-    """The open tag a rendered prompt ends inside (a chat template that starts the reply in a thinking block), or
+    """The open tag a rendered prompt ends with (a chat template that starts the reply in a thinking block), or
     None."""
-    last_open = max((m for m in _OPEN.finditer(prompt)), key=lambda m: m.start(), default=None)
-    if last_open is None or _CLOSE.search(prompt, last_open.end()):
-        return None
-    return last_open.group(0) if not prompt[last_open.end() :].strip() else None
+    tag = unclosed(prompt)
+    return tag if tag is not None and prompt.rstrip().endswith(tag) else None
+
+
+def unclosed(text: str) -> str | None:
+    """The open tag of a thinking block still open where `text` ends, or None."""
+    last_open = max((m for m in _OPEN.finditer(text)), key=lambda m: m.start(), default=None)
+    return None if last_open is None or _CLOSE.search(text, last_open.end()) else last_open.group(0)
 
 
 def close_tag(open_tag: str) -> str:

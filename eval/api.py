@@ -149,6 +149,13 @@ class _RunSpec(BaseModel):
     n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
     n_gpu_layers: int = Field(0, ge=-1, description="layers to offload to the GPU; -1 = all")
     seed: int = Field(0, description="decoding seed")
+    thinking_tokens: int = Field(
+        0,
+        ge=0,
+        description="a reasoning model's thinking budget, on top of each reply's own token budget: the thinking is "
+        "ended after this many tokens (llama-server: reasoning_budget_tokens; in-process: the block is closed and the "
+        "answer generated; other servers: max_tokens only); default 0: thinking counts against the reply's budget",
+    )
     backend: Literal["llama", "openai"] = Field(
         "llama", **_serving("llama: in-process llama.cpp (default); openai: an HTTP server")
     )
@@ -342,6 +349,7 @@ def evaluate(
         else template_thinking(info.chat_template)
         if info
         else "",
+        thinking_tokens=spec.thinking_tokens,
         scoring=spec.scoring if server else "",
         engine=backend.engine if backend is not None else IN_PROCESS,
     )
@@ -445,6 +453,7 @@ def load_model(spec: RunSpec, path: Path) -> LlamaCppBackend:
         n_gpu_layers=spec.n_gpu_layers,
         seed=spec.seed,
         flash_attn=spec.flash_attn,
+        thinking_tokens=spec.thinking_tokens,
     )
 
 
@@ -535,6 +544,7 @@ def open_server(spec: RunSpec, model_path: Path | None):
         scoring=spec.scoring,
         seed=spec.seed,
         timeout=spec.request_timeout,
+        thinking_tokens=spec.thinking_tokens,
         retry=RetryPolicy(retries=spec.retries, backoff=spec.retry_backoff),
     )
     server.probe()

@@ -249,6 +249,7 @@ class RunConfig(BaseModel):
     roles: dict[str, dict[str, str]] = Field(default_factory=dict)
     # A template that thinks (opens a thinking block, or thinks unless told not to): how its answers are scored.
     thinking: str = ""
+    thinking_tokens: int = 0  # --thinking-tokens: a reasoning model's thinking budget on top of each reply's own
     scoring: str = ""  # a server run's --scoring (how letters are committed); "" in-process (always probabilities)
     # The engine of the latest session: recorded, not compared (a restarted server may resume the run).
     engine: Engine | None = None

@@ -180,3 +180,20 @@ def test_the_manifest_records_how_a_thinking_template_is_scored(tiny_model, ques
     assert (cot.truncated, cot.unparsed, cot.budget["reason"].hit) == (1, 0, 1)
     assert cot.reasoning_tokens_per_q > 0
     assert "truncated" in result.markdown
+
+
+def test_a_thinking_budget_ends_the_thinking_and_leaves_the_answer_its_own_budget(tiny_model, question):
+    from agents.backends.llamacpp import LlamaCppBackend
+    from agents.messages import question_messages
+
+    messages = question_messages("你是医师。", question, "请回答。")
+    unbounded = LlamaCppBackend(tiny_model, n_ctx=2048, chat_template=OPENS_THINK)
+    bounded = LlamaCppBackend(tiny_model, n_ctx=2048, chat_template=OPENS_THINK, thinking_tokens=12)
+    # Without a thinking budget SmolLM2 thinks to the end of the reply's budget: no answer can follow.
+    lost = unbounded.chat(messages, max_tokens=10, assistant_prefix="分析：")
+    assert (lost.text, lost.reasoning_finished) == ("", False)
+    # With one, the block is closed after 12 tokens and the answer gets its own 10.
+    kept = bounded.chat(messages, max_tokens=10, assistant_prefix="分析：")
+    assert kept.reasoning.startswith("分析：") and kept.text
+    assert 12 < kept.completion_tokens <= 22 + 8  # the closing tag is the model's prompt, not its tokens
+    assert kept.reasoning_finished or kept.finish_reason == "length"

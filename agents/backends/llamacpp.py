@@ -19,6 +19,7 @@ import numpy as np
 
 from agents.backends.base import BackendError, Completion, PermanentError, letter_of_token, quiet_stderr, reasoned
 from agents.backends.template import ChatTemplate, Rendered
+from agents.reasoning import close_tag, split_reasoning, unclosed
 from eval.schema import Engine, Message
 
 # One llama.cpp context evaluates one stream: nothing is batched with another question.
@@ -37,8 +38,10 @@ class LlamaCppBackend:
         repeat_penalty: float = 1.1,
         flash_attn: bool = False,
         chat_template: str | None = None,
+        thinking_tokens: int = 0,
     ):
-        """`chat_template` (Jinja) replaces the GGUF's own; a base model without one needs it."""
+        """`chat_template` (Jinja) replaces the GGUF's own; a base model without one needs it. `thinking_tokens`: a
+        reasoning model's thinking budget on top of each reply's own (0: thinking shares the reply's budget)."""
         from llama_cpp import Llama
 
         from eval.gguf_info import check_fits, inspect_gguf
@@ -48,6 +51,7 @@ class LlamaCppBackend:
         self.engine = IN_PROCESS
         self.seed = seed
         self.repeat_penalty = repeat_penalty
+        self.thinking_tokens = thinking_tokens
         # llama-cpp-python defaults to half the cores for generation (memory-bound: use them all) and to every core
         # for prompts, whatever n_threads says: --n-threads bounds both, as llama-server's --threads/--threads-batch.
         threads = n_threads or os.cpu_count() or 1
@@ -165,33 +169,44 @@ class LlamaCppBackend:
         # A grammar commits to the answer itself: it is asked for after any thinking, as scoring is.
         tokens, rendered = self._tokens(messages, assistant_prefix, thinking=grammar is None)
         start = time.perf_counter()
-        reused = self._keep_cached_prefix(tokens)  # create_completion then evaluates exactly tokens[reused:]
-        out = self.llm.create_completion(
-            tokens,
-            max_tokens=min(max_tokens, self.llm.n_ctx() - len(tokens)),
-            temperature=temperature,
-            repeat_penalty=self.repeat_penalty,
-            stop=[*stop, *rendered.stop],
-            grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
-            seed=self.seed if seed is None else seed,
-        )
-        usage, choice = out["usage"], out["choices"][0]
-        seconds = time.perf_counter() - start
-        # llama.cpp says "length" when max_tokens (or the context window) ran out, "stop" at EOS or a stop string.
+
+        def generate(prompt: list[int], budget: int) -> tuple[str, str, int, int]:
+            """(text, finish reason, generated tokens, prompt tokens evaluated) of one completion of `prompt`."""
+            reused = self._keep_cached_prefix(prompt)  # create_completion then evaluates exactly prompt[reused:]
+            out = self.llm.create_completion(
+                prompt,
+                max_tokens=min(budget, self.llm.n_ctx() - len(prompt)),
+                temperature=temperature,
+                repeat_penalty=self.repeat_penalty,
+                stop=[*stop, *rendered.stop],
+                grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+                seed=self.seed if seed is None else seed,
+            )
+            choice = out["choices"][0]
+            # "length" when max_tokens (or the context window) ran out, "stop" at EOS or a stop string.
+            finish = "length" if choice["finish_reason"] == "length" else "stop"
+            return choice["text"], finish, out["usage"]["completion_tokens"], len(prompt) - reused
+
+        thinking = self.thinking_tokens if grammar is None else 0
+        text, finish, generated, evaluated = generate(tokens, thinking or max_tokens)
+        if thinking and finish == "length":
+            # The thinking budget ran out: end any thinking still open, as llama-server's reasoning budget does, and
+            # give the answer its own budget.
+            tag = unclosed(assistant_prefix + text) or (self._template.opens if rendered.opened else None)
+            if tag and not split_reasoning(assistant_prefix + text, opened=rendered.opened).finished:
+                text += f"\n{close_tag(tag)}\n\n"
+            more = tokens + self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            answer, finish, answered, evaluated_more = generate(more, max_tokens)
+            text, generated, evaluated = text + answer, generated + answered, evaluated + evaluated_more
         fields = reasoned(
-            assistant_prefix + choice["text"],
-            finish_reason="length" if choice["finish_reason"] == "length" else "stop",
-            prefix=assistant_prefix,
-            opened=rendered.opened,
+            assistant_prefix + text, finish_reason=finish, prefix=assistant_prefix, opened=rendered.opened
         )
         return Completion(
-            prompt_tokens=usage["prompt_tokens"],
-            prompt_tokens_evaluated=len(tokens) - reused,
-            completion_tokens=usage["completion_tokens"],
-            seconds=seconds,
-            reasoning_tokens=min(self.count_tokens(fields["reasoning"]), usage["completion_tokens"])
-            if fields["reasoning"]
-            else 0,
+            prompt_tokens=len(tokens),
+            prompt_tokens_evaluated=evaluated,
+            completion_tokens=generated,
+            seconds=time.perf_counter() - start,
+            reasoning_tokens=min(self.count_tokens(fields["reasoning"]), generated) if fields["reasoning"] else 0,
             **fields,
         )
 
