@@ -281,9 +281,16 @@ class _Reply:
 
 
 def _finish_reason(value: Any) -> FinishReason:
-    """OpenAI's finish_reason as ours: "length" is the budget; vLLM's "abort" and "error" are errors; the rest
-    (stop, eos, tool_calls, content_filter...) ended the reply."""
-    return "length" if value == "length" else "error" if value in ("error", "abort") else "stop"
+    """OpenAI's finish_reason as ours: "length" is the budget; vLLM's "abort" and "error" and DeepSeek's
+    "insufficient_system_resource" (the reply was interrupted) are errors; the rest (stop, eos, tool_calls,
+    content_filter...) ended the reply."""
+    return (
+        "length"
+        if value == "length"
+        else "error"
+        if value in ("error", "abort", "insufficient_system_resource")
+        else "stop"
+    )
 
 
 def _reasoning_tokens(usage: Any) -> int | None:
@@ -821,13 +828,26 @@ class OpenAIBackend:
                 )
                 letter = letter_from_json(reply.text, candidates)
             else:
+                # A reply in words. A reasoning model thinks first wherever nothing here closes its thinking (chat
+                # mode: DeepSeek's reasoner cannot be told not to), so it gets the thinking budget as a reply does;
+                # only what it says after its thinking is read.
+                room = self.thinking_tokens if caps.prompt_mode == "chat" else 0
                 hint = CHAT_HINTS["letter"].format(letters=letters)
-                reply = used.add(self.retry.call("score", lambda hint=hint: ask(max_tokens=16, hint=hint)))
-                letter = letter_from_text(reply.text, candidates, assistant_prefix)
+                reply = used.add(
+                    self.retry.call(
+                        "score",
+                        lambda hint=hint, room=room: ask(max_tokens=16 + room, hint=hint, thinking_budget=room),
+                    )
+                )
+                letter = letter_from_text(used.said(reply, self._reasoning_count), candidates, assistant_prefix)
             if letter:
                 # No probabilities from these methods: the committed letter scores 0, the others -inf.
                 return used.completion(
-                    letter, {c: 0.0 if c == letter else -math.inf for c in candidates}, method, start, text=reply.text
+                    letter,
+                    {c: 0.0 if c == letter else -math.inf for c in candidates},
+                    method,
+                    start,
+                    text=used.last_text,
                 )
         return used.completion("", {c: -math.inf for c in candidates}, caps.methods[-1], start, text=used.last_text)
 
@@ -856,7 +876,10 @@ class _Usage:
     prompt_tokens: int = 0
     evaluated: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
     last_text: str = ""
+    # A reply in words (the regex method) is a generation step: why it stopped and its thinking (Completion fields)
+    generation: dict[str, Any] = field(default_factory=dict)
 
     def add(self, reply: _Reply) -> _Reply:
         self.prompt_tokens += reply.prompt_tokens
@@ -864,6 +887,13 @@ class _Usage:
         self.completion_tokens += reply.completion_tokens
         self.last_text = reply.text
         return reply
+
+    def said(self, reply: _Reply, count: Callable[[_Reply, str], int]) -> str:
+        """The reply outside its thinking; the thinking, its tokens and why the reply stopped are kept."""
+        self.generation = reasoned(reply.text, finish_reason=reply.finish_reason, reasoning=reply.reasoning)
+        self.last_text = self.generation.pop("text")
+        self.reasoning_tokens += count(reply, self.generation["reasoning"])
+        return self.last_text
 
     def completion(
         self, letter: str, scores: dict[str, float], method: str, start: float, *, text: str | None = None
@@ -876,6 +906,8 @@ class _Usage:
             seconds=time.perf_counter() - start,
             scores=scores,
             method=method,
+            reasoning_tokens=self.reasoning_tokens,
+            **self.generation,
         )
 
 
