@@ -303,3 +303,14 @@ def test_llama_server_reasoning_format_on_a_thinking_template(tiny_model, tmp_pa
         if p.answer is None:
             assert p.parse_status == ("truncated" if step.cut else "unparsed")
     assert run.summary.graphs[0].truncated >= 1
+
+
+def test_pride_is_refused_without_log_probabilities(tmp_path):
+    api = ChatOnlyAPI("deepseek-reasoner.json", "deepseek-models.json")
+    try:
+        with pytest.raises(
+            BackendError, match="pride needs next-token log-probabilities, but the backend committed by regex"
+        ):
+            evaluate(spec(api, tmp_path, "pride", calibration=1), questions=QUESTIONS)
+    finally:
+        api.shutdown()
