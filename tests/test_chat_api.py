@@ -105,9 +105,9 @@ class ChatOnlyAPI(ThreadingHTTPServer):
                 return self.error("rate_limit")
         thought = THOUGHTS[name] if name else PROBE
         said = thought.letter if LETTER_HINT in messages[-1]["content"] else thought.text
-        return 200, self.completion(thought.reasoning, said, body.get("max_tokens", 32768)), {}
+        return 200, self.completion(len(text), thought.reasoning, said, body.get("max_tokens", 32768)), {}
 
-    def completion(self, reasoning: str, said: str, budget: int) -> dict:
+    def completion(self, prompt: int, reasoning: str, said: str, budget: int) -> dict:
         """The reply fixture with this reply's text: thinking and answer share the budget (DeepSeek's max_tokens
         counts the thinking); cut inside the thinking, the answer is empty (DeepSeek) or null (vLLM)."""
         reply = copy.deepcopy(self.reply)
@@ -120,10 +120,11 @@ class ChatOnlyAPI(ThreadingHTTPServer):
         message["content"] = answer or self.empty
         choice["finish_reason"] = "length" if cut else "stop"
         usage = reply["usage"]
-        usage["completion_tokens"] = len(thought) + len(answer)
+        usage["prompt_tokens"], usage["completion_tokens"] = prompt, len(thought) + len(answer)
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if "completion_tokens_details" in usage:
             usage["completion_tokens_details"]["reasoning_tokens"] = len(thought)
+            usage["prompt_cache_miss_tokens"] = prompt  # nothing cached: prompt_cache_hit_tokens stays 0
         return reply
 
     def error(self, name: str, **fields) -> tuple[int, dict, dict]:
