@@ -61,12 +61,12 @@ from eval.ablation import (
     baseline_cell,
     cells,
     load_grid,
-    model_slug,
     recorded,
     render_markdown,
     write_outputs,
 )
 from eval.campaign import run_reused
+from eval.plan import PlanError
 from eval.schema import RunConfig
 
 
@@ -89,8 +89,9 @@ def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
 # -- running ----------------------------------------------------------------------------------
 
 
-def run_cell(argv: list[str], cell: Cell, settings: dict, out: Path, *, recheck: bool = False) -> tuple[int, bool]:
-    """One evaluator run (resuming whatever `out` holds); returns (exit status, whether it was reused as is)."""
+def run_cell(argv: list[str], cell: Cell, settings: dict, out: Path, *, recheck: bool = False) -> bool:
+    """One evaluator run (resuming whatever `out` holds); returns whether it was reused as is. A failure is printed
+    and left in the cell's marker, where the table reads it."""
 
     def verify(config: RunConfig) -> None:
         if wrong := {k: got for k, v in settings.items() if (got := recorded(config, cell.base, k)) != v}:
@@ -101,7 +102,7 @@ def run_cell(argv: list[str], cell: Cell, settings: dict, out: Path, *, recheck:
     outcome = run_reused(argv, out, {"settings": settings}, recheck=recheck, verify=verify)
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
-    return outcome.status, outcome.reused
+    return outcome.reused
 
 
 # -- CLI --------------------------------------------------------------------------------------
@@ -137,21 +138,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     plan = [(m, c) for m in grid.models for c in all_cells]
+    dirs = grid.model_dirs()
     if args.dry_run:
         for m, c in plan:
             print(f"{c.label:28} python -m eval.agentic {' '.join(agentic_argv(grid, m, c))} "
-                  f"--out {out / model_slug(m) / c.slug}"
+                  f"--out {out / dirs[m] / c.slug}"
                   + (f"   # RunConfig {c.settings(grid)}" if c.settings(grid) else ""))  # fmt: skip
         return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.toml").write_text(args.grid.read_text(encoding="utf-8"), encoding="utf-8")
-    statuses: dict[tuple[str, Cell], str] = {}
     if not args.no_run:
         for i, (model, cell) in enumerate(plan, start=1):
-            cell_out = out / model_slug(model) / cell.slug
+            cell_out = out / dirs[model] / cell.slug
             print(f"[{i}/{len(plan)}] {model} · {cell.label} -> {cell_out}", file=sys.stderr, flush=True)
             try:
-                status, reused = run_cell(
+                reused = run_cell(
                     agentic_argv(grid, model, cell), cell, cell.settings(grid), cell_out, recheck=args.recheck
                 )
             except KeyboardInterrupt:
@@ -161,14 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 130
-            except GridError as e:
+            except PlanError as e:  # a cell's flags the evaluator refuses, or a manifest without its settings
                 print(f"error: {e}", file=sys.stderr)
                 return 2
             if reused:
                 print("    finished earlier: reused", file=sys.stderr)
-            statuses[(model, cell)] = "done" if status == 0 else f"failed (exit {status})"
     try:
-        ablation = analyse(grid, out, statuses)
+        ablation = analyse(grid, out)
     except (GridError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         f"table: {paths['md']} ({paths['csv'].name}, {paths['json'].name})\nhtml: python -m eval.html_report {out}",
         file=sys.stderr,
     )
-    return 1 if any(s != "done" for s in statuses.values()) else 0
+    return 1 if any(r.status == "failed" for r in ablation.runs) else 0
 
 
 if __name__ == "__main__":

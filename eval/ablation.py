@@ -31,10 +31,10 @@ from eval.analysis import (
     paired,
     regrade,
 )
-from eval.plan import Plan, PlanError, load_plan
+from eval.plan import Plan, PlanError, duplicate, load_plan, model_key, model_name, other_model, read_run, run_names
 from eval.schema import AnswerKey, Prediction, Question, RunConfig
 from eval.shuffle import rotations
-from eval.store import RunDirError, graph_predictions, read_manifest
+from eval.store import graph_predictions
 from graphs import GraphSpec, UnknownGraph, option_fields
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
@@ -67,6 +67,10 @@ class Grid(Plan):
     sample_temperature: float = Field(default=_SC.model_fields["sample_temperature"].default, ge=0.0)
     baseline: str = "single"
 
+    def model_dirs(self) -> dict[str, str]:
+        """Each model's directory in the ablation's: its name, and where two share one, a hash of its path too."""
+        return dict(zip(self.models, run_names([(model_name(m), m) for m in self.models]), strict=True))
+
 
 def _default_model() -> str:
     from eval.models import DEFAULT_MODEL
@@ -82,6 +86,7 @@ class Cell:
     circular: bool = False  # every rotation of the options asked; scored right only when right under all of them
     critic: str = ""  # --critic-model; "" = the drafter's own model
     options: tuple[tuple[str, Any], ...] = ()  # the grid's `vary` values this cell takes
+    critic_name: str = field(default="", compare=False)  # the critic in labels: as the grid names its models
 
     @property
     def base(self) -> str:
@@ -110,7 +115,7 @@ class Cell:
         )  # fmt: skip
 
     def _flags(self, equals: str) -> tuple[str, str]:
-        return "circular" if self.circular else "", f"critic{equals}{model_slug(self.critic)}" if self.critic else ""
+        return "circular" if self.circular else "", f"critic{equals}{self.critic_name}" if self.critic else ""
 
     def settings(self, grid: Grid) -> dict:
         """What this cell sets beyond the grid's shared flags: its prompt variant and its strategy's options."""
@@ -140,6 +145,14 @@ def load_grid(path: Path) -> Grid:
     if bad := sorted(set(grid.vary) - set(fields) | set(grid.vary) & (Grid.crossed | set(grid.options))):
         why = "is set by `options` too" if bad[0] in grid.options else "is not a strategy option the grid may vary"
         raise GridError(f"{path}: vary.{bad[0]} {why}; choose from: {', '.join(sorted(set(fields) - Grid.crossed))}")
+    for key in ("models", "critics"):  # the same model twice would be two rows of one run
+        if twice := duplicate(getattr(grid, key), model_key):
+            same = (
+                f"{twice[0]!r} is listed twice"
+                if twice[0] == twice[1]
+                else f"{twice[0]!r} and {twice[1]!r} are one model"
+            )
+            raise GridError(f"{path}: {key}: {same}; list it once")
     return grid
 
 
@@ -164,6 +177,7 @@ def cells(grid: Grid) -> list[Cell]:
             wanted = [""]
         ks: list[int | None] = list(grid.samples) if base in SAMPLING_GRAPHS else [None]
         critics = ["", *grid.critics] if "critic" in spec.strategy.roles else [""]
+        critic_names = dict(zip(grid.critics, run_names([(model_name(c), c) for c in grid.critics]), strict=True))
         varied = _varied(grid, spec.strategy)
         circulars = (
             grid.circular if all(isinstance(c, bool) for c in grid.circular) else [False, True]
@@ -175,7 +189,8 @@ def cells(grid: Grid) -> list[Cell]:
                     for circular in circulars:
                         for critic in critics:
                             for options in varied:
-                                if (cell := Cell(graph, variant, k, circular, critic, options)) not in found:
+                                cell = Cell(graph, variant, k, circular, critic, options, critic_names.get(critic, ""))
+                                if cell not in found:
                                     found.append(cell)
     return found
 
@@ -212,13 +227,6 @@ def baseline_cell(grid: Grid, all_cells: list[Cell]) -> Cell:
     return matches[0]
 
 
-def model_slug(model: str) -> str:
-    from eval.models import PACKAGED_MODELS
-
-    name = model if model in PACKAGED_MODELS else Path(model).stem
-    return re.sub(r"[^\w.+-]", "_", name)
-
-
 # -- analysis ---------------------------------------------------------------------------------
 
 
@@ -227,7 +235,8 @@ class CellRun:
     model: str
     cell: Cell
     out: Path
-    status: str = "missing"  # done, failed (exit N), missing
+    status: str = "missing"  # done, failed, missing
+    error: str = ""  # why it failed
     config: RunConfig | None = None
     predictions: dict[str, Prediction] = field(default_factory=dict)
 
@@ -236,18 +245,16 @@ class CellRun:
         return self.cell.label
 
 
-def load_cell(model: str, cell: Cell, out: Path, status: str | None = None) -> CellRun:
+def load_cell(model: str, cell: Cell, out: Path) -> CellRun:
+    """done: it has results (unfinished ones are noted); failed: its last attempt stopped with an error, or its
+    directory holds another model's run; missing: never started."""
     run = CellRun(model, cell, out)
-    manifest = out / "manifest.json"
-    if manifest.exists():
-        try:
-            run.config = read_manifest(out)
-        except RunDirError as e:
-            raise GridError(str(e)) from None
+    run.config, run.error = read_run(out, lambda config: other_model(config, model), GridError)
+    if run.config:
         run.predictions = graph_predictions(out, run.config.graphs[0])
         run.status = "done"
-    if status:
-        run.status = status
+    elif run.error:
+        run.status = "failed"
     return run
 
 
@@ -332,15 +339,15 @@ class Ablation:
     key: AnswerKey
 
 
-def analyse(grid: Grid, out: Path, statuses: dict[tuple[str, Cell], str] | None = None) -> Ablation:
+def analyse(grid: Grid, out: Path) -> Ablation:
     """Everything the table and the HTML report show, from the cells' run directories."""
     from eval.stats import holm
 
-    statuses = statuses or {}
     all_cells = cells(grid)
     baseline = baseline_cell(grid, all_cells)
-    runs = [load_cell(m, c, out / model_slug(m) / c.slug, statuses.get((m, c))) for m in grid.models for c in all_cells]
-    notes: list[str] = []
+    dirs = grid.model_dirs()
+    runs = [load_cell(m, c, out / dirs[m] / c.slug) for m in grid.models for c in all_cells]
+    notes = [f"{r.model} · {r.label} failed: {r.error}" for r in runs if r.status == "failed"]
     done = [r for r in runs if r.config]
     ids = done[0].config.original_ids if done else []
     if differing := [r.label for r in done if r.config.original_ids != ids]:
@@ -624,6 +631,4 @@ def write_outputs(ablation: Ablation) -> dict[str, Path]:
 def load_ablation(out: Path) -> Ablation:
     """Re-read an ablation directory (for the HTML report): its grid from ablation.json, cells from disk."""
     document = json.loads((out / f"{ABLATION}.json").read_text(encoding="utf-8"))
-    grid = Grid.model_validate(document["grid"])
-    statuses = {(r["model"], c): r["status"] for r in document["rows"] for c in cells(grid) if c.label == r["cell"]}
-    return analyse(grid, out, statuses)
+    return analyse(Grid.model_validate(document["grid"]), out)

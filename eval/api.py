@@ -157,7 +157,8 @@ class _RunSpec(BaseModel):
         "answer generated; other servers: max_tokens only); default 0: thinking counts against the reply's budget",
     )
     backend: Literal["llama", "openai"] = Field(
-        "llama", **_serving("llama: in-process llama.cpp (default); openai: an HTTP server")
+        "llama",
+        **_serving("llama: in-process llama.cpp (default); openai: an HTTP server (the default with --base-url)"),
     )
     base_url: str | None = Field(None, **_serving("the server's OpenAI API root, e.g. http://127.0.0.1:8000/v1"))
     model_name: str | None = Field(None, **_serving("model name to request (default: the first one the server lists)"))

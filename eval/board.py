@@ -32,10 +32,21 @@ from eval.analysis import accuracy, answer_key, collapse_rotations, key_text, pa
 from eval.figures import p_value as _p
 from eval.figures import pct as _pct
 from eval.figures import pts as _pts
-from eval.plan import MARKER, RESERVED, Plan, PlanError, load_plan
+from eval.plan import (
+    RESERVED,
+    Plan,
+    PlanError,
+    duplicate,
+    load_plan,
+    model_key,
+    model_name,
+    other_model,
+    read_run,
+    run_names,
+)
 from eval.schema import Accuracy, AnswerKey, Prediction, Question, RunConfig
 from eval.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
-from eval.store import RunDirError, finished, graph_predictions, read_manifest
+from eval.store import finished, graph_predictions
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
@@ -102,15 +113,13 @@ class Entry(BaseModel):
     def label(self) -> str:
         if self.name:
             return self.name
-        from eval.models import PACKAGED_MODELS
-
         if self.model:
-            return self.model if self.model in PACKAGED_MODELS else Path(self.model).stem
+            return model_name(self.model)
         return self.model_name or self.base_url
 
-    @property
-    def slug(self) -> str:
-        return "".join(c if c.isalnum() or c in "._+-" else "_" for c in self.label)
+    def mismatch(self, config: RunConfig) -> str:
+        """Why a run's manifest is not of this entry's model ("" when it is)."""
+        return other_model(config, self.model, self.model_name if self.base_url else None)
 
     def argv(self) -> list[str]:
         argv = ["--model", self.model] if self.model else []
@@ -161,18 +170,22 @@ class Board(Plan):
                 raise ValueError(str(e)) from None
         if len(self.strategies) > 1 and self.baseline not in self.strategies:
             raise ValueError(f"baseline {self.baseline!r} is not one of the strategies {self.strategies}")
-        slugs = [m.slug for m in self.models]
-        if dupes := sorted({s for s in slugs if slugs.count(s) > 1}):
+        labels = [m.label for m in self.models]  # what every table tells the models apart by
+        if dupes := sorted({s for s in labels if labels.count(s) > 1}):
             raise ValueError(f"two models are both called {dupes[0]!r}; give them distinct `name`s")
+        if twice := duplicate(
+            self.models, lambda m: (m.model and model_key(m.model), m.base_url, m.model_name, tuple(m.args))
+        ):
+            raise ValueError(f"{twice[0].label} and {twice[1].label} are one model with the same flags; list it once")
         return self
+
+    def run_dir(self, out: Path, entry: Entry, strategy: str) -> Path:
+        """OUT/MODEL/STRATEGY, a directory no other entry shares (a hash of the label beside a name two share)."""
+        return out / run_names([(m.label, m.label) for m in self.models])[self.models.index(entry)] / strategy
 
 
 def load_board(path: Path) -> Board:
     return load_plan(path, Board, BoardError)
-
-
-def run_dir(out: Path, entry: Entry, strategy: str) -> Path:
-    return out / entry.slug / strategy
 
 
 def run_argv(board: Board, entry: Entry, strategy: str) -> list[str]:
@@ -212,22 +225,12 @@ def load_run(entry: Entry, strategy: str, out: Path) -> EntryRun:
     """done: every question has a result; partial: unfinished (or with errors) and left out of the statistics;
     failed: the last attempt stopped with an error (its marker says which); missing: never started."""
     run = EntryRun(entry, strategy, out)
-    try:
-        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        marker = {}
-    except (ValueError, OSError):
-        marker = {"error": f"{out / MARKER} is unreadable"}
-    if marker.get("error"):  # even with a manifest: a model that failed to load after the run directory was made
-        run.status, run.error = "failed", marker["error"]
-        return run
-    if (out / "manifest.json").exists():
-        try:
-            run.config = read_manifest(out)
-        except RunDirError as e:
-            raise BoardError(str(e)) from None
+    run.config, run.error = read_run(out, entry.mismatch, BoardError)
+    if run.config:
         run.predictions = graph_predictions(out, run.config.graphs[0])
         run.status = "done" if finished(run.config, run.predictions) else "partial"
+    elif run.error:
+        run.status = "failed"
     return run
 
 
@@ -386,7 +389,7 @@ class Leaderboard(BaseModel):
 
 def analyse(board: Board, out: Path) -> Leaderboard:
     """Everything the leaderboard shows, from the run directories under `out`."""
-    runs = [load_run(e, s, run_dir(out, e, s)) for s in board.strategies for e in board.models]
+    runs = [load_run(e, s, board.run_dir(out, e, s)) for s in board.strategies for e in board.models]
     done = [r for r in runs if r.status == "done"]
     notes = [f"{r.model} · {r.strategy} did not run: {r.error}" for r in runs if r.status == "failed"]
     notes += [f"{r.model} · {r.strategy} has not run yet" for r in runs if r.status == "missing"]

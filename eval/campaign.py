@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from eval.api import ERRORS, RunSpec, evaluate
-from eval.board import Board, Leaderboard, analyse, run_argv, run_dir, write_outputs
+from eval.board import Board, Leaderboard, analyse, run_argv, write_outputs
 from eval.flags import parse
 from eval.plan import MARKER, PlanError
 from eval.schema import RunConfig
@@ -83,7 +83,7 @@ def run_leaderboard(
     out.mkdir(parents=True, exist_ok=True)
     plan = [(e, s) for s in board.strategies for e in board.models]
     for i, (entry, strategy) in enumerate(plan, start=1):
-        where = run_dir(out, entry, strategy)
+        where = board.run_dir(out, entry, strategy)
         progress(f"[{i}/{len(plan)}] {entry.label} · {strategy} -> {where}")
         outcome = run_reused(run_argv(board, entry, strategy), where, {}, recheck=recheck)
         if outcome.reused:

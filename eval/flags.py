@@ -55,9 +55,17 @@ def from_args(parser: argparse.ArgumentParser, model: type[BaseModel], args: arg
     try:
         return model(**given)
     except ValidationError as e:
-        error = e.errors()[0]
-        flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else ""
-        parser.error(f"{flag}: {error['msg']}")
+        where, what = problem(e)
+        # a rule over several flags (no field) names them in its message
+        parser.error(f"--{where.split('.')[0].replace('_', '-')}: {what}" if where else what)
+
+
+def problem(e: ValidationError) -> tuple[str, str]:
+    """A validation error's first problem as one line's parts: where (the field's dotted path; "" for a rule over
+    several fields) and what (a validator's own message as it wrote it)."""
+    error = e.errors()[0]
+    what = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    return ".".join(str(p) for p in error["loc"]), what
 
 
 def parse(model: type[BaseModel], argv: list[str], *, prog: str, error: type[Exception]) -> Any:

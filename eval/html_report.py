@@ -200,15 +200,16 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
 
 
 def load_ablation_page(out: Path) -> Page:
-    from eval.ablation import load_ablation, model_slug, summary_of
+    from eval.ablation import load_ablation, summary_of
 
     ablation = load_ablation(out)
     several = len(ablation.grid.models) > 1
+    names = ablation.grid.model_dirs()  # unique, as the cells' directories are named
     columns = []
     for run in ablation.runs:
         if not run.config:
             continue
-        title = f"{model_slug(run.model)} · {run.label}" if several else run.label
+        title = f"{names[run.model]} · {run.label}" if several else run.label
         preds = {q: p for q, p in run.predictions.items() if q in ablation.questions}
         columns.append(
             Column(
@@ -219,14 +220,14 @@ def load_ablation_page(out: Path) -> Page:
                 run.config,
                 preds,
                 summary_of(run, ablation.questions).graphs[0],
-                group=model_slug(run.model),
+                group=names[run.model],
             )
         )
     comparisons = []
     for row in ablation.rows:
         if row.get("diff") is not None:
-            title = f"{model_slug(row['model'])} · {row['cell']}" if several else row["cell"]
-            base = f"{model_slug(row['model'])} · {row['baseline']}" if several else row["baseline"]
+            title = f"{names[row['model']]} · {row['cell']}" if several else row["cell"]
+            base = f"{names[row['model']]} · {row['baseline']}" if several else row["baseline"]
             comparisons.append(
                 {
                     "column": title,

@@ -40,8 +40,9 @@ import sys
 from pathlib import Path
 
 from eval import log as logsetup
-from eval.board import BoardError, analyse, load_board, render_markdown, run_argv, run_dir, write_outputs
+from eval.board import analyse, load_board, render_markdown, run_argv, write_outputs
 from eval.campaign import run_leaderboard
+from eval.plan import PlanError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             for s in board.strategies:
                 for e in board.models:
-                    print(f"python -m eval.agentic {' '.join(run_argv(board, e, s))} --out {run_dir(out, e, s)}")
+                    print(f"python -m eval.agentic {' '.join(run_argv(board, e, s))} --out {board.run_dir(out, e, s)}")
             return 0
         if args.no_run:
             out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: finished predictions are kept; run the same command again to resume ({out})",
               file=sys.stderr)  # fmt: skip
         return 130
-    except (BoardError, DataError) as e:
+    except (PlanError, DataError) as e:  # the spec, or a run's flags the evaluator refuses
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(render_markdown(leaderboard))

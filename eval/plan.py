@@ -7,13 +7,23 @@ with the same names; this module turns them into those flags once for both.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
 import tomllib
+from collections import Counter
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eval.schema import Level, Question, Specialty
+from eval.cache import model_sha256
+from eval.flags import problem
+from eval.models import PACKAGED_MODELS
+from eval.schema import Level, Question, RunConfig, Specialty
+from eval.store import RunDirError, read_manifest
 from graphs import option_fields
 
 MARKER = "cell.json"  # in each run directory of a plan: the flags it ran with, and whether it finished
@@ -99,9 +109,8 @@ def load_plan(path: Path, kind: type[P], error: type[Exception] = PlanError) -> 
     try:
         plan = kind.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise error(f"{path}: {where}: {first['msg']}") from None
+        where, what = problem(e)
+        raise error(f"{path}: {where + ': ' if where else ''}{what}") from None
     fields = option_fields()
     if unknown := sorted(set(plan.options) - set(fields) | set(plan.options) & kind.crossed):
         raise error(
@@ -113,3 +122,88 @@ def load_plan(path: Path, kind: type[P], error: type[Exception] = PlanError) -> 
             flag = arg.split("=", 1)[0]
             raise error(f"{path}: extra_args may not set {flag}; the {kind.noun} sets it (use its own key)")
     return plan
+
+
+# -- the models of a plan and their run directories -------------------------------------------
+
+T = TypeVar("T")
+
+
+def model_name(model: str) -> str:
+    """What a model is called unless a plan names it: its packaged name, or its file's stem."""
+    return model if model in PACKAGED_MODELS else Path(model).stem
+
+
+def model_key(model: str) -> str:
+    """What tells two models apart: a packaged name or an endpoint as given, a file however its path is written
+    (symlinks followed)."""
+    return model if model in PACKAGED_MODELS or "://" in model else os.path.realpath(os.path.expanduser(model))
+
+
+def duplicate(items: list[T], key: Callable[[T], Hashable]) -> tuple[T, T] | None:
+    """The first two of `items` with the same key (the same run twice), or None."""
+    seen: dict[Hashable, T] = {}
+    for item in items:
+        if (k := key(item)) in seen:
+            return seen[k], item
+        seen[k] = item
+    return None
+
+
+def run_names(entries: list[tuple[str, str]]) -> list[str]:
+    """Directory names for a plan's entries, each given as (its name, what tells it apart): the name with what a
+    path may not hold replaced, and where two entries would share one (on a case-insensitive file system too), a
+    short hash of what tells each apart after it, so no two entries ever share a run directory."""
+    safe = [re.sub(r"[^\w.+-]", "_", name) for name, _ in entries]
+    taken = Counter(s.casefold() for s in safe)
+    return [
+        s if taken[s.casefold()] == 1 else f"{s}-{hashlib.sha256(apart.encode()).hexdigest()[:8]}"
+        for s, (_, apart) in zip(safe, entries, strict=True)
+    ]
+
+
+def other_model(config: RunConfig, model: str, served: str | None = None) -> str:
+    """Why the run whose manifest is `config` is not a run of `model` (a packaged name or GGUF path, "" for none),
+    or "" when it is. `served`: for a model behind an endpoint, the model name requested ("" = the server's first);
+    `model` is then the GGUF it serves, if given. Checked by path and by the file's hash, where both are known."""
+    if served is not None:
+        if not config.model.startswith("openai:") or (served and config.model != f"openai:{served}"):
+            return f"its manifest names {config.model}, not a server's {served or 'model'}"
+    elif config.model.startswith("openai:") or (
+        model not in PACKAGED_MODELS and config.model != str(Path(model).expanduser())
+    ):
+        return f"its manifest names {config.model}, not {model}"
+    if model and config.model_sha256:
+        path = Path(model).expanduser()
+        if model in PACKAGED_MODELS:
+            want = PACKAGED_MODELS[model].sha256
+        else:  # a file that is gone is checked by its path alone
+            want = model_sha256(path) if path.is_file() else ""
+        if want and want != config.model_sha256:
+            return f"its manifest's model has sha256 {config.model_sha256[:12]}…, {model} has {want[:12]}…"
+    return ""
+
+
+def read_run(out: Path, mismatch: Callable[[RunConfig], str], error: type[Exception] = PlanError):
+    """A plan's run directory as its tables take it: (its manifest, or None; why it failed, or "").
+
+    A run whose last attempt stopped with an error (its marker says which) or whose manifest names another model
+    than the entry's (`mismatch` says why) is failed: no row is ever built from it. `error`: raised, one line, for
+    an unreadable manifest."""
+    try:
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        marker = {}
+    except (ValueError, OSError):
+        marker = {"error": f"{out / MARKER} is unreadable"}
+    if marker.get("error"):  # even with a manifest: a model that failed to load after the run directory was made
+        return None, str(marker["error"])
+    if not (out / "manifest.json").exists():
+        return None, ""
+    try:
+        config = read_manifest(out)
+    except RunDirError as e:
+        raise error(str(e)) from None
+    if why := mismatch(config):
+        return None, f"{out} holds a run of another model: {why}"
+    return config, ""

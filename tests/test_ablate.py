@@ -501,3 +501,90 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("finished earlier: reused") == 2
     assert {c: (d / "predictions.jsonl").read_bytes() for c, d in cell_dirs.items()} == before
+
+
+# -- each model its own cells, each row its own model's run -----------------------------------
+
+
+def test_two_models_with_one_file_name_each_get_their_own_cells_and_rows(tmp_path, monkeypatch):
+    """a/m.gguf is SmolLM2, b/m.gguf Qwen 0.5B: one file name, two models. Each gets its own cell directory and its
+    row its own run's numbers; a cell whose directory holds another model's run is failed in every table."""
+    import shutil
+
+    from eval.ablate import main
+    from eval.html_report import main as html_report
+    from eval.models import resolve_model
+
+    monkeypatch.chdir(tmp_path)  # the grid's paths are relative, as on a command line
+    for folder, model in (("a", TINY), ("b", "qwen2.5-coder-0.5b")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.gguf").symlink_to(resolve_model(model))
+    grid = write_grid(
+        tmp_path,
+        'models = ["a/m.gguf", "b/m.gguf"]\ngraphs = ["single"]\nlimit = 2\n'
+        'extra_args = ["--n-threads", "1", "--n-ctx", "1024"]\n',
+    )
+    out = tmp_path / "ablation"
+    assert main([str(grid), "--out", str(out)]) == 0
+    rows = json.loads((out / "ablation.json").read_text(encoding="utf-8"))["rows"]
+    assert [r["model"] for r in rows] == ["a/m.gguf", "b/m.gguf"] and all(r["status"] == "done" for r in rows)
+    runs = [Path(r["run_dir"]) for r in rows]
+    assert runs[0] != runs[1] and all(d.parent.name.startswith("m-") for d in runs)
+    manifests = [json.loads((d / "manifest.json").read_text(encoding="utf-8")) for d in runs]
+    assert [m["model"] for m in manifests] == ["a/m.gguf", "b/m.gguf"]
+    assert manifests[0]["model_sha256"] != manifests[1]["model_sha256"]
+    for row, run in zip(rows, runs, strict=True):  # the row's numbers are its own run's
+        made = [json.loads(line) for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert (row["n"], row["correct"]) == (2, sum(p["correct"] for p in made))
+        assert row["prompt_tokens_per_q"] == pytest.approx(sum(p["prompt_tokens"] for p in made) / 2)
+    # Two tokenizers: the same prompts are not the same number of tokens, so the rows are not one run twice.
+    assert rows[0]["prompt_tokens_per_q"] != rows[1]["prompt_tokens_per_q"]
+
+    # Qwen's cell directory now holds SmolLM2's run (as after a grid edited on the same --out): never its numbers.
+    shutil.rmtree(runs[1])
+    shutil.copytree(runs[0], runs[1])
+    assert main([str(grid), "--out", str(out), "--no-run"]) == 1
+    qwen = json.loads((out / "ablation.json").read_text(encoding="utf-8"))["rows"][1]
+    assert qwen["status"] == "failed" and qwen.get("n") is None
+    markdown = (out / "ablation.md").read_text(encoding="utf-8")
+    assert "| b/m.gguf | single | failed |" in markdown
+    assert f"Note: b/m.gguf · single failed: {runs[1]} holds a run of another model: its manifest names a/m.gguf" in (
+        markdown
+    )
+    assert html_report([str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "b/m.gguf · single</td><td>failed</td>" in page and "holds a run of another model" in page
+
+    # The same path, another file: a/m.gguf is now Qwen, and SmolLM2's run (made as a/m.gguf) is not its run.
+    (tmp_path / "a" / "m.gguf").unlink()
+    (tmp_path / "a" / "m.gguf").symlink_to(resolve_model("qwen2.5-coder-0.5b"))
+    alone = tmp_path / "alone"
+    shutil.copytree(runs[0], alone / "m" / "single")
+    grid = write_grid(tmp_path, 'models = ["a/m.gguf"]\ngraphs = ["single"]\nlimit = 2\n')
+    assert main([str(grid), "--out", str(alone), "--no-run"]) == 1
+    assert "| a/m.gguf | single | failed |" in (alone / "ablation.md").read_text(encoding="utf-8")
+    assert "holds a run of another model: its manifest's model has sha256 " in (alone / "ablation.md").read_text(
+        encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        ('["smollm2-135m", "smollm2-135m"]', "models: 'smollm2-135m' is listed twice; list it once"),
+        ('["a/m.gguf", "./a/m.gguf"]', "models: 'a/m.gguf' and './a/m.gguf' are one model; list it once"),
+    ],
+)
+def test_a_model_listed_twice_is_refused_in_one_line(tmp_path, capsys, models, message):
+    from eval.ablate import main
+
+    assert main([str(write_grid(tmp_path, f'models = {models}\ngraphs = ["single"]\n')), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'grid.toml'}: {message}\n"
+
+
+def test_critics_with_one_file_name_get_their_own_cells(tmp_path):
+    grid = load_grid(write_grid(tmp_path, 'graphs = ["reflect"]\ncritics = ["a/c.gguf", "b/c.gguf"]\n'))
+    critics = [c for c in cells(grid) if c.critic]
+    assert len({c.label for c in critics}) == len({c.slug for c in critics}) == 2
+    assert all(c.label.startswith("reflect[critic=c-") for c in critics)

@@ -94,3 +94,36 @@ def test_unknown_prompt_variant_is_refused_before_anything_is_written(cli, tmp_p
     )
     assert result.returncode == 2 and "no prompt variant 'xx'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_base_url_is_never_ignored(tmp_path, capsys):
+    """--base-url selects the OpenAI backend (a dead port: the server-down error, not an in-process run); with
+    --backend llama it is an error, in the Python API and in a grid's or a leaderboard's flags too."""
+    import pytest
+    from pydantic import ValidationError
+
+    from eval import ablate, agentic, leaderboard
+    from eval.api import RunSpec
+    from eval.serve import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    refused = "--base-url needs --backend openai (--backend llama evaluates in-process)"
+    assert RunSpec(base_url=url).backend == "openai"
+    with pytest.raises(ValidationError, match=refused.replace("(", r"\(").replace(")", r"\)")):
+        RunSpec(base_url=url, backend="llama")
+
+    assert agentic.main(["--base-url", url, "--limit", "2", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no server answers at {url}/models")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SystemExit) as stopped:
+        agentic.main(["--backend", "llama", "--base-url", url, "--out", str(tmp_path / "r")])
+    assert stopped.value.code == 2 and capsys.readouterr().err.endswith(f"error: {refused}\n")
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'graphs = ["single"]\nextra_args = ["--backend", "llama", "--base-url", "{url}"]\n')
+    assert ablate.main([str(grid), "--out", str(tmp_path / "grid")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: plan: {refused}"
+    spec = tmp_path / "board.toml"
+    spec.write_text(f'models = ["{TINY}"]\nlimit = 2\nextra_args = ["--base-url", "{url}"]\n')
+    assert leaderboard.main([str(spec), "--out", str(tmp_path / "board")]) == 1
+    assert f"{TINY} · single did not run: no server answers at {url}/models" in capsys.readouterr().out

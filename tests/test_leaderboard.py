@@ -177,6 +177,10 @@ def test_calibration_against_hand_computation():
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--limit", "3"]', "a: args may not set --limit"),
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--base-url=http://x"]', "a: args may not set --base-url"),
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--circular"]', "a: args may not set --circular"),
+        (
+            '[[models]]\nname = "x"\nmodel = "a.gguf"\n[[models]]\nname = "y"\nmodel = "./a.gguf"',
+            "x and y are one model with the same flags; list it once",
+        ),
         ("models = [", "not valid TOML"),
     ],
 )
@@ -503,7 +507,7 @@ def test_power_cli_refuses_nonsense_in_one_line():
 def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
     """Two models asked every rotation: m1 right under all of them on questions 0-5; m2 right in the original order
     only on questions 0-7, so right under every rotation on none."""
-    from eval.board import analyse, run_argv, run_dir
+    from eval.board import analyse, run_argv
     from eval.data import BUNDLED, load_questions, select
     from eval.schema import Prediction, RunConfig
     from eval.shuffle import rotations
@@ -520,7 +524,7 @@ def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
             graphs=["single"], model=entry.model, model_sha256="", data=str(BUNDLED), data_sha256="",
             question_ids=[r.id for r in asked], circular=True,
         )  # fmt: skip
-        store = RunStore(run_dir(tmp_path / "out", entry, "single"), config)
+        store = RunStore(board.run_dir(tmp_path / "out", entry, "single"), config)
         for i, q in enumerate(questions):
             for r, turned in enumerate(rotations(q)):
                 ok = right(i, r)
@@ -537,3 +541,66 @@ def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
     (pair,) = lb.pairs
     assert (pair.first_only, pair.second_only) == (6, 0)
     assert any("circular accuracy" in note for note in lb.notes)
+
+
+def test_names_one_directory_would_hold_get_a_directory_each(tmp_path):
+    spec = tmp_path / "board.toml"
+    spec.write_text(
+        "".join(f'[[models]]\nname = "{n}"\nmodel = "{n}.gguf"\n' for n in ("a/b", "a_b", "M", "m")), encoding="utf-8"
+    )
+    board = load_board(spec)
+    dirs = [board.run_dir(tmp_path, e, "single") for e in board.models]
+    assert len({str(d).casefold() for d in dirs}) == 4  # also on a case-insensitive file system
+    assert [d.parent.name.rsplit("-", 1)[0] for d in dirs] == ["a_b", "a_b", "M", "m"]
+
+
+def test_a_run_of_another_model_is_never_a_row(tmp_path):
+    """m1's directory holds m2's run (copied there, or left by an earlier spec): m1 is failed in every table, never
+    ranked with m2's numbers."""
+    from eval.board import analyse, render_markdown
+    from eval.board_page import render
+    from eval.data import BUNDLED, load_questions, select
+    from eval.schema import Prediction, RunConfig
+    from eval.store import RunStore
+
+    spec = tmp_path / "board.toml"
+    spec.write_text('models = ["m1.gguf", "m2.gguf"]\nlimit = 4\n', encoding="utf-8")
+    board = load_board(spec)
+    questions = select(load_questions(BUNDLED), limit=4)
+    config = RunConfig(
+        graphs=["single"], model="m2.gguf", model_sha256="", data=str(BUNDLED), data_sha256="",
+        question_ids=[q.id for q in questions],
+    )  # fmt: skip
+    for entry in board.models:
+        store = RunStore(board.run_dir(tmp_path / "out", entry, "single"), config)
+        for q in questions:
+            store.append(
+                Prediction(question_id=q.id, graph="single", answer=q.answer, gold=q.answer, correct=True,
+                           parse_status="ok", answer_method="next_token", model_calls=1)
+            )  # fmt: skip
+        store.close()
+    lb = analyse(board, tmp_path / "out")
+    m1, m2 = lb.rows
+    assert (m1.model, m1.status, m1.overall, m1.rank) == ("m1", "failed", None, None)
+    assert m1.error.endswith("holds a run of another model: its manifest names m2.gguf, not m1.gguf")
+    assert (m2.status, m2.overall.correct, m2.rank) == ("done", 4, 1) and not lb.pairs
+    assert "| – | m1 | single | failed |" in render_markdown(lb)
+    assert "<b>m1</b> <span class='badge err'" in render(lb, "board")
+
+
+PRICED = """limit = 4
+[[models]]
+name = "r1"
+base_url = "http://api.example/v1"
+model_name = "deepseek-reasoner"
+[models.facts]
+total_params = 671e9
+active_params = 37e9
+n_experts = 256
+n_experts_used = 8
+usd_per_million_input = 0.55
+usd_per_million_output = 2.19
+
+[[models]]
+model = "m2.gguf"
+"""
