@@ -46,13 +46,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(result.markdown)
     print(f"predictions: {result.predictions}\nreport: {result.out / 'report.md'}", file=sys.stderr)
-    if errors := sum(g.errors for g in result.summary.graphs):  # scripts and CI must notice an incomplete run
+    # Scripts and CI must notice an incomplete run: 1 when running again can help, 2 when only new input can.
+    permanent = sum(g.permanent_errors for g in result.summary.graphs)
+    if errors := sum(g.errors for g in result.summary.graphs) - permanent:
         print(
             f"{errors} predictions ended in an error (left out of the accuracies); run the same command again to "
-            "retry them",
+            "retry them"
+            + (f" ({permanent} more ended in a permanent error: retrying cannot help)" if permanent else ""),
             file=sys.stderr,
         )
         return 1
+    if permanent:
+        print(
+            f"error: {permanent} predictions ended in a permanent error (left out of the accuracies; retrying cannot "
+            "help): their prompts can never fit the context window; shorten those questions or raise --n-ctx",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -418,6 +418,14 @@ def analyse(board: Board, out: Path) -> Leaderboard:
             f"{len(order) - len(ids)} of {len(order)} questions are not in every finished run (the runs were made on "
             f"other questions); every statistic uses the {len(ids)} they share"
         )
+    # A finished run's errors are permanent (a prompt that can never fit): the question leaves every run's statistics.
+    answered = [q for q in ids if all(r.predictions[q].parse_status != "error" for r in done)]
+    if len(answered) < len(ids):
+        notes.append(
+            f"{len(ids) - len(answered)} questions are left out of every statistic: some run can never answer them "
+            "(a permanent error: a prompt that cannot fit its context window)"
+        )
+        ids = answered
     questions = {q: _questions(done[0].config, seen)[q] for q in ids}
     if multi := [q for q in ids if questions[q].multi]:  # as in every run's headline: single-answer accuracy
         ids = [q for q in ids if not questions[q].multi]

@@ -85,8 +85,8 @@ class RunStore:
         return read_predictions(self.out)
 
     def done(self) -> set[tuple[str, str]]:
-        """Pairs with a final prediction; errors are not final and are retried on resume."""
-        return {key for key, p in self.predictions().items() if p.parse_status != "error"}
+        """Pairs with a final prediction; transient errors are not final and are retried on resume."""
+        return {key for key, p in self.predictions().items() if p.final}
 
     def append(self, prediction: Prediction) -> None:
         try:
@@ -128,8 +128,9 @@ def graph_predictions(out: Path, graph: str) -> dict[str, Prediction]:
 
 
 def finished(config: RunConfig, predictions: dict[str, Prediction]) -> bool:
-    """Whether every question of the run has a result (not an error) in `predictions` (one graph's, by id)."""
-    return all(qid in predictions and predictions[qid].parse_status != "error" for qid in config.question_ids)
+    """Whether every question of the run is final in `predictions` (one graph's, by id): a result or a permanent
+    error, which no re-run can change."""
+    return all(qid in predictions and predictions[qid].final for qid in config.question_ids)
 
 
 def compact(prediction: Prediction) -> Prediction:

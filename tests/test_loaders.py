@@ -862,3 +862,23 @@ def test_cli_skip_bad_and_encoding(tmp_path):
         and "unreadable files (1):" in wrong.stdout
         and "cmexam.csv: cannot decode as utf-8 (" in wrong.stdout
     )
+
+
+def test_control_characters_in_question_text_are_a_bad_record(tmp_path):
+    def record(i: int, stem: str, b: str = "乙") -> dict:
+        return {"id": f"c-{i}", "stem": stem, "options": {"A": "甲", "B": b}, "answer": "A"}
+
+    # Tabs, line breaks and U+0085 are text; a NUL or an escape code (JSON's \u0000, \u001b) is not.
+    path = write_jsonl(
+        tmp_path / "q.jsonl",
+        [record(1, "第一行\t第二行\n第三行\x85"), record(2, "胸痛\x00两小时"), record(3, "胸痛", b="乙\x1b[31m")],
+    )
+    assert "\\u0000" in path.read_text(encoding="utf-8")
+    stem_error = f"{path}:2: stem: expected text without control characters, got U+0000 at character 3"
+    with pytest.raises(DataError) as e:
+        load(path)
+    assert str(e.value) == stem_error
+    loaded = load(path, skip_bad=True)
+    option_error = f"{path}:3: option B: expected text without control characters, got U+001B at character 2"
+    assert loaded.bad == [stem_error, option_error]
+    assert [q.id for q in loaded.questions] == ["c-1"] and loaded.records == 3

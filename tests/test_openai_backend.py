@@ -17,7 +17,7 @@ import httpx
 import pytest
 from conftest import TINY
 
-from agents.backends.base import BackendError
+from agents.backends.base import BackendError, PermanentError
 from agents.backends.openai import (
     OpenAIBackend,
     RetryPolicy,
@@ -72,6 +72,8 @@ class Script:
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):
                 raise fault
+            if isinstance(fault, httpx.Response):
+                return fault
             return httpx.Response(fault, json={"error": {"message": f"injected {fault}"}}, headers={"retry-after": "0"})
         content = self.text
         if body.get("grammar"):
@@ -179,6 +181,26 @@ def test_errors_that_retrying_cannot_fix():
     with pytest.raises(openai.BadRequestError):  # not transient: no retry, the runner records it as an error
         backend.score_next(MSGS, LETTERS)
     assert len(SCRIPTS[-1].requests) == before + 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # As llama-server, llama_cpp.server (0.3.36), vLLM and OpenAI word it
+        "request (18041 tokens) exceeds the available context size (2048 tokens), try increasing it",
+        "This model's maximum context length is 2048 tokens, however you requested 18042 tokens (18041 in your prompt;"
+        " 1 for the completion). Please reduce your prompt; or completion length.",
+        "The decoder prompt (length 5000) is longer than the maximum model length of 2048.",
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+    ],
+)
+def test_a_prompt_the_server_says_is_too_long_is_a_permanent_error(message):
+    refusal = httpx.Response(400, json={"error": {"message": message}})
+    backend = scripted(Script(logprobs=[("A", -0.1)], faults=[refusal]), retry=RetryPolicy(retries=3, backoff=0.0))
+    before = len(SCRIPTS[-1].requests)
+    with pytest.raises(PermanentError, match="the server refused the prompt as too long: HTTP 400: "):
+        backend.score_next(MSGS, LETTERS)
+    assert len(SCRIPTS[-1].requests) == before + 1, "retried"
 
 
 def test_parsing_helpers():
@@ -306,6 +328,14 @@ def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path)
     assert '"prompt_mode": "chat"' in result.stderr
     assert all(p["parse_status"] == "ok" and p["answer_method"] == "next_token" for p in predictions(chat))
     assert json.loads((chat / "manifest.json").read_text())["prompts_version"].endswith("+chat-prefix-1")
+
+
+def test_a_prompt_too_long_for_a_real_server_is_a_permanent_error(server):
+    long = [*MSGS[:-1], Message(role="user", content="胸痛" * 3000 + MSGS[-1].content)]
+    for model in (None, resolve_model(TINY)):  # chat and completions
+        backend = OpenAIBackend(server, model_path=model, retry=RetryPolicy(retries=1, backoff=0.0))
+        with pytest.raises(PermanentError, match="maximum context length is 2048 tokens"):
+            backend.score_next(long, LETTERS, assistant_prefix="答案：")
 
 
 def test_completions_mode_scores_match_in_process(server):

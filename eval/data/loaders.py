@@ -383,6 +383,17 @@ def build(raw: Raw, where: str, rules: Rules) -> Question:
         raise DataError(f"{where}: {_describe(e)}") from None
 
 
+# C0 control characters other than tab and line breaks, and DEL: no exam text holds them, and a NUL or an escape code
+# would reach the model as is. (U+0085 and the Unicode line separators are text: they load.)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_text(q: Question, where: str) -> None:
+    for name, text in (("stem", q.stem), *((f"option {k}", v) for k, v in q.options.items())):
+        if m := _CONTROL.search(text):
+            raise _bad(where, name, f"text without control characters, got U+{ord(m[0]):04X} at character {m.end()}")
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "record"
@@ -644,6 +655,7 @@ def load(
                     if isinstance(record, DataError):
                         raise record
                     q = convert(record, where, n, ctx)
+                    _check_text(q, where)
                     if q.id in seen:
                         raise DataError(f"{where}: id: duplicate question id {q.id!r} (first seen at {seen[q.id]})")
                 except DataError as e:
