@@ -91,8 +91,9 @@ _MENTION = (
     r"(?![ \t]+(?:is|was)[ \t]+(?:wrong|incorrect|not\b))"
 )
 _SEPARATOR = r"[ \t]*(?:、|/|或|和|及|与|\bor\b|\band\b|&|\+)[ \t]*"
-# A comma joins letters only when the clause ends there ("答案：C, D。"), not in "答案：B，C项错误" (NFKC makes ， a ,).
-_COMMA = r"[ \t]*,[ \t]*"
+# A comma or semicolon joins letters only when the clause ends there ("答案：C, D。", "选择A；C；"), not in
+# "答案：B，C项错误" (NFKC makes ， a , and ； a ;).
+_COMMA = r"[ \t]*[,;][ \t]*"
 _CLAUSE_END = r"(?=[ \t]*(?:$|[\n,.;:。、)\]】]|或|和|\bor\b|\band\b))"
 # A letter is not an answer when it is part of a word or a term: B超, B族维生素, A型血, T细胞, C反应蛋白, D-二聚体.
 _STANDALONE = r"(?![A-Za-z0-9]|超|族|型|细胞|组|群|类|级|链|受体|因子|反应|淋巴|波|-\w)"
@@ -138,11 +139,24 @@ def _plain(text: str) -> str:
     return re.sub(r"[\W_]+", "", normalise(text)).casefold()
 
 
+def _starts_option_list(text: str, m: re.Match, letters: tuple[str, ...]) -> bool:
+    """The statement's letter is only the first item of an echoed option list: "可以选择：A. 硝普钠 B. 吗啡",
+    "答案：A. 环磷酰胺…⏎B. 利妥昔单抗…" (the next letter's item follows on the same line or the next)."""
+    named = _STANDALONE_LETTER.findall(m.group("letters"))
+    index = letters.index(named[-1].upper()) if named and named[-1].upper() in letters else len(letters)
+    if index + 1 >= len(letters):
+        return False
+    item = rf"[ \t]*[.:)][ \t]*[^\s.:)][^\n]*?(?:\n[ \t>*\-]*)?(?<![A-Za-z0-9]){letters[index + 1]}[ \t]*[.:)]"
+    return re.match(item, text[m.end() :]) is not None
+
+
 def _statement_letter(text: str, letters: tuple[str, ...]) -> tuple[bool, str | None]:
     """(found, letter) from the last statement of the strongest tier present; two different letters in it -> None."""
     best: dict[int, tuple[int, int, str]] = {}
     for pattern, regex in _compiled(letters):
         for m in regex.finditer(text):
+            if _starts_option_list(text, m, letters):
+                continue
             tier = REFERENCE if "ref" in regex.groupindex and m.group("ref") else pattern.tier
             key = (m.end(), -m.start(), m.group("letters"))
             if tier not in best or key > best[tier]:

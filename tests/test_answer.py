@@ -105,6 +105,11 @@ CASES = [
     ("think-closed-no-answer", THINK + "所以答案应该是C。\n</think>\n\n", None),
     ("think-opened-by-template", "首先分析……答案应该是B。</think>\n\n答案：C", "C"),
     ("thinking-tag", "<thinking>答案是A吗？</thinking>\n答案：D", "D"),
+    # -- phrasings found in real outputs (tests/data/extraction_corpus.jsonl) --
+    ("zh-choose-then-echoed-option-list", "可以选择：A. 急性心包炎B. 急性下壁心肌梗死C. 主动脉夹层D. 肺", None),
+    ("zh-answer-then-echoed-option-list", "答案：A. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞", None),
+    ("zh-answer-with-its-text-then-explanation", "答案：B. 急性下壁心肌梗死\n\n解析：C项错误。", "B"),
+    ("zh-letters-joined-by-semicolons", "综合考虑，选择A；C；D（10%）。", None),
     # -- long garbage --
     ("zh-garbage", "答案：" + "很难说" * 200, None),
 ]
