@@ -66,6 +66,7 @@ from eval.ablation import (
     write_outputs,
 )
 from eval.campaign import run_reused
+from eval.errors import fail
 from eval.plan import PlanError
 from eval.schema import RunConfig
 
@@ -125,18 +126,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eval.data import DataError
-
     args = parse_args(argv)
     logsetup.configure(False)
     out = args.out or Path("runs") / f"ablate-{args.grid.stem}"
     try:
+        return ablate(args, out)
+    except OSError as e:  # OUT read-only or its disk full
+        return fail(e, f"whatever has finished is kept in {out}")
+
+
+def ablate(args: argparse.Namespace, out: Path) -> int:
+    from eval.data import DataError
+
+    try:
         grid = load_grid(args.grid)
         all_cells = cells(grid)
         baseline_cell(grid, all_cells)
+        if not args.no_run:
+            models = grid.models + [c for c in grid.critics if not c.startswith(("http://", "https://"))]
+            grid.check_inputs(args.grid, models, GridError)
     except GridError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     plan = [(m, c) for m in grid.models for c in all_cells]
     dirs = grid.model_dirs()
     if args.dry_run:

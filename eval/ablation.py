@@ -31,6 +31,7 @@ from eval.analysis import (
     paired,
     regrade,
 )
+from eval.errors import one_line
 from eval.plan import Plan, PlanError, duplicate, load_plan, model_key, model_name, other_model, read_run, run_names
 from eval.schema import AnswerKey, Prediction, Question, RunConfig
 from eval.shuffle import rotations
@@ -630,5 +631,9 @@ def write_outputs(ablation: Ablation) -> dict[str, Path]:
 
 def load_ablation(out: Path) -> Ablation:
     """Re-read an ablation directory (for the HTML report): its grid from ablation.json, cells from disk."""
-    document = json.loads((out / f"{ABLATION}.json").read_text(encoding="utf-8"))
-    return analyse(Grid.model_validate(document["grid"]), out)
+    path = out / f"{ABLATION}.json"
+    try:
+        grid = Grid.model_validate(json.loads(path.read_text(encoding="utf-8"))["grid"])
+    except (ValueError, KeyError, TypeError) as e:  # ValidationError and JSONDecodeError are ValueErrors
+        raise GridError(f"{path} is not an ablation this version can read: {one_line(e)}") from None
+    return analyse(grid, out)

@@ -11,6 +11,7 @@ import sys
 
 from eval import log as logsetup
 from eval.api import ERRORS, Interrupted, RunSpec, evaluate
+from eval.errors import fail
 from eval.flags import add_flags, from_args
 
 
@@ -35,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     logsetup.configure(verbose)
     try:
         result = evaluate(spec)
-    except ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (*ERRORS, OSError) as e:  # bad input; a file that cannot be read or written, said as one line
+        return fail(e)
     except Interrupted as e:
         print(
             f"\ninterrupted: finished predictions are saved; run the same command again to resume ({e.out})",

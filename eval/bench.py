@@ -27,6 +27,7 @@ from agents.messages import question_messages
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
+from eval.errors import fail
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 from eval.schema import Question
 from eval.store import read_predictions
@@ -161,15 +162,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--baseline", type=Path, help="a previous --json to compare against (ratio column)")
     args = p.parse_args(argv)
+    # Checked before the model loads: a bad value would otherwise end minutes of measuring in a traceback.
+    if any(v is not None and v < 1 for v in (args.questions, args.n_threads, args.draft_tokens, args.critique_tokens)):
+        p.error("--questions, --n-threads, --draft-tokens and --critique-tokens must be at least 1")
+    if args.json and not args.json.parent.is_dir():
+        p.error(f"--json {args.json}: {args.json.parent} is not a directory")
     try:
         baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    except (OSError, ValueError) as e:
+        return fail(f"--baseline {args.baseline}: {e.strerror if isinstance(e, OSError) else f'not JSON ({e})'}")
+    try:
         result = bench(args.model, args.questions, args.n_threads, args.draft_tokens, args.critique_tokens)
-    except (ModelError, OSError, json.JSONDecodeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(render(result, baseline))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        print(render(result, baseline))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+    except (ModelError, OSError) as e:  # the figures are printed before --json is written
+        return fail(e)
     return 0
 
 

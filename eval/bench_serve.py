@@ -27,9 +27,11 @@ from agents.backends.openai import Capabilities, OpenAIBackend, RetryPolicy
 from eval import log as logsetup
 from eval.api import ERRORS, RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
+from eval.errors import fail
 from eval.models import ModelError, resolve_model
 from eval.serve import ENGINES, LocalServer
 from eval.store import read_predictions
+from graphs import GraphSpec, UnknownGraph
 
 log = structlog.get_logger()
 
@@ -137,10 +139,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logsetup.configure(args.verbose)
-    levels = [int(c) for c in args.concurrency.split(",")]
+    try:
+        levels = [int(c) for c in args.concurrency.split(",")]
+    except ValueError:
+        p.error(f"--concurrency {args.concurrency!r}: expected comma-separated whole numbers, e.g. 1,2,4")
     graphs = [g for g in args.graph.split(",") if g]
-    if not levels or min(levels) < 1 or min(args.rounds, args.parallel, args.questions) < 1 or not graphs:
-        p.error("--concurrency levels, --parallel, --rounds and --questions must be positive; --graph names a graph")
+    if not graphs or min(levels) < 1 or min(args.rounds, args.parallel, args.questions, args.n_threads) < 1:
+        p.error(
+            "--concurrency levels, --parallel, --rounds, --questions and --n-threads must be positive; --graph names "
+            "a graph"
+        )
+    for graph in graphs:  # before a server starts
+        try:
+            GraphSpec.parse(graph)
+        except UnknownGraph as e:
+            p.error(f"--graph: {e}")
+    if args.n_ctx < 256:  # as the evaluator's own --n-ctx
+        p.error(f"--n-ctx must be at least 256, got {args.n_ctx}")
+    if args.json and not args.json.parent.is_dir():
+        p.error(f"--json {args.json}: {args.json.parent} is not a directory")
     parallel = 1 if args.engine == "llama_cpp.server" else args.parallel
 
     try:
@@ -217,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"single at concurrency {levels[0]}: {summary['single_server_vs_in_process']}x the in-process "
               f"{summary['single_in_process_s_per_q']} s/question on the same questions and threads")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        try:
+            args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        except OSError as e:  # the figures are printed above
+            return fail(e)
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval.analysis import accuracy, answer_key, collapse_rotations, key_text, paired, regrade
+from eval.errors import one_line
 from eval.figures import p_value as _p
 from eval.figures import pct as _pct
 from eval.figures import pts as _pts
@@ -922,4 +923,6 @@ def load_leaderboard(out: Path) -> Leaderboard:
     try:
         return Leaderboard.model_validate_json((out / f"{LEADERBOARD}.json").read_text(encoding="utf-8"))
     except ValueError as e:
-        raise BoardError(f"{out / LEADERBOARD}.json is not a leaderboard this version can read: {e}") from None
+        raise BoardError(
+            f"{out / LEADERBOARD}.json is not a leaderboard this version can read: {one_line(e)}"
+        ) from None

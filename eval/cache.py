@@ -36,8 +36,11 @@ def model_sha256(path: Path) -> str:
         known = {}
     if key not in known:
         known[key] = sha256_file(path)
-        memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, memo)
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(known, indent=1))
+            os.replace(tmp, memo)
+        except OSError:  # a memo only (a full disk, a read-only home): the file is hashed again next time
+            tmp.unlink(missing_ok=True)
     return known[key]

@@ -29,7 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval import log as logsetup
 from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
+from eval.errors import fail
 from eval.figures import TEMPLATES, ReportError, png, pyplot
 from eval.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
 from graphs import GraphSpec
@@ -88,10 +90,9 @@ def read_run(run_dir: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction
     from eval.store import RunDirError, read_manifest, read_predictions
 
     try:
-        config = read_manifest(run_dir)
+        return read_manifest(run_dir), read_predictions(run_dir)
     except RunDirError as e:
         raise ReportError(str(e)) from None
-    return config, read_predictions(run_dir)
 
 
 def run_questions(
@@ -584,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--format", default="auto", help="dataset format for --data (see python -m eval.data)")
     args = p.parse_args(argv)
+    logsetup.configure(False)  # warnings (a torn last line) on stderr
     from eval.data import DataError
+    from eval.plan import PlanError  # an unreadable ablation.json or leaderboard.json
 
     try:
         pyplot()
@@ -604,11 +607,10 @@ def main(argv: list[str] | None = None) -> int:
             if not page.columns:
                 raise ReportError(f"{args.dir}: nothing has finished yet")
             document = render(page)
-    except (ReportError, DataError, OSError, json.JSONDecodeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = args.out or args.dir / "report.html"
-    out.write_text(document, encoding="utf-8")
+        out = args.out or args.dir / "report.html"
+        out.write_text(document, encoding="utf-8")
+    except (ReportError, PlanError, DataError, OSError, json.JSONDecodeError) as e:
+        return fail(e)
     print(f"report: {out} ({len(document) / 1e6:.1f} MB)", file=sys.stderr)
     return 0
 

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import structlog
 
+from eval.errors import one_line
+
 T = TypeVar("T")
 CHUNK = 1 << 16  # how far back at a time the appender looks for a torn line's start
 
@@ -47,7 +49,7 @@ def read(path: Path, parse: Callable[[str], T], *, skip_bad: bool = False) -> It
         try:
             record = parse(raw.decode("utf-8"))
         except ValueError as e:  # UnicodeDecodeError, JSONDecodeError and pydantic's ValidationError included
-            reason = str(e).splitlines()[0]
+            reason = one_line(e)
             if not skip_bad:
                 raise JsonlError(f"{path}:{number}: not a valid record ({reason})") from None
             structlog.get_logger().warning("jsonl.bad_line", file=str(path), line=number, reason=reason)

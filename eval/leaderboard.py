@@ -28,7 +28,8 @@ Models may instead be tables, one [[models]] per model (TOML does not mix the tw
     n_experts_used = 8
 
 Each (model, strategy) is one ordinary evaluator run in DIR/MODEL/STRATEGY: it resumes after a kill, and one that
-finished is reused on the next invocation. A model that fails to load is reported and the others still run. Then
+finished is reused on the next invocation. A model that fails to load is reported and the others still run (a model
+file that is not there, or a data file, stops the leaderboard before anything runs). Then
 DIR/leaderboard.md, .json and .csv (eval.board says what each statistic is); python -m eval.html_report DIR draws
 the leaderboard page. Python: eval.campaign.run_leaderboard(eval.board.load_board(path), out).
 """
@@ -42,6 +43,7 @@ from pathlib import Path
 from eval import log as logsetup
 from eval.board import analyse, load_board, render_markdown, run_argv, write_outputs
 from eval.campaign import run_leaderboard
+from eval.errors import fail
 from eval.plan import PlanError
 
 
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"leaderboard-{args.spec.stem}"
     try:
         board = load_board(args.spec)
+        if not args.no_run:
+            board.check_inputs(args.spec, [e.model for e in board.models if e.model and not e.base_url], DataError)
         if args.dry_run:
             for s in board.strategies:
                 for e in board.models:
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: finished predictions are kept; run the same command again to resume ({out})",
               file=sys.stderr)  # fmt: skip
         return 130
+    except OSError as e:  # OUT read-only or its disk full
+        return fail(e, f"whatever has finished is kept in {out}")
     except (PlanError, DataError) as e:  # the spec, or a run's flags the evaluator refuses
         print(f"error: {e}", file=sys.stderr)
         return 2

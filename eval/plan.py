@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from eval.cache import model_sha256
 from eval.flags import problem
@@ -77,8 +77,23 @@ class Plan(BaseModel):
         for ours, theirs in self.map.items():
             argv += ["--map", f"{ours}={theirs}"]
         for option, value in self.options.items():
-            argv += [f"--{option.replace('_', '-')}", str(value)]
+            flag = f"--{option.replace('_', '-')}"
+            argv += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]  # a switch takes none
         return argv
+
+    def check_inputs(self, path: Path, models: list[str], error: type[Exception] = PlanError) -> None:
+        """Refuse, before anything runs, the files every run would fail on: the data, its answers and mapping, and the
+        models (GGUF paths or packaged names). One `error` naming the plan's file."""
+        from eval.models import ModelError, resolve_model
+
+        for key in ("data", "answers", "mapping"):
+            if (value := getattr(self, key)) and not Path(value).exists():
+                raise error(f"{path}: {key} = {value!r}: no such file or directory")
+        for model in models:
+            try:
+                resolve_model(model)
+            except ModelError as e:
+                raise error(f"{path}: {e}") from None
 
     def questions(self) -> dict[str, Question]:
         """Every question of the plan's dataset by id (the runs record which of them they used)."""
@@ -117,6 +132,13 @@ def load_plan(path: Path, kind: type[P], error: type[Exception] = PlanError) -> 
             f"{path}: options.{unknown[0]} is not a strategy option the {kind.noun} may set; "
             f"choose from: {', '.join(sorted(set(fields) - kind.crossed))}"
         )
+    # Checked here, not when the first run parses its flags: one line naming the file, before anything runs.
+    options = create_model("Options", **{name: (fields[name].annotation, fields[name]) for name in plan.options})
+    try:
+        options.model_validate(plan.options, strict=True)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise error(f"{path}: options.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
     for arg in plan.extra_args:
         if arg.split("=", 1)[0] in RESERVED:
             flag = arg.split("=", 1)[0]

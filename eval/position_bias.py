@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from eval import log as logsetup
 from eval.analysis import regrade
 from eval.data import DataError, load_for_config, questions_sha256
 from eval.report import _table
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("original", type=Path)
     p.add_argument("shuffled", type=Path)
     args = p.parse_args(argv)
+    logsetup.configure(False)  # warnings (a torn last line) on stderr, not in the table
     try:
         print(compare(args.original, args.shuffled))
     except (PositionBiasError, RunDirError, DataError, OSError) as e:

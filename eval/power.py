@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and not (0 < value <= 1 if name == "discordance" else 0 < value < 1):
             p.error(f"--{name.replace('_', '-')} must be a proportion between 0 and 1, got {value}")
+    if args.n is not None and args.n < 1:
+        p.error(f"--n must be at least 1 question, got {args.n}")
     if args.accuracy is not None or args.half_width is not None:
         if args.accuracy is None or args.half_width is None:
             p.error("--accuracy and --half-width go together")

@@ -92,15 +92,15 @@ class RunStore:
         try:
             jsonl.append(self.path, compact(prediction).model_dump_json())
         except OSError as e:  # a full disk, or a directory made read-only under the run
-            raise self._unwritable(e) from None
+            raise self._unwritable(e, self.path) from None
 
-    def _unwritable(self, e: OSError) -> RunDirError:
+    def _unwritable(self, e: OSError, where: Path | None = None) -> RunDirError:
         """One line for a run directory that cannot be written: why, what it still holds, and how to go on."""
         n = len(read_predictions(self.out)) if self.path.exists() else 0
-        kept = f"the {n} predictions finished before are kept in {self.path}" if n else "no prediction was lost"
+        kept = f"{n} finished prediction{'s' * (n != 1)} kept in {self.path}" if n else "no prediction was lost"
         return RunDirError(
-            f"{e.filename or self.out}: cannot write ({e.strerror or e}); {kept}: free space or make it writable, "
-            "then run the same command again to resume (or choose another --out)"
+            f"{e.filename or where or self.out}: cannot write ({e.strerror or e}); {kept}: free space or make it "
+            "writable, then run the same command again to resume (or choose another --out)"
         )
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ the CLI turns bad data and corrupt models into one `error:` line with exit statu
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import re
@@ -12,13 +13,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import structlog
 from conftest import TINY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eval.data import DataError, load_questions
+from eval.data import BUNDLED, DataError, load_questions
 from eval.data.loaders import to_jsonl
-from eval.schema import Question
+from eval.schema import Prediction, Question, RunConfig
 
 # --- valid seed records, one set per supported format -----------------------------------------------------
 
@@ -373,3 +375,147 @@ def test_cli_corrupt_model_is_one_line(cli, tmp_path, tiny_model, make):
     model = make(tmp_path, tiny_model)
     result = cli("--model", str(model), "--limit", "1", "--n-ctx", "2048", "--out", str(tmp_path / "run"), timeout=120)
     assert_one_line_error(result, str(model))
+
+
+# --- every program over a table of bad inputs: one line, exit status 2, never a traceback ----------------------------
+
+PROGRAMS = {
+    "agentic": "eval.agentic",
+    "ablate": "eval.ablate",
+    "leaderboard": "eval.leaderboard",
+    "html_report": "eval.html_report",
+    "position_bias": "eval.position_bias",
+    "data": "eval.data.__main__",
+    "power": "eval.power",
+    "bench": "eval.bench",
+    "bench_serve": "eval.bench_serve",
+}
+GRID = 'models = ["smollm2-135m"]\ngraphs = ["single"]\nlimit = 2\n'
+BOARD = 'models = ["smollm2-135m"]\nlimit = 2\n'
+MANIFEST = RunConfig(
+    graphs=["single"], model="m.gguf", model_sha256="x", data="questions.jsonl", data_sha256="y", question_ids=["q1"]
+).model_dump_json()
+PREDICTION = Prediction(
+    question_id="q1", graph="single", answer="A", gold="A", correct=True, parse_status="ok", answer_method="next_token"
+).model_dump_json()
+GOOD_RUN = {"run/manifest.json": MANIFEST, "run/predictions.jsonl": f"{PREDICTION}\n"}
+# A complete line that is not a prediction (once a pydantic traceback in every reader).
+BAD_RUN = {"run/manifest.json": MANIFEST, "run/predictions.jsonl": f'{PREDICTION}\n{{"answer": "B"}}\n'}
+# {t} is the test's directory; "file" there is a regular file, so "{t}/file/out" cannot be made, by root either.
+BAD_INPUTS = [
+    ("agentic", ["--limit", "-1"], {}, "--limit"),
+    ("agentic", ["--graph", "nosuch"], {}, "unknown graph 'nosuch'"),
+    ("agentic", ["--data", "{t}/missing.jsonl"], {}, "missing.jsonl: no such file"),
+    ("agentic", ["--model", "{t}/missing.gguf"], {}, "missing.gguf"),
+    ("agentic", ["--model", TINY, "--out", "{t}/file/out"], {}, "file/out: cannot write (Not a directory)"),
+    ("agentic", ["--model", TINY, "--out", "{t}/file"], {}, "file: cannot write (File exists)"),
+    ("agentic", ["--model", TINY, "--out", "{t}/run"], {"run/manifest.json": "{not json"}, "unreadable manifest"),
+    ("agentic", ["--map", "stem"], {}, "--map 'stem'"),
+    ("agentic", ["--backend", "openai"], {}, "needs --base-url"),
+    ("agentic", ["--samples", "many"], {}, "--samples"),
+    ("agentic", ["--graph", "single", "--critic-model", TINY], {}, "no critic"),
+    ("agentic", ["--prompt-variant", "xx"], {}, "--prompt-variant"),
+    ("agentic", ["--answers", "{t}/missing.json"], {}, "missing.json"),
+    ("agentic", ["--mapping", "{t}/m.toml"], {"m.toml": "[[specialty"}, "not valid TOML"),
+    ("agentic", ["--concurrency", "0"], {}, "--concurrency"),
+    ("agentic", ["--encoding", "nosuch"], {}, "not a text encoding"),
+    ("agentic", ["--graph", "medprompt", "--pool", "{t}/missing.jsonl"], {}, "--pool"),
+    ("ablate", ["{t}/missing.toml"], {}, "missing.toml"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": "graphs = ["}, "not valid TOML"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": GRID + 'options = {rounds = "many"}\n'}, "options.rounds"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": GRID + "options = {rounds = 0}\n"}, "options.rounds"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": GRID.replace('"single"', '"nosuch"')}, "unknown graph"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": GRID + "colour = 1\n"}, "colour"),
+    ("ablate", ["{t}/g.toml", "--out", "{t}/file/out"], {"g.toml": GRID}, "file/out: Not a directory"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": GRID + 'extra_args = ["--n-ctx", "zero"]\n'}, "--n-ctx"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": GRID + 'data = "missing.jsonl"\n'}, "data = 'missing.jsonl'"),
+    ("ablate", ["{t}/g.toml"], {"g.toml": 'models = ["missing.gguf"]\ngraphs = ["single"]\n'}, "missing.gguf"),
+    ("leaderboard", ["{t}/missing.toml"], {}, "missing.toml"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": BOARD + 'options = {samples = "many"}\n'}, "options.samples"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": BOARD + 'options = {pool_overlap = "yes"}\n'}, "options.pool_overlap"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": "models = []\n"}, "models"),
+    ("leaderboard", ["{t}/b.toml", "--out", "{t}/file/out"], {"b.toml": BOARD}, "file/out: Not a directory"),
+    ("leaderboard", ["{t}/b.toml", "--no-run", "--out", "{t}/file/out"], {"b.toml": BOARD}, "Not a directory"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": BOARD + 'strategies = ["nosuch"]\n'}, "unknown graph"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": BOARD + 'data = "missing.jsonl"\n'}, "data = 'missing.jsonl'"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": 'models = ["missing.gguf"]\n'}, "missing.gguf"),
+    ("leaderboard", ["{t}/b.toml"], {"b.toml": BOARD.replace("2", "-1")}, "limit"),
+    ("html_report", ["{t}/missing"], {}, "no manifest.json"),
+    ("html_report", ["{t}/run"], {"run/manifest.json": "{not json"}, "unreadable manifest"),
+    ("html_report", ["{t}/run"], BAD_RUN, "predictions.jsonl:2: not a valid record"),
+    ("html_report", ["{t}/a"], {"a/ablation.json": "{"}, "ablation.json is not an ablation"),
+    ("html_report", ["{t}/b"], {"b/leaderboard.json": "{}"}, "leaderboard.json is not a leaderboard"),
+    ("html_report", ["{t}/run", "--out", "{t}/file/out.html"], GOOD_RUN, "file/out.html: Not a directory"),
+    ("position_bias", ["{t}/missing", "{t}/missing"], {}, "no manifest.json"),
+    ("position_bias", ["{t}/run", "{t}/run"], {"run/manifest.json": "{not json"}, "unreadable manifest"),
+    ("data", ["inspect", "{t}/missing.jsonl"], {}, "missing.jsonl"),
+    ("data", ["inspect", "{t}/q.jsonl", "--encoding", "nosuch"], {"q.jsonl": ""}, "not a text encoding"),
+    ("data", ["inspect", "{t}/q.jsonl", "--map-file", "{t}/missing.toml"], {"q.jsonl": ""}, "missing.toml"),
+    ("data", ["inspect", "{t}/q.jsonl", "--map", "nonsense"], {"q.jsonl": ""}, "--map nonsense"),
+    ("data", ["inspect", "{t}/q.jsonl", "--format", "nosuch"], {"q.jsonl": ""}, "--format"),
+    ("data", ["sample", "{t}/q.jsonl", "--per-cell", "0", "--out", "{t}/s.jsonl"], {"q.jsonl": ""}, "--per-cell"),
+    ("data", ["sample", str(BUNDLED), "--per-cell", "1", "--out", "{t}/file/out"], {}, "cannot write"),
+    ("power", ["--difference", "2", "--discordance", "0.3"], {}, "--difference"),
+    ("power", ["--n", "-5", "--discordance", "0.3"], {}, "--n"),
+    ("power", ["--difference", "0.05"], {}, "--discordance"),
+    ("power", ["--accuracy", "0.7"], {}, "--half-width"),
+    ("power", ["--difference", "x"], {}, "--difference"),
+    ("bench", ["--model", "{t}/missing.gguf"], {}, "missing.gguf"),
+    ("bench", ["--questions", "0"], {}, "--questions"),
+    ("bench", ["--n-threads", "0"], {}, "--n-threads"),
+    ("bench", ["--draft-tokens", "0"], {}, "--draft-tokens"),
+    ("bench", ["--baseline", "{t}/missing.json"], {}, "missing.json"),
+    ("bench", ["--baseline", "{t}/b.json"], {"b.json": "{"}, "not JSON"),
+    ("bench", ["--json", "{t}/file/x.json"], {}, "--json"),
+    ("bench_serve", ["--concurrency", "a,b"], {}, "--concurrency"),
+    ("bench_serve", ["--model", "{t}/missing.gguf"], {}, "missing.gguf"),
+    ("bench_serve", ["--graph", "single,nosuch"], {}, "unknown graph 'nosuch'"),
+    ("bench_serve", ["--json", "{t}/file/x.json"], {}, "--json"),
+    ("bench_serve", ["--n-ctx", "0"], {}, "--n-ctx"),
+    ("bench_serve", ["--questions", "0"], {}, "--questions"),
+    ("bench_serve", ["--engine", "nosuch"], {}, "--engine"),
+]
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("a model was loaded: a bad-input row must fail before that")
+
+
+@pytest.fixture
+def own_logging():
+    """The programs point structlog at the stderr they find (here the test's capture, closed after it)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.parametrize(
+    "program,argv,files,expected", BAD_INPUTS, ids=[f"{p}-{i}" for i, (p, *_) in enumerate(BAD_INPUTS)]
+)
+def test_every_program_refuses_bad_input_in_one_line(
+    tmp_path, monkeypatch, capsys, own_logging, program, argv, files, expected
+):
+    """In-process (main(argv)), so the table runs in seconds: an exception escaping main fails the row."""
+    from agents.backends.llamacpp import LlamaCppBackend
+
+    monkeypatch.setattr(LlamaCppBackend, "__init__", _no_model)
+    monkeypatch.chdir(tmp_path)  # relative paths in the specs; default output directories
+    (tmp_path / "file").write_text("a file, not a directory")
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    try:
+        status = importlib.import_module(PROGRAMS[program]).main([a.format(t=tmp_path) for a in argv])
+    except SystemExit as e:  # argparse's own errors: its usage, then one error line
+        status = e.code
+    out, err = capsys.readouterr()
+    assert status == 2, err[-2000:]
+    assert "Traceback" not in err and out == "", err[-2000:]
+    errors = [line for line in err.splitlines() if "error: " in line]
+    assert len(errors) == 1 and expected in errors[0], err[-2000:]
+    lines = err.splitlines()
+    if not errors[0].startswith("error: "):  # argparse's: its usage block, then "PROG: error: ..."
+        assert lines[0].startswith("usage: "), err[-2000:]
+        lines = lines[lines.index(errors[0]) :]
+    for line in lines:  # anything but the error: a grid's or a leaderboard's progress, or a structured log line
+        assert line in errors or re.match(r"\[\d+/\d+\] ", line) or json.loads(line)["level"] in ("info", "warning")
