@@ -153,16 +153,20 @@ def _starts_option_list(text: str, m: re.Match, letters: tuple[str, ...]) -> boo
 def _statement_letter(text: str, letters: tuple[str, ...]) -> tuple[bool, str | None]:
     """(found, letter) from the last statement of the strongest tier present; two different letters in it -> None."""
     best: dict[int, tuple[int, int, str]] = {}
+    stated: dict[int, set[str]] = {}  # every letter each tier's statements name
     for pattern, regex in _compiled(letters):
         for m in regex.finditer(text):
             if _starts_option_list(text, m, letters):
                 continue
             tier = REFERENCE if "ref" in regex.groupindex and m.group("ref") else pattern.tier
             key = (m.end(), -m.start(), m.group("letters"))
+            stated.setdefault(tier, set()).update(x.upper() for x in _STANDALONE_LETTER.findall(key[2]))
             if tier not in best or key > best[tier]:
                 best[tier] = key
     if not best:
         return False, None
+    if len(stated[min(best)]) >= 3:  # "The answer is D … The answer is A … The answer is B": no commitment
+        return True, None
     named = {x.upper() for x in _STANDALONE_LETTER.findall(best[min(best)][2])}
     return True, named.pop() if len(named) == 1 else None
 
@@ -179,16 +183,19 @@ def _bare_letter(text: str, letters: tuple[str, ...], options: Mapping[str, str]
     if not m or m.group(1).upper() not in letters:
         return None
     letter, rest = m.group(1).upper(), _plain(m.group(2))
-    if not rest:
-        return letter
+    if not rest:  # "D." after "D. …" items is the next item cut off, not an answer
+        item = re.compile(rf"[ \t>\-]*{letter}[ \t]*[.:)、][ \t]*\S")
+        return None if any(item.match(line) for line in lines[:-1]) else letter
     own_text = len(lines) == 1 and m.group(1).isupper() and rest == _plain(options.get(letter, ""))
     return letter if own_text else None
 
 
 def _option_text_letter(text: str, options: Mapping[str, str]) -> str | None:
-    """The option whose whole text is what the last answer statement (or the last line) names."""
+    """The option whose whole text is what the last answer statement (or the last line) names. A statement of the
+    prompt's placeholder ("建议答案：X", the format echoed unfilled) names nothing, so the one before it counts."""
     by_text = {_plain(t): k for k, t in options.items()}
     stated = [m.group("text") or m.group("en") for m in _ANSWER_TEXT.finditer(text)]
+    stated = [s for s in stated if _plain(s) != "x"]
     lines = _lines(text)
     for candidate in (stated[-1] if stated else "", lines[-1] if lines else ""):
         if _plain(candidate) in by_text:

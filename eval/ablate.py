@@ -143,8 +143,7 @@ def ablate(args: argparse.Namespace, out: Path) -> int:
         all_cells = cells(grid)
         baseline_cell(grid, all_cells)
         if not args.no_run:
-            models = grid.models + [c for c in grid.critics if not c.startswith(("http://", "https://"))]
-            grid.check_inputs(args.grid, models, GridError)
+            grid.check_inputs(args.grid, GridError)
     except GridError as e:
         return fail(e)
     plan = [(m, c) for m in grid.models for c in all_cells]

@@ -28,8 +28,8 @@ Models may instead be tables, one [[models]] per model (TOML does not mix the tw
     n_experts_used = 8
 
 Each (model, strategy) is one ordinary evaluator run in DIR/MODEL/STRATEGY: it resumes after a kill, and one that
-finished is reused on the next invocation. A model that fails to load is reported and the others still run (a model
-file that is not there, or a data file, stops the leaderboard before anything runs). Then
+finished is reused on the next invocation. A model that fails to load is reported and the others still run (a data
+file that is not there stops the leaderboard before anything runs). Then
 DIR/leaderboard.md, .json and .csv (eval.board says what each statistic is); python -m eval.html_report DIR draws
 the leaderboard page. Python: eval.campaign.run_leaderboard(eval.board.load_board(path), out).
 """
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         board = load_board(args.spec)
         if not args.no_run:
-            board.check_inputs(args.spec, [e.model for e in board.models if e.model and not e.base_url], DataError)
+            board.check_inputs(args.spec, DataError)
         if args.dry_run:
             for s in board.strategies:
                 for e in board.models:

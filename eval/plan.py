@@ -81,19 +81,12 @@ class Plan(BaseModel):
             argv += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]  # a switch takes none
         return argv
 
-    def check_inputs(self, path: Path, models: list[str], error: type[Exception] = PlanError) -> None:
-        """Refuse, before anything runs, the files every run would fail on: the data, its answers and mapping, and the
-        models (GGUF paths or packaged names). One `error` naming the plan's file."""
-        from eval.models import ModelError, resolve_model
-
+    def check_inputs(self, path: Path, error: type[Exception] = PlanError) -> None:
+        """Refuse, before anything runs, the files every run would fail on: the data, its answers and its mapping (a
+        model that is not there fails its own runs only). One `error` naming the plan's file."""
         for key in ("data", "answers", "mapping"):
             if (value := getattr(self, key)) and not Path(value).exists():
                 raise error(f"{path}: {key} = {value!r}: no such file or directory")
-        for model in models:
-            try:
-                resolve_model(model)
-            except ModelError as e:
-                raise error(f"{path}: {e}") from None
 
     def questions(self) -> dict[str, Question]:
         """Every question of the plan's dataset by id (the runs record which of them they used)."""

@@ -110,6 +110,13 @@ CASES = [
     ("zh-answer-then-echoed-option-list", "答案：A. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\nD. 肺栓塞", None),
     ("zh-answer-with-its-text-then-explanation", "答案：B. 急性下壁心肌梗死\n\n解析：C项错误。", "B"),
     ("zh-letters-joined-by-semicolons", "综合考虑，选择A；C；D（10%）。", None),
+    ("critic-placeholder-after-choice-by-text", "审核意见：……因此，本题应选择急性下壁心肌梗死。\n\n建议答案：X", "B"),
+    (
+        "en-each-option-answers-another-letter",
+        "C. 主动脉夹层: The answer is D. …\nD. 肺栓塞: The answer is A. …\nE. 气胸: The answer is B. …",
+        None,
+    ),
+    ("list-item-cut-at-the-budget", "分析：……\nC. 主动脉夹层；\nD. 肺栓塞（不符合）\n其余不考虑。\nD.", None),
     # -- long garbage --
     ("zh-garbage", "答案：" + "很难说" * 200, None),
 ]
