@@ -24,7 +24,7 @@ from graphs.strategy import Budgets, Build, Strategy
 
 
 class Options(Budgets):
-    critique_tokens: int = Field(256, ge=1, description="reflect: token budget of a critique")
+    critique_tokens: int = Field(512, ge=1, description="reflect: token budget of a critique")
     rounds: int = Field(
         1,
         ge=1,

@@ -25,7 +25,7 @@ class NoOptions(BaseModel):
 class Budgets(NoOptions):
     """A strategy that generates text: its reasoning budget (shared by every strategy that has one)."""
 
-    draft_tokens: int = Field(384, ge=1, description="token budget of a draft (reasoning before the answer)")
+    draft_tokens: int = Field(512, ge=1, description="token budget of a draft (reasoning before the answer)")
 
 
 # Model roles a strategy may give to another model than the drafter's (--critic-model, --extract-model).
