@@ -5,6 +5,7 @@ Each is computed here once, so the three cannot disagree.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -33,6 +34,24 @@ def share(k: int, n: int) -> Accuracy:
     """k of n, with its Wilson 95% interval."""
     low, high = wilson_interval(k, n)
     return Accuracy(correct=k, total=n, accuracy=k / n if n else 0.0, ci_low=low, ci_high=high)
+
+
+# Options' log-probabilities this close are an answer another engine, build or batch may flip: llama.cpp builds and
+# batch shapes moved SmolLM2's and the 0.5B's letter scores by several hundredths of a nat.
+NEAR_TIE_NATS = 0.01
+
+
+def near_ties(predictions: Iterable[Prediction], within: float = NEAR_TIE_NATS) -> int:
+    """Answers chosen by next-token scores whose two best options were at most `within` nats apart, read from the
+    answer's scoring step (the trace's last with scores; pride's before its prior is removed)."""
+    count = 0
+    for p in predictions:
+        scored = [step.scores for step in p.trace if step.scores]
+        if p.answer_method != "next_token" or not scored:
+            continue
+        best = sorted((v for v in scored[-1].values() if math.isfinite(v)), reverse=True)
+        count += len(best) > 1 and best[0] - best[1] <= within
+    return count
 
 
 def regrade(prediction: Prediction, question: Question) -> Prediction:

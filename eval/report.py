@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from eval.analysis import (
+    NEAR_TIE_NATS,
     accuracy,
     answer_key,
     budget_hits,
@@ -14,6 +15,7 @@ from eval.analysis import (
     draft_flips,
     flip_rows,
     key_text,
+    near_ties,
     over_budget,
     paired,
     partial_credit,
@@ -54,6 +56,7 @@ def summarize_graph(
     return GraphSummary(
         graph=graph,
         overall=accuracy(scored),
+        near_ties=near_ties(scored),
         by_specialty={s: accuracy(where("specialty", s)) for s in SPECIALTIES if where("specialty", s)},
         by_level={lv: accuracy(where("level", lv)) for lv in LEVELS if where("level", lv)},
         unparsed=sum(p.parse_status == "unparsed" for p in scored),
@@ -242,13 +245,16 @@ def render_markdown(summary: RunSummary) -> str:
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
         f"{model} · data `{summary.data}` · {summary.questions} questions. "
         "Accuracy with Wilson 95% intervals; unparsed and truncated answers count as wrong; "
-        "errors are excluded; a resume retries them, except permanent ones.",
+        "errors are excluded; a resume retries them, except permanent ones. Near-ties: answers whose two best "
+        f"options' log-probabilities were at most {NEAR_TIE_NATS:g} nats apart, which another engine, build or "
+        "batch may flip.",
         _coverage(summary),
         "## Overall\n\n"
         + _table(
             [
                 "graph",
                 "accuracy [95% CI] (correct/n)",
+                f"near-ties ≤{NEAR_TIE_NATS:g} nats",
                 "unparsed",
                 "truncated",
                 "errors",
@@ -262,6 +268,7 @@ def render_markdown(summary: RunSummary) -> str:
                 [
                     g.graph,
                     _cell(g.overall),
+                    g.near_ties,
                     g.unparsed,
                     g.truncated,
                     g.errors,
@@ -333,7 +340,8 @@ def _budget_markdown(summary: RunSummary) -> list[str]:
         names = ", ".join(f"{graph} {node}" for graph, node in flagged)
         text += (
             f"\n\n⚠ More than {100 * BUDGET_WARNING:.0f}% of outputs hit the budget ({names}): the budget is too small "
-            "for this model; raise the node's --*-tokens."
+            "for this model; raise that node's token budget (--draft-tokens, --critique-tokens; for a reasoning "
+            "model's thinking, --thinking-tokens)."
         )
     return [text]
 

@@ -338,6 +338,7 @@ BUDGET_WARNING = 0.05
 class GraphSummary(BaseModel):
     graph: str
     overall: Accuracy
+    near_ties: int = 0  # of the scored answers, those whose two best options were within analysis.NEAR_TIE_NATS
     by_specialty: dict[str, Accuracy]
     by_level: dict[str, Accuracy]
     unparsed: int

@@ -170,3 +170,27 @@ def test_in_flight_is_the_peak_over_each_prediction():
     with flight.question(), flight.prediction() as alone:
         pass
     assert first == [2] and alone == [1]
+
+
+def test_near_ties_count_the_answers_whose_two_best_options_are_within_a_hundredth_of_a_nat():
+    def scored(qid: str, graph: str, *scores: dict | None, method: str = "next_token") -> Prediction:
+        trace = [TraceStep(node="answer", messages=[], output="A", scores=s) for s in scores]
+        return pred(qid, graph, "A").model_copy(update={"trace": trace, "answer_method": method})
+
+    preds = [
+        scored("q0", "single", {"A": -1.0, "B": -1.004, "C": -4.0}),  # 0.004 apart: a near-tie
+        scored("q1", "single", {"A": -0.5, "B": -0.52}),  # 0.02 apart
+        scored("q2", "single", {"A": -0.7}),  # the only option among the top log-probabilities
+        scored("q3", "single", {"A": 0.0, "B": 0.0}, method="grammar"),  # committed: no probabilities to compare
+        scored("q0", "reflect", {"B": -1.0, "A": -1.001}, {"A": -0.2, "C": -2.0}),  # the answer's step is the last
+        scored("q1", "reflect", None, {"C": -0.9, "A": -0.895, "B": -3.0}),  # a draft, then a near-tie extraction
+        scored("q2", "reflect", None, {"A": -0.1, "B": -0.1}),  # an exact tie
+        scored("q3", "reflect", None),  # no scoring step
+    ]
+    summary = summarize("m", "d", ["reflect", "single"], "single", QUESTIONS, preds)
+    assert {g.graph: g.near_ties for g in summary.graphs} == {"reflect": 2, "single": 1}
+    assert summary.model_dump()["graphs"][0]["near_ties"] == 2  # summary.json
+    md = render_markdown(summary)
+    header, _, *rows = md.split("## Overall\n\n")[1].split("\n\n")[0].splitlines()
+    column = [c.strip() for c in header.split("|")].index("near-ties ≤0.01 nats")
+    assert [[c.strip() for c in row.split("|")][column] for row in rows] == ["2", "1"]
