@@ -8,6 +8,7 @@ record starts on a line of its own instead of being glued onto the fragment.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Callable, Iterator
@@ -66,10 +67,7 @@ def append(path: Path, record: str) -> None:
     if "\n" in record:
         raise ValueError("a JSON-lines record must be one line")
     data = (record + "\n").encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        end = _cut_torn_tail(fd, path)
+    with _locked(path, os.O_CREAT | os.O_APPEND) as (fd, end):
         try:
             written = 0
             while written < len(data):
@@ -78,6 +76,21 @@ def append(path: Path, record: str) -> None:
         except OSError:
             os.ftruncate(fd, end)
             raise
+
+
+def repair(path: Path) -> None:
+    """Cut a torn last line off now (a run resuming does, so its file is whole even when nothing is left to append)."""
+    with contextlib.suppress(FileNotFoundError), _locked(path, 0):
+        pass
+
+
+@contextlib.contextmanager
+def _locked(path: Path, flags: int) -> Iterator[tuple[int, int]]:
+    """The file open for writing under an exclusive lock, its torn last line cut off: (descriptor, size)."""
+    fd = os.open(path, os.O_RDWR | flags, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd, _cut_torn_tail(fd, path)
     finally:
         os.close(fd)  # releases the lock
 

@@ -72,14 +72,15 @@ class RunStore:
                 log.warning(
                     "run.engine_changed", out=str(out), was=previous.engine.describe(), now=config.engine.describe()
                 )
-        if previous != config:
-            tmp = manifest.with_suffix(".tmp")
-            try:
+        try:
+            if previous != config:
+                tmp = manifest.with_suffix(".tmp")
                 tmp.write_text(config.model_dump_json(indent=2))
                 os.replace(tmp, manifest)
-            except OSError as e:
-                self.close()
-                raise self._unwritable(e) from None
+            jsonl.repair(self.path)  # a record torn by a kill is no record: the file is whole from here on
+        except OSError as e:
+            self.close()
+            raise self._unwritable(e) from None
 
     def predictions(self) -> dict[tuple[str, str], Prediction]:
         return read_predictions(self.out)

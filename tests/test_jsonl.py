@@ -102,6 +102,7 @@ def test_predictions_torn_inside_a_character_are_read_and_resumed(tmp_path):
     assert list(read_predictions(tmp_path)) == [("single", "a")]
     store = RunStore(tmp_path, CONFIG)
     assert store.done() == {("single", "a")}
+    assert store.path.read_bytes() == (pred("a").model_dump_json() + "\n").encode()  # whole, before any append
     store.append(pred("b"))
     store.close()
     assert list(read_predictions(tmp_path)) == [("single", "a"), ("single", "b")]
