@@ -38,10 +38,11 @@ PATTERNS = (
         r"(?<!不)(?<!不应)(?<!不能)(?<!排除)选(?:择|用|定)?(?!项)[ \t]*(?:是|为)?[ \t]*:?[ \t]*{L}",
         STATEMENT,
     ),
-    # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D
+    # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D / 最合适的处理是B选项 / 首选的治疗是E
     Pattern(
         "correct_zh",
-        r"(?:正确|最佳|最合适|最恰当|最符合|最可能)的?(?:选项|答案|选择|诊断)?"
+        r"(?:正确|最佳|最合适|最恰当|最符合|最可能|首选)的?"
+        r"(?:选项|答案|选择|诊断|(?:初始|初步|紧急)?(?:处理|治疗|检查|措施|药物|方案|方法|手术|术式)(?:措施|方案|方法)?)?"
         + _ZH_ADVERB
         + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
         STATEMENT,
@@ -76,6 +77,8 @@ PATTERNS = (
     Pattern(
         "verdict_zh", r"(?:选项)?{L}(?:项|选项)?(?:是)?(?:正确|最佳|最符合|最合适|最恰当|正确答案|最佳答案)", VERDICT
     ),
+    # (综上所述，…的必要检查)是B选项 — what a conclusion names, used when nothing states an answer
+    Pattern("is_option_zh", r"(?<!不)(?:是|为)[ \t]*{L}[ \t]*选项", VERDICT),
     # Option C is correct / (B) is the best answer / C is the most likely diagnosis
     Pattern(
         "verdict_en",

@@ -116,6 +116,10 @@ CASES = [
         "C. 主动脉夹层: The answer is D. …\nD. 肺栓塞: The answer is A. …\nE. 气胸: The answer is B. …",
         None,
     ),
+    ("zh-most-fitting-management-is-option", "……综上所述，最合适的处理是B选项。", "B"),
+    ("zh-first-choice-management-then-placeholder", "审核意见：……首选的处理是C。\n\n建议答案：X", "C"),
+    ("zh-conclusion-is-option", "B. ……不能直接明确诊断。\n\n综上所述，最符合本例的诊断是B选项。", "B"),
+    ("zh-conclusion-is-not-option", "综上所述，最可能的并不是B选项。", None),
     ("list-item-cut-at-the-budget", "分析：……\nC. 主动脉夹层；\nD. 肺栓塞（不符合）\n其余不考虑。\nD.", None),
     # -- long garbage --
     ("zh-garbage", "答案：" + "很难说" * 200, None),
