@@ -24,6 +24,7 @@ from agents.prompts import load_prompts
 from eval.analysis import (
     answer_key,
     answered_letters,
+    budget_text,
     collapse_rotations,
     draft_flips,
     key_text,
@@ -33,7 +34,7 @@ from eval.analysis import (
 )
 from eval.errors import one_line
 from eval.plan import Plan, PlanError, duplicate, load_plan, model_key, model_name, other_model, read_run, run_names
-from eval.schema import AnswerKey, Prediction, Question, RunConfig
+from eval.schema import BUDGET_WARNING, AnswerKey, Prediction, Question, RunConfig
 from eval.shuffle import rotations
 from eval.store import graph_predictions
 from graphs import GraphSpec, UnknownGraph, option_fields
@@ -466,11 +467,14 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
         "ci_low": s.overall.ci_low,
         "ci_high": s.overall.ci_high,
         "unparsed": s.unparsed,
+        "truncated": s.truncated,
+        "at_budget": budget_text(s.budget),
         "errors": s.errors,
         "calls_per_q": sum(p.model_calls for p in preds) / len(preds) if preds else 0.0,
         "prompt_tokens_per_q": s.prompt_tokens_per_q,
         "evaluated_tokens_per_q": s.prompt_tokens_evaluated_per_q,
         "completion_tokens_per_q": s.completion_tokens_per_q,
+        "reasoning_tokens_per_q": s.reasoning_tokens_per_q,
         "tokens_per_q": s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
         "seconds_per_q": s.seconds_per_q,
     }
@@ -489,16 +493,18 @@ def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
 COLUMNS = [
     "model", "cell", "graph", "variant", "language", "persona", "retrieval", "samples", "circular", "consistent",
     "critic", "multi_n", "multi_exact", "multi_partial", "status",
-    "n", "correct", "accuracy", "ci_low", "ci_high", "unparsed", "errors",
-    "calls_per_q", "prompt_tokens_per_q", "evaluated_tokens_per_q", "completion_tokens_per_q", "tokens_per_q",
+    "n", "correct", "accuracy", "ci_low", "ci_high", "unparsed", "truncated", "at_budget", "errors",
+    "calls_per_q", "prompt_tokens_per_q", "evaluated_tokens_per_q", "completion_tokens_per_q",
+    "reasoning_tokens_per_q", "tokens_per_q",
     "seconds_per_q",
     "baseline", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p", "right_to_wrong", "wrong_to_right",
     *(f"matched_{b}_{k}" for b in MATCHED_BASES for k in (
         "cell", "found", "accuracy", "n", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p",
         "right_to_wrong", "wrong_to_right",
     )),
-    "first_to_final_n", "first_to_final_unparsed", "first_to_final_changed", "first_to_final_right_to_wrong",
-    "first_to_final_wrong_to_right", "letter_chi2", "letter_p", "letter_note", "run_dir",
+    "first_to_final_n", "first_to_final_unparsed", "first_to_final_cut", "first_to_final_changed",
+    "first_to_final_right_to_wrong", "first_to_final_wrong_to_right", "letter_chi2", "letter_p", "letter_note",
+    "run_dir",
 ]  # fmt: skip
 
 
@@ -526,6 +532,7 @@ def first_to_final_cell(row: dict) -> str:
     return (
         f"{row['first_to_final_changed']} ({row['first_to_final_right_to_wrong']} / "
         f"{row['first_to_final_wrong_to_right']}); {row['first_to_final_unparsed']}"
+        + (f" ({cut} cut at the budget)" if (cut := row.get("first_to_final_cut")) else "")
     )
 
 
@@ -545,7 +552,7 @@ def render_markdown(ablation: Ablation) -> str:
         "model", "cell", "accuracy [95% CI] (correct/n)", f"Δ vs {base}, points [95% bootstrap CI]", "McNemar p",
         "Holm p",
         "flips r→w / w→r", "sc at equal calls", "Δ vs it [95% CI]", "Holm p (calls)", "sc at equal generated tokens",
-        "Δ vs it [95% CI]", "Holm p (tokens)", "unparsed", "errors",
+        "Δ vs it [95% CI]", "Holm p (tokens)", "unparsed", "truncated", "errors", "at the token budget",
         "first → final: changed (r→w / w→r); first unparsed", "letters vs uniform, χ² p", "calls/q", "tok/q", "s/q",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -562,7 +569,8 @@ def render_markdown(ablation: Ablation) -> str:
             *(x for b in MATCHED_BASES for x in (
                 matched_cell(r, b), diff_cell(r, f"matched_{b}_"), _p(r.get(f"matched_{b}_holm_p")),
             )),
-            r["unparsed"], r["errors"], first_to_final_cell(r), letter_p_text(r["letter_p"], r["letter_note"]),
+            r["unparsed"], r["truncated"], r["errors"], r["at_budget"], first_to_final_cell(r),
+            letter_p_text(r["letter_p"], r["letter_note"]),
             f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells_) + " |")
@@ -579,7 +587,10 @@ def render_markdown(ablation: Ablation) -> str:
         f"sc: k ∈ {{{', '.join(map(str, g.samples))}}} at temperature {g.sample_temperature}.",
         key_text(ablation.key),
         "\n".join(lines),
-        f"Accuracy with Wilson 95% intervals; unparsed answers count as wrong, errors are left out. Δ: paired "
+        "Accuracy with Wilson 95% intervals; unparsed and truncated answers (no option named: the output was cut at "
+        "its token budget, or its thinking never ended) count as wrong, errors are left out. At the token budget: "
+        f"per node, its outputs that stopped at their budget (⚠: more than {100 * BUDGET_WARNING:.0f}%, raise that "
+        f"node's --*-tokens). Δ: paired "
         f"difference in accuracy points against {base} of the same model, with a paired percentile bootstrap 95% "
         f"interval ({g.bootstrap_resamples} resamples of the questions, seed {g.bootstrap_seed}); McNemar: exact "
         "two-sided test on the flips; Holm: adjusted for every comparison against the baseline in this grid (and, "
@@ -589,7 +600,8 @@ def render_markdown(ablation: Ablation) -> str:
         "Δ = cell minus it. "
         "First → final: of the chain's first proposals (reflect's draft, sc's first sample) that named an option, "
         "how many the final answer changed, and of those right→wrong / wrong→right; then the first proposals that "
-        "named no option, counted in neither. Letters: χ² test of the answered letters against a uniform guess over "
+        "named no option, counted in neither (and of those, the ones cut at their token budget). Letters: χ² test "
+        "of the answered letters against a uniform guess over "
         "the options shown (a small p: some positions are favoured, or the key is unbalanced and the cell is "
         "accurate); no p where a letter's expected count is below 5, where the option shuffle of "
         "`python -m eval.position_bias` measures position bias instead. "

@@ -160,6 +160,13 @@ def over_budget(budget: Mapping[str, BudgetHits]) -> dict[str, BudgetHits]:
     return {node: b for node, b in budget.items() if b.share > BUDGET_WARNING}
 
 
+def budget_text(budget: Mapping[str, BudgetHits]) -> str:
+    """A graph's outputs at their token budget in one table cell, "draft 3/20 ⚠, critique 0/20" (⚠: over
+    BUDGET_WARNING); "–" when it generated nothing (scoring only)."""
+    flagged = over_budget(budget)
+    return ", ".join(f"{n} {b.hit}/{b.outputs}" + (" ⚠" if n in flagged else "") for n, b in budget.items()) or "–"
+
+
 def answered_letters(predictions: Iterable[Prediction], questions: Mapping[str, Question]) -> LetterBias:
     """The answered letters (not errors, not unparsed answers) against a uniform guess over each question's options."""
     answered = [

@@ -6,6 +6,8 @@ strategies; each (model, strategy) is one ordinary evaluator run in OUT/MODEL/ST
 
 - accuracy per model overall and per specialty x level (Wilson intervals), and each model's facts (architecture,
   total and active parameters, experts, quantization, file size) from its GGUF or as the leaderboard declares them;
+- per run, what it cost: unparsed and truncated answers, each node's outputs at their token budget, tokens per
+  question (thinking among them) and, at the prices its facts declare, dollars per question and per correct answer;
 - ranks with a 95% bootstrap interval, per strategy;
 - every pair of models under the same strategy: paired difference with a bootstrap interval, exact McNemar p, Holm
   over every pair; "A beats B" only where the adjusted p is below 0.05, otherwise the smallest difference the pair
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from eval.analysis import accuracy, answer_key, collapse_rotations, key_text, paired, regrade
+from eval.analysis import accuracy, answer_key, budget_hits, budget_text, collapse_rotations, key_text, paired, regrade
 from eval.errors import one_line
 from eval.figures import p_value as _p
 from eval.figures import pct as _pct
@@ -45,7 +47,7 @@ from eval.plan import (
     read_run,
     run_names,
 )
-from eval.schema import Accuracy, AnswerKey, Prediction, Question, RunConfig
+from eval.schema import BUDGET_WARNING, Accuracy, AnswerKey, BudgetHits, Prediction, Question, RunConfig
 from eval.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
 from eval.store import finished, graph_predictions
 from graphs import GraphSpec, UnknownGraph
@@ -75,12 +77,32 @@ class Facts(BaseModel):
     quantization: str = ""
     file_size: int | None = None
     source: str = "declared"  # "gguf": read from the file; "declared": the leaderboard says so
+    # A hosted model's price in US dollars per million tokens, both or neither (always declared): the leaderboard
+    # then gives its cost per question and per correct answer.
+    usd_per_million_input: float | None = Field(None, ge=0)
+    usd_per_million_output: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _dense_active_is_total(self) -> Facts:
         if self.active_params is None and self.total_params is not None and self.n_experts <= 1:
             self.active_params = self.total_params
         return self
+
+    @model_validator(mode="after")
+    def _both_prices(self) -> Facts:
+        if (self.usd_per_million_input is None) != (self.usd_per_million_output is None):
+            raise ValueError("declare both usd_per_million_input and usd_per_million_output, or neither")
+        return self
+
+    @property
+    def priced(self) -> bool:
+        return self.usd_per_million_input is not None
+
+    def cost(self, p: Prediction) -> float:
+        """What a prediction cost in US dollars at the declared prices: every prompt token sent at the input price
+        (what an API bills; a provider's discount on prompt tokens it had cached is not applied, nor is the local
+        prompt cache's saving), every generated token, thinking included, at the output price."""
+        return (p.prompt_tokens * self.usd_per_million_input + p.completion_tokens * self.usd_per_million_output) / 1e6
 
     @property
     def is_moe(self) -> bool:
@@ -280,9 +302,14 @@ class Row(BaseModel):
     rank_high: int | None = None
     cells: dict[str, Accuracy] = Field(default_factory=dict)  # "specialty · level" -> accuracy
     unparsed: int = 0
+    truncated: int = 0  # named no option because its output was cut (budget, unfinished thinking): counted wrong
     errors: int = 0
+    budget: dict[str, BudgetHits] = Field(default_factory=dict)  # node -> its outputs at the token budget
     calls_per_q: float = 0.0
     tokens_per_q: float = 0.0  # prompt tokens evaluated plus generated
+    reasoning_tokens_per_q: float = 0.0  # of the generated ones, a reasoning model's thinking
+    cost_per_q: float | None = None  # US dollars, at the prices its facts declare (None without them)
+    cost_per_correct: float | None = None  # the questions' cost over their correct answers (None: none correct)
     seconds_per_q: float = 0.0
     # Model time over every prediction of the run: model loading and the pool's preprocessing (medprompt's example
     # reasoning, logged apart) not included.
@@ -542,11 +569,18 @@ def _row(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> Row:
         cells.setdefault(f"{q.specialty} · {q.level or '–'}", []).append(p)
     row.cells = {k: accuracy(v) for k, v in sorted(cells.items())}
     row.unparsed = sum(p.parse_status == "unparsed" for p in scored)
+    row.truncated = sum(p.parse_status == "truncated" for p in scored)
     row.errors = sum(p.parse_status == "error" for p in every)
+    row.budget = budget_hits(scored)
     if scored:
         row.calls_per_q = sum(p.model_calls for p in scored) / len(scored)
         row.tokens_per_q = sum(p.prompt_tokens_evaluated + p.completion_tokens for p in scored) / len(scored)
+        row.reasoning_tokens_per_q = sum(p.reasoning_tokens for p in scored) / len(scored)
         row.seconds_per_q = sum(p.seconds for p in scored) / len(scored)
+        if row.facts and row.facts.priced:
+            total = sum(row.facts.cost(p) for p in scored)
+            row.cost_per_q = total / len(scored)
+            row.cost_per_correct = total / row.overall.correct if row.overall.correct else None
     row.wall_seconds = sum(p.seconds for p in every)
     return row
 
@@ -674,8 +708,25 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
+def usd_text(x: float | None) -> str:
+    """Dollars to three significant digits, never in exponent notation: $0.00712, $1.50."""
+    if x is None:
+        return "–"
+    decimals = 2 - math.floor(math.log10(x)) if x > 0 else 2
+    return f"${x:.{max(2, decimals)}f}"
+
+
+COSTS = ["unparsed", "truncated", "errors", "at the token budget", "tok/q", "thinking tok/q", "$/q", "$/correct", "s/q",
+         "wall"]  # fmt: skip
+
+
 def _costs(r: Row) -> tuple:
-    return r.unparsed, r.errors, f"{r.tokens_per_q:.0f}", f"{r.seconds_per_q:.2f}", f"{r.wall_seconds:.0f} s"
+    """A row's COSTS, as the markdown shows them."""
+    return (
+        r.unparsed, r.truncated, r.errors, budget_text(r.budget), f"{r.tokens_per_q:.0f}",
+        f"{r.reasoning_tokens_per_q:.0f}", usd_text(r.cost_per_q), usd_text(r.cost_per_correct),
+        f"{r.seconds_per_q:.2f}", f"{r.wall_seconds:.0f} s",
+    )  # fmt: skip
 
 
 def ranked(lb: Leaderboard) -> list[Row]:
@@ -704,11 +755,7 @@ def render_markdown(lb: Leaderboard) -> str:
                 "experts",
                 "quantization",
                 "file",
-                "unparsed",
-                "errors",
-                "tok/q",
-                "s/q",
-                "wall",
+                *COSTS,
             ],
             [
                 [
@@ -722,7 +769,7 @@ def render_markdown(lb: Leaderboard) -> str:
                     f.experts if f else "–",
                     (f.quantization or "–") if f else "–",
                     f"{f.file_size / 1e9:.2f} GB" if f and f.file_size else "–",
-                    *(_costs(r) if r.overall else ("–",) * 5),
+                    *(_costs(r) if r.overall else ("–",) * len(COSTS)),
                 ]
                 for r in ranked(lb)
             ],
@@ -854,7 +901,14 @@ def render_markdown(lb: Leaderboard) -> str:
             )
         )
     parts.append(
-        f"Accuracy with Wilson 95% intervals; unparsed answers count as wrong. Rank: 1 = most accurate under its "
+        "Accuracy with Wilson 95% intervals; unparsed and truncated answers (no option named: the output was cut at "
+        "its token budget, or its thinking never ended) count as wrong. At the token budget: per node, its outputs "
+        f"that stopped at their budget (⚠: more than {100 * BUDGET_WARNING:.0f}%, raise that node's --*-tokens). "
+        "Thinking: of the generated "
+        "tokens, a reasoning model's. $: at the prices a model's facts declare, every prompt token sent at the input "
+        "price (no discount for prompt tokens a provider had cached) and every generated token, thinking included, at "
+        "the output price; $/correct: the questions' cost over the correct answers. "
+        f"Rank: 1 = most accurate under its "
         f"strategy, ties share the better rank; its interval is the 2.5th–97.5th percentile of the rank over "
         f"{b.bootstrap_resamples} bootstrap resamples of the questions (seed {b.bootstrap_seed}). Pairs: paired "
         "difference (first minus second) with a paired bootstrap 95% interval, exact McNemar p, Holm-adjusted over "
@@ -887,7 +941,9 @@ def _rho_text(s: SizeTrend) -> str:
 CSV_COLUMNS = [
     "strategy", "rank", "rank_low", "rank_high", "model", "status", "correct", "n", "accuracy", "ci_low", "ci_high",
     "architecture", "total_params", "active_params", "n_experts", "n_experts_used", "quantization", "file_size",
-    "unparsed", "errors", "calls_per_q", "tokens_per_q", "seconds_per_q", "wall_seconds", "run_dir",
+    "usd_per_million_input", "usd_per_million_output",
+    "unparsed", "truncated", "errors", "at_budget", "calls_per_q", "tokens_per_q", "reasoning_tokens_per_q",
+    "cost_per_q", "cost_per_correct", "seconds_per_q", "wall_seconds", "run_dir",
 ]  # fmt: skip
 
 
@@ -903,6 +959,7 @@ def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
             writer.writerow(
                 {k: v for k, v in r.model_dump().items() if k in CSV_COLUMNS}
                 | {k: v for k, v in facts.items() if k in CSV_COLUMNS}
+                | {"at_budget": budget_text(r.budget)}
                 | (
                     {
                         "correct": a.correct,

@@ -7,8 +7,10 @@ Every number comes from eval.board.analyse, the same as leaderboard.md; only the
 
 from __future__ import annotations
 
-from eval.board import Leaderboard, Row, accuracy_text, params_text, rank_text, ranked
+from eval.analysis import budget_text
+from eval.board import Leaderboard, Row, accuracy_text, params_text, rank_text, ranked, usd_text
 from eval.figures import TEMPLATES, png, pyplot
+from eval.schema import BUDGET_WARNING
 
 
 def _label(row: Row, several: bool) -> str:
@@ -147,6 +149,9 @@ def render(lb: Leaderboard, title: str) -> str:
             "experts": r.facts.experts if r.facts else "–",
             "sort_params": (r.facts.total_params or 0) if r.facts else 0,
             "sort_active": (r.facts.active_params or 0) if r.facts else 0,
+            "budget": budget_text(r.budget),
+            "cost_per_q": usd_text(r.cost_per_q),
+            "cost_per_correct": usd_text(r.cost_per_correct),
         }
         for r in ranked(lb)
     ]
@@ -156,4 +161,6 @@ def render(lb: Leaderboard, title: str) -> str:
         "pairs": pair_matrix(lb),
         "calibration": reliability(lb),
     }
-    return TEMPLATES.get_template("leaderboard.html.j2").render(title=title, lb=lb, rows=rows, figures=figures)
+    return TEMPLATES.get_template("leaderboard.html.j2").render(
+        title=title, lb=lb, rows=rows, figures=figures, budget_warning=BUDGET_WARNING
+    )

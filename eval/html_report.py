@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval import log as logsetup
-from eval.analysis import answered_letters, draft_flips, flip_rows, key_text, letter_p_text, regrade
+from eval.analysis import answered_letters, budget_text, draft_flips, flip_rows, key_text, letter_p_text, regrade
 from eval.errors import fail
 from eval.figures import TEMPLATES, ReportError, png, pyplot
 from eval.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
@@ -66,8 +66,8 @@ class Page:
     comparisons: list[
         dict
     ]  # {"column", "baseline", n, diff, diff_ci_low, diff_ci_high, mcnemar_p, holm_p, right_to_wrong, wrong_to_right}
-    # The headline table's rows: a run's, one per column ({title, summary, letters}); an ablation's, eval.ablate's
-    # rows (one per model x cell) with the letter test's cell added (letters).
+    # The headline table's rows: a run's, one per column ({title, summary, letters, budget: its outputs at the token
+    # budget}); an ablation's, eval.ablate's rows (one per model x cell) with the letter test's cell added (letters).
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # A run's RunSummary, for the sections beyond the headline: circular evaluation, multi-answer questions.
@@ -194,7 +194,15 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
                 f"{c.title}: {finished} of {len(questions)} questions finished"
                 " (the run is incomplete or has errors; rerun it to resume)"
             )
-    rows = [{"title": c.title, "summary": c.summary, "letters": _letter_p(c, questions)} for c in columns]
+    rows = [
+        {
+            "title": c.title,
+            "summary": c.summary,
+            "letters": _letter_p(c, questions),
+            "budget": budget_text(c.summary.budget),
+        }
+        for c in columns
+    ]
     page = Page(" vs ".join(graphs), "run", meta, questions, columns, comparisons, rows, notes)
     page.summary = summary
     return page
@@ -421,7 +429,7 @@ def letter_bars(page: Page) -> str:
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of answers (?: unparsed)")
+    ax.set_xlabel("share of answers (?: no option named: unparsed or truncated)")
     fig.tight_layout()
     return png(fig)
 
@@ -523,7 +531,8 @@ def _step(step: TraceStep, previous: TraceStep | None, question: Question, quest
 
     facts = [
         f"{step.prompt_tokens} prompt tokens ({step.prompt_tokens_evaluated} evaluated)",
-        f"{step.completion_tokens} generated",
+        f"{step.completion_tokens} generated"
+        + (f" ({step.reasoning_tokens} thinking)" if step.reasoning_tokens else ""),
         f"{step.seconds:.2f} s",
     ]
     scores = None
@@ -542,6 +551,10 @@ def _step(step: TraceStep, previous: TraceStep | None, question: Question, quest
         "passages": step.passages,
         "output": step.output,
         "scores": scores,
+        # A reasoning model's thinking, shown apart from the output the answer is read from (never parsed).
+        "reasoning": step.reasoning,
+        "reasoning_finished": step.reasoning_finished,
+        "finish_reason": step.finish_reason,
     }
 
 

@@ -26,6 +26,9 @@ Models may instead be tables, one [[models]] per model (TOML does not mix the tw
     active_params = 37e9
     n_experts = 256
     n_experts_used = 8
+    usd_per_million_input = 0.55               # its price (both or neither): the leaderboard adds dollars per
+    usd_per_million_output = 2.19              # question and per correct answer (every prompt token sent billed
+                                               # at the input price, every generated one, thinking too, at output)
 
 Each (model, strategy) is one ordinary evaluator run in DIR/MODEL/STRATEGY: it resumes after a kill, and one that
 finished is reused on the next invocation. A model that fails to load is reported and the others still run (a data

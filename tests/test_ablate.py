@@ -278,10 +278,14 @@ def write_cell(
     calls: int,
     drafts: dict[int, str | None] | None = None,
     tokens: int = 10,
+    cut: tuple[int, ...] = (),
+    thinking: int = 0,
     **settings,
 ) -> None:
     """drafts: question index -> the first proposal ("right", "wrong", "other wrong" or None: named no option);
-    the others' first proposal is their final answer. tokens: generated tokens per model call."""
+    the others' first proposal is their final answer. tokens: generated tokens per model call, `thinking` of them
+    a reasoning model's. cut: the questions whose first output stopped at its token budget (the others' stopped by
+    themselves): a draft that named no option, or in a graph without drafts the answer itself (truncated, wrong)."""
     config = RunConfig(
         graphs=[graph], model="m.gguf", model_sha256="", data=str(BUNDLED), data_sha256="",
         question_ids=[q.id for q in QUESTIONS], **settings,
@@ -290,7 +294,8 @@ def write_cell(
     drafts = drafts or {}
     for i, (q, ok) in enumerate(zip(QUESTIONS, correct, strict=True)):
         wrong = [letter for letter in q.letters if letter != q.answer]
-        answer = q.answer if ok else wrong[0]
+        truncated = i in cut and graph not in ("reflect", "sc")
+        answer = None if truncated else q.answer if ok else wrong[0]
         first = (
             {"right": q.answer, "wrong": wrong[0], "other wrong": wrong[1], None: None}[drafts[i]]
             if i in drafts
@@ -304,9 +309,11 @@ def write_cell(
                 output=f"答案：{answer}",
                 prompt_tokens=100,
                 completion_tokens=tokens,
+                reasoning_tokens=thinking,
                 seconds=0.5,
+                finish_reason="length" if i in cut and call == 0 else "stop",
             )
-            for _ in range(calls)
+            for call in range(calls)
         ]
         store.append(
             Prediction(
@@ -315,12 +322,14 @@ def write_cell(
                 answer=answer,
                 gold=q.answer,
                 correct=ok,
-                parse_status="ok",
-                answer_method="regex",
+                parse_status="truncated" if truncated else "ok",
+                answer_method="none" if truncated else "regex",
                 draft_answer=first if graph in ("reflect", "sc") else None,
+                draft_cut=i in cut and not truncated,
                 trace=trace,
                 prompt_tokens=100 * calls,
                 completion_tokens=tokens * calls,
+                reasoning_tokens=thinking * calls,
                 seconds=0.5 * calls,
                 model_calls=calls,
             )
@@ -333,11 +342,14 @@ def make_ablation(root: Path) -> Path:
     out = root / "ablation"
     cells_dir = out / "m"
     write_cell(cells_dir / "single", "single", [i < 10 for i in range(20)], 1)
-    write_cell(cells_dir / "cot_zh", "cot", [i >= 5 for i in range(20)], 1, prompt_variant="zh")
-    # reflect's drafts: two name no option, two wrong ones it corrects, one right one it spoils, one wrong it swaps.
+    # cot thinks (4 of its 10 tokens); its outputs on questions 1 and 2 were cut at the budget before they named an
+    # option.
+    write_cell(cells_dir / "cot_zh", "cot", [i >= 5 for i in range(20)], 1, prompt_variant="zh", cut=(1, 2), thinking=4)
+    # reflect's drafts: two name no option (the first cut at its budget), two wrong ones it corrects, one right one
+    # it spoils, one wrong it swaps.
     drafts = {0: None, 1: None, 2: "wrong", 3: "wrong", 15: "right", 16: "other wrong"}
     # reflect generates 21 tokens per question (7 a call), sc 10 a sample: sc with k=2 matches it in tokens.
-    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3, drafts, tokens=7)
+    write_cell(cells_dir / "reflect", "reflect", [i < 14 for i in range(20)], 3, drafts, tokens=7, cut=(0,))
     write_cell(cells_dir / "sc_zh_k3", "sc", [i % 2 == 0 for i in range(20)], 3, prompt_variant="zh", samples=3)
     grid = load_grid(write_grid(root, SYNTHETIC))
     write_outputs(analyse(grid, out))
@@ -378,6 +390,15 @@ def test_table_from_known_outcomes(tmp_path):
         k: reflect[f"first_to_final_{k}"] for k in ("n", "unparsed", "changed", "right_to_wrong", "wrong_to_right")
     }
     assert flips == {"n": 20, "unparsed": 2, "changed": 4, "right_to_wrong": 1, "wrong_to_right": 2}
+    assert reflect["first_to_final_cut"] == 1  # of the 2, one draft was cut at its budget, one named no option
+    # Truncated answers apart from unparsed ones; per node, the outputs at the budget (⚠ above 5%: 1/60 is not).
+    assert (cot["unparsed"], cot["truncated"], cot["correct"]) == (0, 2, 15)
+    assert (cot["at_budget"], reflect["at_budget"], rows["single"]["at_budget"]) == (
+        "reason 2/20 ⚠",
+        "draft 1/60",
+        "answer 0/20",
+    )
+    assert (cot["reasoning_tokens_per_q"], reflect["reasoning_tokens_per_q"]) == (4.0, 0.0)
     # 20 five-option questions expect 4 answers per letter, too few for the chi-square test.
     assert reflect["letter_p"] is None and reflect["letter_note"] == "expected count < 5"
     assert cot["matched_calls_cell"] == "sc[zh,k=1]" and not cot.get("matched_calls_found")
@@ -399,12 +420,19 @@ def test_table_from_known_outcomes(tmp_path):
     assert md_cot["Δ vs single, points [95% bootstrap CI]"].startswith("+25.0 [")
     assert (md_cot["McNemar p"], md_cot["Holm p"], md_cot["flips r→w / w→r"]) == ("0.302", "0.604", "5 / 10")
     assert (md_reflect["sc at equal calls"], md_reflect["Holm p (calls)"]) == ("sc[zh,k=3]: 50.0%", "0.344")
-    assert md_reflect["first → final: changed (r→w / w→r); first unparsed"] == "4 (1 / 2); 2"
+    assert md_reflect["first → final: changed (r→w / w→r); first unparsed"] == "4 (1 / 2); 2 (1 cut at the budget)"
+    assert (md_cot["unparsed"], md_cot["truncated"], md_cot["at the token budget"]) == ("0", "2", "reason 2/20 ⚠")
+    assert (md_reflect["truncated"], md_reflect["at the token budget"]) == ("0", "draft 1/60")
     assert md_cot["first → final: changed (r→w / w→r); first unparsed"] == "–"
     assert md_reflect["letters vs uniform, χ² p"] == "–, too few answers; see python -m eval.position_bias"
     with open(out / "ablation.csv", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
     assert [r["cell"] for r in table] == list(rows) and float(table[1]["diff"]) == pytest.approx(0.25)
+    assert [(r["truncated"], r["at_budget"], r["first_to_final_cut"]) for r in table[1:3]] == [
+        ("2", "reason 2/20 ⚠", ""),
+        ("0", "draft 1/60", "1"),
+    ]
+    assert table[1]["reasoning_tokens_per_q"] == "4.0"
     document = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert document["baseline"] == "single" and len(document["question_ids"]) == 20 and len(document["rows"]) == 4
     # The key's letters and the best constant letter, so an accuracy can be read against them.

@@ -122,6 +122,11 @@ def test_report_for_a_real_run(tiny_run):
     assert "engine <code>llama-cpp-python 0.3.36, 1 slot</code>" in page and "shared the engine" not in page
     assert "Answer key: " in page and "a uniform guess scores 20.0%" in page
     assert "[the question and its options, as shown above]" in page  # shown once per question, not in every prompt
+    # 8-token samples: those that stopped at the budget, counted in the headline and badged in the trace.
+    steps = [s for line in (tiny_run / "predictions.jsonl").read_text().splitlines() for s in json.loads(line)["trace"]]
+    hits = sum(s["finish_reason"] == "length" for s in steps)
+    assert len(steps) == 10 and hits and page.count(">cut at budget</span>") == hits
+    assert f"<td>sample {hits}/10 ⚠</td>" in page
 
 
 # -- a synthetic run: two graphs, retrieval, scores, and text that must be escaped ------------------
@@ -351,6 +356,88 @@ def test_report_escapes_attributes_and_shows_errors_unparsed_and_missing_answers
     assert "names no option" in page
 
 
+def cells(page: str, table: str) -> list[list[str]]:
+    """The text of each row of the first table from `table` (its opening tag or first row) on."""
+    import re
+
+    body = page[page.index(table) :].split("</table>")[0]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
+
+
+def test_thinking_truncation_and_budget_hits_are_shown_apart(tmp_path):
+    """A reasoning model's run: reflect's first draft stopped at its budget (named no option), the second thought
+    and answered; single's first answer is truncated (its thinking never ended), its second stopped by itself. The
+    headline counts truncated apart from unparsed and each node's outputs at the budget; the flips tell the cut
+    draft from one that named no option; the trace folds the thinking apart from the output, with a badge."""
+    data = tmp_path / "q.jsonl"
+    questions = [
+        {"id": f"q{i}", "stem": f"题{i}", "options": {"A": "甲", "B": "乙", "C": "丙"}, "answer": "B"} for i in range(2)
+    ]
+    data.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    out = tmp_path / "run"
+    config = RunConfig(
+        graphs=["reflect", "single"], model="m.gguf", model_sha256="", data=str(data), data_sha256="",
+        question_ids=["q0", "q1"],
+    )  # fmt: skip
+    store = RunStore(out, config)
+    user = [Message(role="user", content="题")]
+    unfinished = "首先分析……答案应该是C。不过再想想，"
+    for i, q in enumerate(questions):
+        cut = i == 0
+        draft = TraceStep(
+            node="draft", messages=user, output="分析：首先" if cut else "答案：B", completion_tokens=30,
+            reasoning="" if cut else "想一想：乙对。", reasoning_tokens=0 if cut else 6,
+            finish_reason="length" if cut else "stop",
+        )  # fmt: skip
+        critique = TraceStep(node="critique", messages=user, output="建议答案：B", finish_reason="stop")
+        extract = TraceStep(node="extract", messages=user, output="B", scores={"A": -3.0, "B": -0.1, "C": -4.0})
+        store.append(
+            Prediction(
+                question_id=q["id"], graph="reflect", answer="B", gold="B", correct=True, parse_status="ok",
+                answer_method="next_token", draft_answer=None if cut else "B", draft_cut=cut,
+                trace=[draft, critique, extract], completion_tokens=40, reasoning_tokens=draft.reasoning_tokens,
+                model_calls=3,
+            )
+        )  # fmt: skip
+        answer = TraceStep(
+            node="answer", messages=user, output="" if cut else "答案：A", completion_tokens=12,
+            reasoning=unfinished if cut else "想完了。", reasoning_finished=not cut, reasoning_tokens=12 if cut else 4,
+            finish_reason="stop",
+        )  # fmt: skip
+        store.append(
+            Prediction(
+                question_id=q["id"], graph="single", answer=None if cut else "A", gold="B", correct=False,
+                parse_status="truncated" if cut else "ok", answer_method="none" if cut else "regex", trace=[answer],
+                completion_tokens=12, reasoning_tokens=answer.reasoning_tokens, model_calls=1,
+            )
+        )  # fmt: skip
+    store.close()
+    result = report(str(out))
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text(encoding="utf-8")
+    headline = {row[0]: dict(zip(cells(page, "<table class='headline'>")[0], row, strict=True)) for row in
+                cells(page, "<table class='headline'>")[1:]}  # fmt: skip
+    assert [(r["unparsed"], r["truncated"], r["at the token budget"]) for r in headline.values()] == [
+        ("0", "0", "draft 1/2 ⚠, critique 0/2"),
+        ("0", "1", "answer 0/2"),
+    ]
+    flips = {row[0]: row[1] for row in cells(page, "<tr><th>first proposal → final</th>")}
+    assert (flips["first proposal cut at its token budget"], flips["first proposal named no option"]) == ("1", "0")
+    badges = Badges()
+    badges.feed(page)
+    texts = [b["text"] for b in badges.badges]
+    assert texts.count("cut at budget") == 1 and texts.count("unfinished thinking") == 1
+    assert texts.count("truncated") == 3  # single's q0: in the index, its question's summary and its answer's
+    assert "draft cut at budget → B" in page and "answer → truncated" not in page
+    # The thinking, folded apart from the output and escaped like it; never the answer.
+    assert f"<summary>thinking (unfinished)</summary><pre>{unfinished}</pre></details>" in page
+    assert page.count('<details class="reasoning">') == 3 and "12 generated (12 thinking)" in page
+    assert "names no option" in page  # single's q0: its empty output, not the C inside its thinking
+
+
 def test_anchors_are_unique_and_url_safe():
     assert anchors(["a-1", "a 1", "a/1", "题1"]) == {"a-1": "q-a-1", "a 1": "q-a_1", "a/1": "q-a_1-2", "题1": "q-_1"}
 
@@ -371,18 +458,24 @@ def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     assert "sc at equal calls/q" in page and "sc[zh,k=3]: 50.0%" in page and "add sc[zh,k=1]" in page
     # reflect's 21 generated tokens per question against sc's 10 per sample: its token-matched control is k=2.
     assert "sc at equal generated tokens/q" in page and "add sc[zh,k=2]" in page
-    # make_ablation's reflect drafts: 2 name no option, 4 changed (1 right -> wrong, 2 wrong -> right); sc's all kept.
+    # make_ablation's reflect drafts: 2 name no option (1 cut at its budget), 4 changed (1 right -> wrong, 2 wrong ->
+    # right); sc's all kept.
     rows = [
         ["unchanged", 14, 20],
         ["changed: right → wrong", 1, 0],
         ["changed: wrong → right", 2, 0],
         ["changed: wrong → another wrong", 1, 0],
-        ["first proposal named no option", 2, 0],
+        ["first proposal cut at its token budget", 1, 0],
+        ["first proposal named no option", 1, 0],
         ["total", 20, 20],
     ]
     flips = "<tr><th>first proposal → final</th><th>reflect (draft)</th><th>sc[zh,k=3] (first sample)</th></tr>"
     flips += "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     assert flips in page
+    table = cells(page, "<table class='headline'>")
+    columns = {row[0]: dict(zip(table[0], row, strict=True)) for row in table[1:]}
+    assert (columns["cot[zh]"]["truncated"], columns["cot[zh]"]["at the token budget"]) == ("2", "reason 2/20 ⚠")
+    assert (columns["reflect"]["truncated"], columns["reflect"]["at the token budget"]) == ("0", "draft 1/60")
     assert (
         page.count("–, too few answers; see python -m eval.position_bias") == 4
     )  # 20 questions: 4 expected per letter

@@ -15,6 +15,7 @@ from conftest import ROOT
 from test_ablate import exact_bootstrap_quantile
 
 from eval.board import BoardError, Facts, load_board
+from eval.schema import BudgetHits
 from eval.stats import (
     calibration,
     holm,
@@ -425,9 +426,9 @@ def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp
     if browser is None:
         pytest.skip("Chromium is not installed (/usr/bin/chromium): the browser check of the HTML report is skipped")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    # #sort=-14: the leaderboard sorted by wall time, longest first, by the page's own script.
+    # #sort=-19: the leaderboard sorted by wall time, longest first, by the page's own script.
     dom = subprocess.run(
-        [browser, *flags, "--dump-dom", f"{(out / 'report.html').as_uri()}#sort=-14"],
+        [browser, *flags, "--dump-dom", f"{(out / 'report.html').as_uri()}#sort=-19"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -604,3 +605,87 @@ usd_per_million_output = 2.19
 [[models]]
 model = "m2.gguf"
 """
+
+
+def test_truncated_answers_budget_hits_thinking_and_cost_per_question(tmp_path):
+    """r1, a priced reasoning API: 1000 prompt and 3000 generated tokens a question, 2000 of them thinking; its first
+    answer was cut at the budget mid-thought (truncated), the other three right. m2, local and unpriced, scores the
+    options (no generated output) and is right on two. Every table counts, prices and flags them alike."""
+    import csv
+
+    from test_html_report import cells
+
+    from eval.board import analyse, load_leaderboard, write_outputs
+    from eval.board_page import render
+    from eval.data import BUNDLED, load_questions, select
+    from eval.schema import Message, Prediction, RunConfig, TraceStep
+    from eval.store import RunStore
+
+    spec = tmp_path / "board.toml"
+    spec.write_text(PRICED, encoding="utf-8")
+    board = load_board(spec)
+    questions = select(load_questions(BUNDLED), limit=4)
+    out = tmp_path / "out"
+    for entry, model in zip(board.models, ("openai:deepseek-reasoner", "m2.gguf"), strict=True):
+        config = RunConfig(
+            graphs=["single"], model=model, model_sha256="", data=str(BUNDLED), data_sha256="",
+            question_ids=[q.id for q in questions],
+        )  # fmt: skip
+        store = RunStore(board.run_dir(out, entry, "single"), config)
+        for i, q in enumerate(questions):
+            if entry.name == "r1":
+                cut = i == 0
+                step = TraceStep(
+                    node="answer", messages=[Message(role="user", content=q.stem)], output="" if cut else q.answer,
+                    reasoning="首先分析……", reasoning_finished=not cut, finish_reason="length" if cut else "stop",
+                    prompt_tokens=1000, completion_tokens=3000, reasoning_tokens=2000,
+                )  # fmt: skip
+                p = Prediction(
+                    question_id=q.id, graph="single", answer=None if cut else q.answer, gold=q.answer,
+                    correct=not cut, parse_status="truncated" if cut else "ok",
+                    answer_method="none" if cut else "regex", trace=[step], prompt_tokens=1000,
+                    completion_tokens=3000, reasoning_tokens=2000, model_calls=1,
+                )  # fmt: skip
+            else:
+                wrong = next(x for x in q.letters if x != q.answer)
+                p = Prediction(
+                    question_id=q.id, graph="single", answer=q.answer if i < 2 else wrong, gold=q.answer,
+                    correct=i < 2, parse_status="ok", answer_method="next_token", prompt_tokens=200, model_calls=1,
+                )  # fmt: skip
+            store.append(p)
+        store.close()
+    lb = analyse(board, out)
+    r1, m2 = lb.rows  # in the spec's order
+    cost = (1000 * 0.55 + 3000 * 2.19) / 1e6  # $0.00712 a question
+    assert (r1.overall.correct, r1.unparsed, r1.truncated) == (3, 0, 1)
+    assert r1.budget == {"answer": BudgetHits(outputs=4, hit=1)} and r1.reasoning_tokens_per_q == 2000
+    assert r1.cost_per_q == pytest.approx(cost) and r1.cost_per_correct == pytest.approx(4 * cost / 3)
+    assert (m2.truncated, m2.budget, m2.reasoning_tokens_per_q, m2.cost_per_q, m2.cost_per_correct) == (
+        0, {}, 0.0, None, None,
+    )  # fmt: skip
+
+    write_outputs(lb, out)
+    markdown = (out / "leaderboard.md").read_text()
+    lines = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
+    header = [h.strip() for h in lines[0]]
+    table = {row[1].strip(): dict(zip(header, [c.strip() for c in row], strict=True)) for row in lines[1:3]}
+    wanted = ("unparsed", "truncated", "at the token budget", "thinking tok/q", "$/q", "$/correct")
+    assert [table["r1"][k] for k in wanted] == ["0", "1", "answer 1/4 ⚠", "2000", "$0.00712", "$0.00949"]
+    assert [table["m2"][k] for k in wanted] == ["0", "0", "–", "0", "–", "–"]
+    with open(out / "leaderboard.csv", encoding="utf-8") as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
+    assert (rows["r1"]["truncated"], rows["r1"]["at_budget"], rows["r1"]["usd_per_million_output"]) == (
+        "1", "answer 1/4 ⚠", "2.19",
+    )  # fmt: skip
+    assert float(rows["r1"]["cost_per_q"]) == pytest.approx(cost) and rows["m2"]["cost_per_q"] == ""
+    again = {r.model: r for r in load_leaderboard(out).rows}  # leaderboard.json, as the HTML page reads it
+    assert again["r1"].cost_per_correct == pytest.approx(4 * cost / 3) and again["r1"].budget == r1.budget
+    page = cells(render(lb, "board"), "<table class='headline sortable' id='leaderboard'>")
+    shown = {row[1]: dict(zip(page[0], row, strict=True)) for row in page[1:]}
+    wanted = ("truncated", "at the token budget", "thinking tokens/q", "$/q", "$/correct")
+    assert [shown["r1"][k] for k in wanted] == ["1", "answer 1/4 ⚠", "2000", "$0.00712", "$0.00949"]
+    assert [shown["m2"][k] for k in wanted] == ["0", "–", "0", "–", "–"]
+
+    spec.write_text(PRICED.replace("usd_per_million_output = 2.19\n", ""), encoding="utf-8")
+    with pytest.raises(BoardError, match="declare both usd_per_million_input and usd_per_million_output"):
+        load_board(spec)
