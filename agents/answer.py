@@ -69,6 +69,17 @@ PATTERNS = (
         r"\b(?:choose|select|pick|go[ \t]+with)[ \t]+(?:option[ \t]+|choice[ \t]+|answer[ \t]+)?{L}",
         STATEMENT,
     ),
+    # the most appropriate treatment for this patient is C / the preferred treatment is:⏎E. … / the most likely
+    # diagnosis is 骨骼活检 (option E)
+    Pattern(
+        "conclusion_en",
+        r"\b(?:most[ \t]+(?:appropriate|likely|suitable)|preferred|best|correct|right)[ \t]+"
+        r"(?:initial[ \t]+|next[ \t]+)?"
+        r"(?:treatment|diagnosis|management|test|examination|investigation|step|approach|therapy|procedure|option|choice)"
+        r"\b[^.\n:]{0,100}?[ \t]+(?:is|would[ \t]+be)[ \t]*:?\s*(?!not\b)"
+        r"(?:option[ \t]+|choice[ \t]+|[^.\n()]{1,40}\((?:option|choice)[ \t]+)?{L}",
+        STATEMENT,
+    ),
     # which corresponds to option B
     Pattern("corresponds_en", r"\bcorresponds?[ \t]+to[ \t]+(?:option|choice|answer)[ \t]+{L}", STATEMENT),
     # \boxed{D} (a LaTeX \text{} inside is unwrapped by normalise)
@@ -79,11 +90,13 @@ PATTERNS = (
     ),
     # (综上所述，…的必要检查)是B选项 — what a conclusion names, used when nothing states an answer
     Pattern("is_option_zh", r"(?<!不)(?:是|为)[ \t]*{L}[ \t]*选项", VERDICT),
-    # Option C is correct / (B) is the best answer / C is the most likely diagnosis
+    # Option C is correct / (B) is the best answer / C is the most likely diagnosis / option B (<its text>) is most
+    # appropriate / Option C (奎宁) is the only one that meets all criteria
     Pattern(
         "verdict_en",
-        r"(?:\b(?:option|choice)[ \t]+)?{L}[ \t]+(?:is|would[ \t]+be|seems)[ \t]+(?:the[ \t]+)?"
-        r"(?:correct|right|best|most[ \t]+appropriate|most[ \t]+likely)\b",
+        r"(?:\b(?:option|choice)[ \t]+)?{L}(?:[ \t]*\([^()\n]{1,60}\))?"
+        r"[ \t]+(?:is|would[ \t]+be|seems)[ \t]+(?:the[ \t]+)?"
+        r"(?:correct|right|best|most[ \t]+appropriate|most[ \t]+likely|only[ \t]+one[ \t]+that[ \t]+(?:meets|fits))\b",
         VERDICT,
     ),
 )

@@ -120,6 +120,25 @@ CASES = [
     ("zh-first-choice-management-then-placeholder", "审核意见：……首选的处理是C。\n\n建议答案：X", "C"),
     ("zh-conclusion-is-option", "B. ……不能直接明确诊断。\n\n综上所述，最符合本例的诊断是B选项。", "B"),
     ("zh-conclusion-is-not-option", "综上所述，最可能的并不是B选项。", None),
+    (
+        "en-option-and-its-text-most-appropriate",
+        "Based on the analysis, option B (急性下壁心肌梗死) is most appropriate.",
+        "B",
+    ),
+    ("en-most-likely-diagnosis-on-next-line", "Based on this analysis, the most likely diagnosis is:\nE. 气胸", "E"),
+    (
+        "en-most-appropriate-for-the-patient",
+        "The most appropriate treatment for the patient is C, which treats it.",
+        "C",
+    ),
+    ("en-diagnosis-names-option-in-parens", "Given this, the most likely diagnosis is **夹层** (option C).", "C"),
+    ("en-only-one-that-meets", "Conclusion: Option C (主动脉夹层) is the only one that meets all criteria.", "C"),
+    (
+        "en-most-likely-diagnosis-is-not",
+        "The most likely diagnosis is not B (急性下壁心肌梗死): troponin is normal.",
+        None,
+    ),
+    ("en-most-likely-diagnosis-is-a-word", "The most likely diagnosis is a dissection of the aorta.", None),
     ("list-item-cut-at-the-budget", "分析：……\nC. 主动脉夹层；\nD. 肺栓塞（不符合）\n其余不考虑。\nD.", None),
     # -- long garbage --
     ("zh-garbage", "答案：" + "很难说" * 200, None),
