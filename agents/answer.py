@@ -28,6 +28,8 @@ STATEMENT, VERDICT, REFERENCE = range(3)
 # discusses "草稿答案B" proposes C.
 _REF = r"(?:(?P<ref>草稿|原来的|原|初步|之前的|先前的|上述|draft(?:'s)?|original|initial|previous|your)\s*)?"
 _ZH_ADVERB = r"(?:应该|应当|应|就|当然|无疑|显然|肯定|最可能|可能|仍然|仍|还是|依然|则|即)?"
+# What a question asks for: 最恰当的初始处理, 首选的治疗方案, 最合适的检查.
+_MANAGEMENT_ZH = r"(?:初始|初步|紧急)?(?:处理|治疗|检查|措施|药物|方案|方法|手术|术式)(?:措施|方案|方法)?"
 
 PATTERNS = (
     # 答案：C / 最终答案是C / 答案应该是C / 建议答案：C / 答案应选择(D) / 正确答案为C项
@@ -41,8 +43,9 @@ PATTERNS = (
     # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D / 最合适的处理是B选项 / 首选的治疗是E
     Pattern(
         "correct_zh",
-        r"(?:正确|最佳|最合适|最恰当|最符合|最可能|首选)的?"
-        r"(?:选项|答案|选择|诊断|(?:初始|初步|紧急)?(?:处理|治疗|检查|措施|药物|方案|方法|手术|术式)(?:措施|方案|方法)?)?"
+        r"(?:正确|最佳|最合适|最恰当|最符合|最可能|首选)的?(?:选项|答案|选择|诊断|"
+        + _MANAGEMENT_ZH
+        + ")?"
         + _ZH_ADVERB
         + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
         STATEMENT,
@@ -116,9 +119,14 @@ _STANDALONE = r"(?![A-Za-z0-9]|超|族|型|细胞|组|群|类|级|链|受体|因
 _EMPHASIS = re.compile(r"\*\*|__|\*|`|~~|\$|^[ \t]*#+[ \t]*", re.MULTILINE)
 _LATEX_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf)[ \t]*\{([^{}]*)\}")
 _STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9])[A-Za-z](?![A-Za-z0-9])")
-# What follows an answer keyword, read up to the end of its sentence: for the option-text fallback.
+# What follows an answer keyword (首选的检查是…), read up to the end of its sentence: for the option-text fallback;
+# not a modifier ("诊断的最佳选择") or a clause that goes on ("为明确诊断，首选…").
 _ANSWER_TEXT = re.compile(
-    r"(?:答案|诊断|选择|选)" + _ZH_ADVERB + r"(?:是|为)?[ \t]*:?[ \t]*(?P<text>[^\n。;]+)"
+    r"(?:答案|诊断|选择|选(?!择)(?:的?"
+    + _MANAGEMENT_ZH
+    + r")?)"
+    + _ZH_ADVERB
+    + r"(?:是|为)?[ \t]*:?[ \t]*(?P<text>(?![的,])[^\n。;]+)"
     r"|\b(?:answer|diagnosis)[ \t]*(?:is|would[ \t]+be|:)[ \t]*(?P<en>[^\n.;]+)",
     re.IGNORECASE,
 )
