@@ -65,6 +65,17 @@ def question() -> Question:
 
 
 @pytest.fixture
+def own_logging():
+    """For a test that calls a program's main() in-process: main() points structlog at the stderr it finds (the
+    test's capture, closed after it), so later tests get back the configuration they had."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.fixture
 def cli():
     """Run `python -m eval.agentic ...` as a user would; returns the CompletedProcess."""
     import subprocess

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import structlog
 from conftest import TINY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -478,14 +477,6 @@ BAD_INPUTS = [
 
 def _no_model(*args, **kwargs):
     raise AssertionError("a model was loaded: a bad-input row must fail before that")
-
-
-@pytest.fixture
-def own_logging():
-    """The programs point structlog at the stderr they find (here the test's capture, closed after it)."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import TINY
+from fakes import run_config
 
 from agents.backends.base import BackendError, PermanentError
 from agents.backends.openai import (
+    MalformedReply,
     OpenAIBackend,
     RetryPolicy,
     ServerError,
@@ -26,9 +28,12 @@ from agents.backends.openai import (
     letter_from_text,
     scores_from_top,
 )
+from eval import agentic
 from eval.models import resolve_model
+from eval.runner import predict
 from eval.schema import Message, Prediction
 from eval.serve import LocalServer, free_port
+from graphs import build_graph
 
 MSGS = [
     Message(role="system", content="你是临床医师。"),
@@ -41,7 +46,10 @@ LETTERS = ["A", "B", "C"]
 
 
 class Script:
-    """An OpenAI-compatible server in a function; `faults` are raised/returned before answering, in order."""
+    """An OpenAI-compatible server in a function; `faults` are raised/returned before answering, in order.
+
+    `completions`: it also answers /v1/completions, as llama-server does (log-probabilities in the chat format).
+    """
 
     def __init__(
         self,
@@ -51,8 +59,10 @@ class Script:
         json_ok: bool = False,
         text: str = "我认为答案：B",
         faults=(),
+        completions: bool = False,
     ):
         self.logprobs, self.grammar, self.json_ok, self.text = logprobs, grammar, json_ok, text
+        self.completions = completions
         self.faults = list(faults)
         self.requests: list[tuple[str, dict]] = []
 
@@ -63,12 +73,11 @@ class Script:
             return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
         if path.endswith("tokenize") or request.method == "GET":  # no engine endpoints (/props, /version)
             return httpx.Response(404, json={"detail": "Not Found"})
-        if path == "/v1/completions":
+        if path == "/v1/completions" and not self.completions:
             return httpx.Response(404, json={"detail": "Not Found"})
         self.requests.append((path, body))
-        if (
-            "诊断" in body["messages"][-1]["content"] and self.faults
-        ):  # only question prompts, never the start-up probes
+        prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+        if "诊断" in prompt and self.faults:  # only question prompts, never the start-up probes
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):
                 raise fault
@@ -82,7 +91,10 @@ class Script:
             content = "Z" if "Z" in body["grammar"] else "C"
         elif body.get("response_format"):
             content = '{"answer": "A"}' if self.json_ok else "no json here"
-        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        if path == "/v1/completions":
+            choice = {"index": 0, "text": content, "finish_reason": "stop"}
+        else:
+            choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
         if body.get("logprobs") and self.logprobs is not None:
             top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in self.logprobs]
             choice["logprobs"] = {
@@ -201,6 +213,118 @@ def test_a_prompt_the_server_says_is_too_long_is_a_permanent_error(message):
     with pytest.raises(PermanentError, match="the server refused the prompt as too long: HTTP 400: "):
         backend.score_next(MSGS, LETTERS)
     assert len(SCRIPTS[-1].requests) == before + 1, "retried"
+
+
+# What a lying server answers with HTTP 200 (a proxy's error page, a reply cut mid-body, an empty or foreign JSON
+# object), and how the error names it.
+HTML = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+LIES = [
+    pytest.param({"text": HTML, "headers": {"content-type": "text/html"}}, "an HTML page", id="html"),
+    pytest.param({"content": b'{"id": "x", "choices": [{"ind'}, "invalid JSON", id="torn-json"),
+    pytest.param({"json": {"id": "x", "object": "chat.completion", "choices": []}}, "no choices", id="no-choices"),
+    pytest.param({"json": {"status": "ok"}}, "JSON without a choices list", id="other-json"),
+    pytest.param({"json": {"choices": [{"index": 0}]}}, "a choice without its message", id="no-message"),
+    pytest.param({"content": b""}, "an empty body", id="empty"),
+]
+
+
+def liar(body: dict) -> httpx.MockTransport:
+    """A server that lists a model, then answers every request with HTTP 200 and `body` (httpx.Response's kwargs)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
+        if request.method == "GET" or request.url.path.endswith("tokenize"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(200, **body)
+
+    return httpx.MockTransport(answer)
+
+
+@pytest.mark.parametrize("body,what", LIES)
+def test_a_server_that_answers_in_another_shape_is_refused_at_start_up(body, what):
+    backend = OpenAIBackend("http://fake.local/v1", http_client=httpx.Client(transport=liar(body)))
+    with pytest.raises(MalformedReply) as refused:
+        backend.probe()
+    message = str(refused.value)
+    assert message.startswith(
+        f"the server at http://fake.local/v1/chat/completions answered HTTP 200 with {what}, not an OpenAI chat "
+        "completion"
+    ), message
+    if what == "an HTML page":  # what came back: its first 80 characters, on one line
+        assert message.endswith(": <!DOCTYPE html> <html><head><title>502 Bad Gateway</title></head><body>nginx</bo")
+
+
+def test_the_cli_refuses_a_server_that_answers_html_in_one_line(tmp_path, capsys, own_logging):
+    class Html(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            listed = self.path == "/v1/models"
+            self._send(b'{"object": "list", "data": [{"id": "m"}]}' if listed else b"{}", 200 if listed else 404)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self._send(HTML.encode(), 200, "text/html")
+
+        def _send(self, body: bytes, status: int, kind: str = "application/json"):
+            self.send_response(status)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    try:
+        status = agentic.main(["--base-url", url, "--limit", "1", "--out", str(tmp_path / "r")])
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert f"error: the server at {url}/chat/completions answered HTTP 200 with an HTML page" in err, err[-2000:]
+    assert not (tmp_path / "r" / "predictions.jsonl").exists()
+
+
+@pytest.mark.parametrize("body,what", LIES)
+def test_a_malformed_reply_mid_run_is_an_error_record_with_a_plain_message(body, what, question):
+    backend = scripted(Script(logprobs=[("B", -0.1)], faults=[httpx.Response(200, **body)]))
+    config = run_config("single")
+    made = predict("single", build_graph("single", backend, config), question)
+    assert (made.parse_status, made.error_kind) == ("error", "transient")
+    assert made.error.startswith(
+        f"MalformedReply: the server at http://fake.local/v1/chat/completions answered HTTP 200 with {what}"
+    ), made.error
+    assert predict("single", build_graph("single", backend, config), question).answer == "B"  # the next is answered
+
+
+# Log-probabilities a server stops sending mid-run (a restart without them, a proxy that strips them), in the
+# shapes servers use: none at all, no content, no positions, a position without its top list.
+VANISHED = [
+    None,
+    {"content": None},
+    {"content": []},
+    {"content": [{"token": "C", "logprob": -0.1, "top_logprobs": None}]},
+    {"content": [{"token": "C", "logprob": -0.1, "top_logprobs": []}]},
+    {"tokens": ["C"], "token_logprobs": [-0.1], "top_logprobs": [None], "text_offset": [0]},  # legacy completions
+]
+
+
+@pytest.mark.parametrize("mode", ["chat", "completions"])
+@pytest.mark.parametrize("logprobs", VANISHED)
+def test_log_probabilities_that_vanish_mid_run_fall_back_on_both_paths(mode, logprobs):
+    if mode == "chat":
+        choice = {"index": 0, "message": {"role": "assistant", "content": "C"}, "finish_reason": "stop"}
+    else:
+        choice = {"index": 0, "text": "C", "finish_reason": "stop"}
+    vanished = httpx.Response(200, json={"id": "x", "choices": [choice | {"logprobs": logprobs}]})
+    script = Script(logprobs=[("B", -0.1)], grammar=True, completions=mode == "completions", faults=[vanished])
+    backend = scripted(script, model_path=resolve_model(TINY) if mode == "completions" else None)
+    assert backend.capabilities.prompt_mode == mode and backend.capabilities.methods[0] == "next_token"
+    c = backend.score_next(MSGS, LETTERS, assistant_prefix="答案：")
+    assert (c.method, c.text) == ("grammar", "C")  # the grammar's answer, as when no letter is in the top 20
 
 
 def test_parsing_helpers():

@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-import structlog
 from conftest import TINY
 from fakes import run_config
 
@@ -93,14 +92,6 @@ def test_a_permanent_error_is_recorded_reported_apart_and_not_retried(tiny_backe
     assert summary.dropped == {"permanent error in single": 1}
     text = render_markdown(summary)
     assert "1 predictions ended in a permanent error" in text and "retrying cannot help" in text
-
-
-@pytest.fixture
-def own_logging():
-    """main() points the logs at this test's captured stderr: later tests get the configuration they had."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 def test_the_cli_exits_2_for_permanent_errors_and_a_rerun_asks_nothing(tmp_path, question, capsys, own_logging):

@@ -14,7 +14,6 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-import structlog
 from conftest import ROOT, TINY
 
 from eval import ablate, agentic, leaderboard
@@ -71,14 +70,6 @@ def read_only(directory: Path):
         ]:
             stack.enter_context(mock.patch(target, replacement))
         yield
-
-
-@pytest.fixture
-def own_logging():
-    """The programs point structlog at the stderr they find (here the test's capture, closed after it)."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 def one_error_line(err: str) -> str:

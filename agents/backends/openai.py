@@ -70,6 +70,41 @@ class ServerUnreachable(ServerError, Unreachable):
     """Every attempt of a request failed to connect, or lost its connection: the server is down or gone."""
 
 
+class MalformedReply(ServerError):
+    """The server answered with something that is not an OpenAI completion (an HTML page, broken JSON, no choices)."""
+
+
+def _openai_reply(raw: Any, part: Literal["message", "text"]) -> Any:
+    """The parsed reply of a `with_raw_response` call once its body has the OpenAI shape: a JSON object whose first
+    choice holds `part` (a chat message, or a completion's text). Else MalformedReply, saying what came back."""
+    response = raw.http_response
+    try:
+        data, parsed = response.json(), True
+    except ValueError:
+        data, parsed = None, False
+    choices = data.get("choices") if isinstance(data, dict) else None
+    first = choices[0] if choices and isinstance(choices, list) else None
+    if isinstance(first, dict) and isinstance(first.get(part), dict if part == "message" else str):
+        return raw.parse()
+    body = " ".join(response.text.split())
+    if not body:
+        what = "an empty body"
+    elif not parsed:
+        html = re.match(r"(?i)<(!doctype|html)", body)
+        what = "an HTML page" if html else "invalid JSON" if body[0] in "{[" else "text that is not JSON"
+    elif not isinstance(data, dict):
+        what = "JSON that is not an object"
+    elif not isinstance(choices, list):
+        what = "JSON without a choices list"
+    else:
+        what = "no choices" if not choices else f"a choice without its {part}"
+    kind = "chat completion" if part == "message" else "completion"
+    raise MalformedReply(
+        f"the server at {response.url} answered HTTP {response.status_code} with {what}, not an OpenAI {kind}"
+        + (f": {body[:80]}" if body else "")
+    )
+
+
 def _retryable_status(code: int) -> bool:
     return code in (408, 409, 425, 429) or code >= 500
 
@@ -433,6 +468,7 @@ class OpenAIBackend:
                 raise BackendError(f"{self.base_url}/completions does not work; use --prompt-mode chat")
         self._mode = mode
         probe_msgs = [Message(role="user", content="Reply with the single letter A.")]
+        self._answers(probe_msgs)
         methods = []
         engine = self._engine(tokenize)
         # llama_cpp.server computes log-probabilities for every prompt token (logits_all) and sorts the whole
@@ -501,6 +537,18 @@ class OpenAIBackend:
             return Engine(name="vllm", version=str(version["version"]))
         return Engine(name="unknown")
 
+    def _answers(self, messages: Sequence[Message]) -> None:
+        """One real request as a question's are sent, before any feature probe: an endpoint that refuses it, or whose
+        reply is not an OpenAI completion (an HTML page, broken JSON, no choices), is refused here in one line."""
+        import openai
+
+        try:
+            self.retry.call("start-up request", lambda: self._request(messages, "", max_tokens=1))
+        except openai.APIStatusError as e:
+            raise BackendError(
+                f"the server at {self.base_url} refused a plain {self._mode} request: {_describe(e)}"
+            ) from None
+
     def _supported(self, attempt: Callable[[], Any]) -> bool:
         """True when a feature probe returns something truthy; a 4xx refusal means unsupported."""
         import openai
@@ -514,6 +562,9 @@ class OpenAIBackend:
             openai.APIStatusError,
         ) as e:
             log.debug("server.unsupported", error=_describe(e))
+            return False
+        except MalformedReply as e:  # the endpoint a feature needs answers in another shape: the plain probe decides
+            log.debug("server.unsupported", error=str(e))
             return False
         except ServerError as e:
             raise BackendError(f"the server at {self.base_url} keeps failing: {e}") from None
@@ -570,7 +621,7 @@ class OpenAIBackend:
         body = dict(extra or {})
         if self._llama_cpp:
             body.setdefault("repeat_penalty", self.repeat_penalty)
-        resp = client.completions.create(
+        raw = client.completions.with_raw_response.create(
             model=self.model_name,
             prompt=prompt,
             max_tokens=max_tokens,
@@ -580,15 +631,16 @@ class OpenAIBackend:
             logprobs=TOP_LOGPROBS if logprobs else None,
             extra_body=body or None,
         )
+        resp = _openai_reply(raw, "text")
         choice = resp.choices[0]
         top = None
         if logprobs and choice.logprobs:
             if choice.logprobs.top_logprobs:  # the legacy completions format: one {token: logprob} per position
-                top = list(choice.logprobs.top_logprobs[0].items())
+                top = list((choice.logprobs.top_logprobs[0] or {}).items())
             elif content := (choice.logprobs.model_extra or {}).get(
                 "content"
             ):  # llama-server answers in the chat format
-                top = [(t["token"], t["logprob"]) for t in content[0].get("top_logprobs", [])]
+                top = [(t["token"], t["logprob"]) for t in content[0].get("top_logprobs") or []]
         usage = resp.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         return _Reply(
@@ -634,12 +686,13 @@ class OpenAIBackend:
                 if self._llama_cpp
                 else {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
             )
-        resp = client.chat.completions.create(
+        raw = client.chat.completions.with_raw_response.create(
             model=self.model_name,
             messages=[{"role": m.role, "content": m.content} for m in messages],
             extra_body=body or None,
             **kwargs,
         )
+        resp = _openai_reply(raw, "message")
         choice = resp.choices[0]
         message = choice.message
         top = None
