@@ -21,7 +21,7 @@ import pytest
 from agents.backends.base import BackendError
 from agents.backends.openai import _finish_reason
 from eval.api import RunSpec, evaluate
-from eval.schema import Prediction, Question
+from eval.schema import Prediction, Question, RunConfig
 from eval.store import read_predictions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chat_api"
@@ -293,9 +293,17 @@ def test_llama_server_reasoning_format_on_a_thinking_template(tiny_model, tmp_pa
     with LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=1, extra_args=args, log_path=log) as server:
         # No --model: the chat endpoint, where the server applies its template and splits off the thinking.
         run = evaluate(
-            RunSpec(graph="cot", baseline="none", base_url=server.url, out=tmp_path / "run", limit=2, draft_tokens=16)
+            RunSpec(graph="cot", baseline="single", base_url=server.url, out=tmp_path / "run", limit=2, draft_tokens=16)
         )
-    preds = list(read_predictions(run.out).values())
+    everything = list(read_predictions(run.out).values())
+    # The server's template opens <think>: single is never scored inside the block (no log-probabilities of the
+    # reply's first token, which would be thinking); its letter is parsed from the reply after the thinking.
+    assert (
+        "parsed from the reply after its thinking"
+        in RunConfig.model_validate_json((run.out / "manifest.json").read_text()).thinking
+    )
+    assert {p.answer_method for p in everything if p.graph == "single"} <= {"regex", "none"}
+    preds = [p for p in everything if p.graph == "cot"]
     assert len(preds) == 2
     for p in preds:
         (step,) = p.trace

@@ -112,7 +112,7 @@ def test_a_draft_cut_at_its_budget_is_told_apart_in_the_flip_table(question):
     # Per node, the outputs at the budget; the draft's 1 of 1 is flagged.
     assert "| reflect | draft | 1 | 1 (100%) ⚠ |" in markdown
     assert "| reflect | critique | 1 | 0 (0%) |" in markdown
-    assert "raise the node's --*-tokens" in markdown
+    assert "raise that node's token budget" in markdown
     assert summary.graphs[0].budget["draft"].hit == 1
 
 

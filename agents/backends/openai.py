@@ -46,7 +46,7 @@ from agents.backends.base import (
     quiet_stderr,
     reasoned,
 )
-from agents.backends.template import ChatTemplate, Rendered
+from agents.backends.template import ChatTemplate, Rendered, template_thinking
 from agents.prompts import load_prompts
 from eval.schema import Engine, FinishReason, Message
 
@@ -376,6 +376,7 @@ class OpenAIBackend:
                 "prompt mode 'completions' needs the GGUF the server serves (--model) for its chat template"
             )
         self._caps: Capabilities | None = None
+        self._chat_thinking = ""  # set by probe(): the server's own template thinks (chat mode)
         self._mode: Literal["completions", "chat"] = "chat"
         self._llama_cpp = False  # set by probe(): the server takes repeat_penalty and grammar
         self._caps_lock = threading.Lock()
@@ -420,8 +421,15 @@ class OpenAIBackend:
 
     @property
     def thinking(self) -> str:
-        """How a thinking template is scored, where the prompt is rendered here (completions mode); for the manifest."""
-        return self._template.template.thinking if self._template is not None and self._mode == "completions" else ""
+        """How a thinking template is scored; for the manifest."""
+        if self._template is not None and self._mode == "completions":
+            return self._template.template.thinking
+        return self._chat_thinking
+
+    def _server_template_thinks(self) -> str:
+        """What the server's own chat template does with thinking (llama-server's /props shows it), or ""."""
+        template = (self._get_json(f"{self.root_url}/props") or {}).get("chat_template")
+        return template_thinking(template) if isinstance(template, str) else ""
 
     def _models(self) -> list[str]:
         url = f"{self.base_url}/models"
@@ -471,6 +479,22 @@ class OpenAIBackend:
         self._answers(probe_msgs)
         methods = []
         engine = self._engine(tokenize)
+        if mode == "chat" and (thinks := self._server_template_thinks()):
+            # The server renders the chat template, and this one starts the reply thinking: the first token of a reply
+            # (its log-probabilities, a grammar's letter, a JSON answer) would be inside the block. Only a letter
+            # parsed from the reply after its thinking is an answer.
+            self._chat_thinking = (
+                f"{thinks}; on this chat endpoint letters are parsed from the reply after its thinking"
+            )
+            log.warning("server.thinking_template", url=self.base_url, note=self._chat_thinking)
+            return Capabilities(
+                prompt_mode=mode,
+                methods=["regex"],
+                tokenize=tokenize,
+                llama_cpp=llama_cpp,
+                models=models,
+                engine=engine,
+            )
         # llama_cpp.server computes log-probabilities for every prompt token (logits_all) and sorts the whole
         # vocabulary in Python for each generated one: 0.3-0.4 s a request, more than the answer's forward pass.
         wanted = self.scoring == "probabilities" or (self.scoring == "auto" and engine.name != "llama_cpp.server")
