@@ -50,8 +50,8 @@ PATTERNS = (
         + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
         STATEMENT,
     ),
-    # 应改为C / 建议改选C / 更正为C / (草稿答案B不对，)应为C
-    Pattern("change_zh", r"(?:改为|改选|更正为|修改为|应为|应是)[ \t]*(?:答案|选项)?[ \t]*:?[ \t]*{L}", STATEMENT),
+    # 应改为C / 建议改选C / 更正为C / (草稿答案B不对，)应为C / 手术方式应是：⏎B. Miles手术
+    Pattern("change_zh", r"(?:改为|改选|更正为|修改为|应为|应是)[ \t]*(?:答案|选项)?[ \t]*:?\s*{L}", STATEMENT),
     # Answer: C / The correct answer is option D / the answer would be (b) / Final answer - C
     Pattern(
         "answer_en",

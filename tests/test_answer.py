@@ -121,6 +121,7 @@ CASES = [
     ("zh-conclusion-is-option", "B. ……不能直接明确诊断。\n\n综上所述，最符合本例的诊断是B选项。", "B"),
     ("zh-first-choice-names-option-text", "分析：为明确诊断，首选的检查是主动脉夹层。\n综上所述，这是最佳选择。", "C"),
     ("zh-first-choice-names-no-option", "分析：为明确诊断，首选的检查是心电图。\n综上所述，这是最佳选择。", None),
+    ("zh-should-be-then-option-on-next-line", "分析：……综合分析，本例应是：\nC. 主动脉夹层", "C"),
     ("zh-conclusion-is-not-option", "综上所述，最可能的并不是B选项。", None),
     (
         "en-option-and-its-text-most-appropriate",
