@@ -40,14 +40,15 @@ PATTERNS = (
         r"(?<!不)(?<!不应)(?<!不能)(?<!排除)选(?:择|用|定)?(?!项)[ \t]*(?:是|为)?[ \t]*:?[ \t]*{L}",
         STATEMENT,
     ),
-    # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D / 最合适的处理是B选项 / 首选的治疗是E
+    # 正确选项是D / 正确的是C / 最可能的诊断为B / 正确选项：D / 最合适的处理是B选项 / 首选的治疗是E /
+    # 首选的治疗是血液透析治疗（C）
     Pattern(
         "correct_zh",
         r"(?:正确|最佳|最合适|最恰当|最符合|最可能|首选)的?(?:选项|答案|选择|诊断|"
         + _MANAGEMENT_ZH
         + ")?"
         + _ZH_ADVERB
-        + r"(?:(?:是|为)[ \t]*:?|:)\s*{L}",
+        + r"(?:(?:是|为)[ \t]*:?|:)\s*(?:[^\n。;,()]{1,40}(?=\())?{L}",
         STATEMENT,
     ),
     # 应改为C / 建议改选C / 更正为C / (草稿答案B不对，)应为C / 手术方式应是：⏎B. Miles手术
@@ -77,7 +78,7 @@ PATTERNS = (
     Pattern(
         "conclusion_en",
         r"\b(?:most[ \t]+(?:appropriate|likely|suitable)|preferred|best|correct|right)[ \t]+"
-        r"(?:initial[ \t]+|next[ \t]+)?"
+        r"(?:(?:initial|next|first(?:-line)?)[ \t]+)?"
         r"(?:treatment|diagnosis|management|test|examination|investigation|step|approach|therapy|procedure|option|choice)"
         r"\b[^.\n:]{0,100}?[ \t]+(?:is|would[ \t]+be)[ \t]*:?\s*(?!not\b)"
         r"(?:option[ \t]+|choice[ \t]+|[^.\n()]{1,40}\((?:option|choice)[ \t]+)?{L}",
@@ -94,11 +95,11 @@ PATTERNS = (
     # (综上所述，…的必要检查)是B选项 — what a conclusion names, used when nothing states an answer
     Pattern("is_option_zh", r"(?<!不)(?:是|为)[ \t]*{L}[ \t]*选项", VERDICT),
     # Option C is correct / (B) is the best answer / C is the most likely diagnosis / option B (<its text>) is most
-    # appropriate / Option C (奎宁) is the only one that meets all criteria
+    # appropriate / Option C (奎宁) is the only one that meets all criteria / Option D (…) appears to be the best
     Pattern(
         "verdict_en",
-        r"(?:\b(?:option|choice)[ \t]+)?{L}(?:[ \t]*\([^()\n]{1,60}\))?"
-        r"[ \t]+(?:is|would[ \t]+be|seems)[ \t]+(?:the[ \t]+)?"
+        r"(?:\b(?:option|choice)[ \t]+)?{L}(?:[ \t]*\((?:[^()\n]|\([^()\n]*\)){1,80}\))?"
+        r"[ \t]+(?:is|would[ \t]+be|seems|appears[ \t]+to[ \t]+be)[ \t]+(?:the[ \t]+)?"
         r"(?:correct|right|best|most[ \t]+appropriate|most[ \t]+likely|only[ \t]+one[ \t]+that[ \t]+(?:meets|fits))\b",
         VERDICT,
     ),

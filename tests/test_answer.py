@@ -122,6 +122,8 @@ CASES = [
     ("zh-first-choice-names-option-text", "分析：为明确诊断，首选的检查是主动脉夹层。\n综上所述，这是最佳选择。", "C"),
     ("zh-first-choice-names-no-option", "分析：为明确诊断，首选的检查是心电图。\n综上所述，这是最佳选择。", None),
     ("zh-should-be-then-option-on-next-line", "分析：……综合分析，本例应是：\nC. 主动脉夹层", "C"),
+    ("zh-management-text-then-letter-in-parens", "综上所述，首选的治疗是主动脉腔内修复（C）。", "C"),
+    ("zh-diagnosis-text-then-a-parenthesis-without-letter", "综上所述，最可能的诊断是肺炎（而非B）。", None),
     ("zh-conclusion-is-not-option", "综上所述，最可能的并不是B选项。", None),
     (
         "en-option-and-its-text-most-appropriate",
@@ -136,6 +138,16 @@ CASES = [
     ),
     ("en-diagnosis-names-option-in-parens", "Given this, the most likely diagnosis is **夹层** (option C).", "C"),
     ("en-only-one-that-meets", "Conclusion: Option C (主动脉夹层) is the only one that meets all criteria.", "C"),
+    (
+        "en-first-line-treatment-on-next-line",
+        "The most appropriate first-line treatment would be:\nC. 主动脉夹层.",
+        "C",
+    ),
+    (
+        "en-option-appears-to-be-best",
+        "Option D (肺栓塞 (CTPA first)) appears to be the most appropriate choice. It",
+        "D",
+    ),
     (
         "en-most-likely-diagnosis-is-not",
         "The most likely diagnosis is not B (急性下壁心肌梗死): troponin is normal.",
