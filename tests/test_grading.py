@@ -185,5 +185,6 @@ def test_prompt_variant_on_a_strategy_without_variants_is_refused(cli, tmp_path)
 def test_retrieval_budget_counts_every_reflect_round(cli, tmp_path):
     # 1024 context + 2 x (384 + 256) + 1024 > 3000: fits one round, not two.
     args = ("--graph", "reflect+rag", "--model", TINY, "--n-ctx", "3000", "--out", str(tmp_path / "r"))
+    args += ("--draft-tokens", "384", "--critique-tokens", "256")
     result = cli(*args, "--rounds", "2")
     assert result.returncode == 2 and "raise --n-ctx to at least 3328" in result.stderr
