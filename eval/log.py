@@ -22,5 +22,16 @@ def configure(verbose: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
     )
+
+
+class _Stderr:
+    """Whatever sys.stderr is when a line is logged, not when logging was configured (a program run in-process, as
+    the tests do, may be configured while stderr is a capture that is closed later)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
