@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from agents.answer import best_letter, letter_set_grammar, parse_letters
 from agents.backends.base import Backend, Completion
 from agents.prompts import render_passages, render_question
-from eval.schema import Message, Question, RetrievedPassage, TraceStep
+from eval.core.schema import Message, Question, RetrievedPassage, TraceStep
 
 
 def question_messages(

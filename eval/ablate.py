@@ -52,8 +52,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval import log as logsetup
-from eval.ablation import (
+from eval.core import log as logsetup
+from eval.core.errors import fail
+from eval.core.schema import RunConfig
+from eval.plans.campaign import run_reused
+from eval.plans.plan import PlanError
+from eval.results.ablation import (
     Cell,
     Grid,
     GridError,
@@ -65,10 +69,6 @@ from eval.ablation import (
     render_markdown,
     write_outputs,
 )
-from eval.campaign import run_reused
-from eval.errors import fail
-from eval.plan import PlanError
-from eval.schema import RunConfig
 
 
 def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eval import log as logsetup
 from eval.api import ERRORS, Interrupted, RunSpec, evaluate
-from eval.errors import fail
-from eval.flags import add_flags, from_args
+from eval.core import log as logsetup
+from eval.core.errors import fail
+from eval.core.flags import add_flags, from_args
 
 
 def parser() -> argparse.ArgumentParser:

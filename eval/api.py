@@ -28,17 +28,17 @@ from agents.backends.llamacpp import IN_PROCESS, LlamaCppBackend
 from agents.backends.template import template_thinking
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import PromptError, UnknownVariant, load_prompts
-from eval.analysis import over_budget
-from eval.cache import model_sha256, sha256_file
+from eval.core.cache import model_sha256, sha256_file
+from eval.core.schema import Determinism, RunConfig, RunSummary, Specialty
+from eval.core.shuffle import rotations, shuffle_options
+from eval.core.store import RunDirError, RunStore, read_predictions
 from eval.data import BUNDLED, DataError, dataset_files, key_sha256, questions_sha256, select
 from eval.data.loaders import load
-from eval.gguf_info import check_fits, inspect_gguf
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
-from eval.report import render_markdown, summarize
-from eval.runner import run
-from eval.schema import Determinism, RunConfig, RunSummary, Specialty
-from eval.shuffle import rotations, shuffle_options
-from eval.store import RunDirError, RunStore, read_predictions
+from eval.models.gguf import check_fits, inspect_gguf
+from eval.results.analysis import over_budget
+from eval.results.report import render_markdown, summarize
+from eval.run.runner import run
 from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph, option_fields, options_of
 from graphs.strategy import ROLES
 from retrieval import RetrievalError

@@ -26,11 +26,11 @@ from agents.backends.llamacpp import LlamaCppBackend
 from agents.messages import question_messages
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
+from eval.core.errors import fail
+from eval.core.schema import Question
+from eval.core.store import read_predictions
 from eval.data import BUNDLED, load_questions, select
-from eval.errors import fail
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
-from eval.schema import Question
-from eval.store import read_predictions
 
 KEYS = ("throughput_ratio", "reflect_prompt_token_ratio", "scoring_speedup", "scoring_agreement")
 

@@ -24,13 +24,13 @@ from pathlib import Path
 import structlog
 
 from agents.backends.openai import Capabilities, OpenAIBackend, RetryPolicy
-from eval import log as logsetup
 from eval.api import ERRORS, RunSpec, evaluate
+from eval.core import log as logsetup
+from eval.core.errors import fail
+from eval.core.store import read_predictions
 from eval.data import BUNDLED, load_questions, select
-from eval.errors import fail
 from eval.models import ModelError, resolve_model
-from eval.serve import ENGINES, LocalServer
-from eval.store import read_predictions
+from eval.run.serve import ENGINES, LocalServer
 from graphs import GraphSpec, UnknownGraph
 
 log = structlog.get_logger()

@@ -12,7 +12,7 @@ the file can be mailed or opened offline. It holds
 - every question, with an anchor (report.html#q-ID) and a collapsible section showing each graph's answer and
   every node's messages and output, so a clinician can read why a chain changed its answer.
 
-A leaderboard directory gets the leaderboard's page instead (eval.board_page): the sortable table with rank
+A leaderboard directory gets the leaderboard's page instead (eval.render.board_page): the sortable table with rank
 intervals, the heatmap, accuracy against total and active parameters, the pairwise matrix and calibration.
 
 Needs matplotlib (`pip install matplotlib`).
@@ -29,11 +29,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval import log as logsetup
-from eval.analysis import answered_letters, budget_text, draft_flips, flip_rows, key_text, letter_p_text, regrade
-from eval.errors import fail
-from eval.figures import TEMPLATES, ReportError, png, pyplot
-from eval.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
+from eval.core import log as logsetup
+from eval.core.errors import fail
+from eval.core.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
+from eval.render.figures import TEMPLATES, ReportError, png, pyplot
+from eval.results.analysis import (
+    answered_letters,
+    budget_text,
+    draft_flips,
+    flip_rows,
+    key_text,
+    letter_p_text,
+    regrade,
+)
 from graphs import GraphSpec
 
 LEVELS = ("attending", "senior")
@@ -50,17 +58,17 @@ class Column:
     model: str
     config: RunConfig
     predictions: dict[str, Prediction]  # question id -> final prediction
-    summary: object = None  # eval.schema.GraphSummary
+    summary: object = None  # eval.core.schema.GraphSummary
     group: str = ""  # colour group in the figures (the model, in an ablation)
 
 
 @dataclass
 class Page:
-    """What the page shows; eval/templates/report.html.j2 draws it."""
+    """What the page shows; eval/render/templates/report.html.j2 draws it."""
 
     title: str
     kind: str  # "run" or "ablation": which lines under the title and which headline table
-    meta: dict  # the facts for the lines under the title (eval/templates/_meta.html.j2)
+    meta: dict  # the facts for the lines under the title (eval/render/templates/_meta.html.j2)
     questions: dict[str, Question]
     columns: list[Column]
     comparisons: list[
@@ -83,11 +91,11 @@ def headline(predictions: dict[str, Prediction], questions: dict[str, Question])
 
 
 def read_run(run_dir: Path) -> tuple[RunConfig, dict[tuple[str, str], Prediction]]:
-    """The manifest and the final prediction per (graph, question), read through eval.store.
+    """The manifest and the final prediction per (graph, question), read through eval.core.store.
 
     Read-only: a run still in progress is read as far as its finished lines go.
     """
-    from eval.store import RunDirError, read_manifest, read_predictions
+    from eval.core.store import RunDirError, read_manifest, read_predictions
 
     try:
         return read_manifest(run_dir), read_predictions(run_dir)
@@ -133,7 +141,7 @@ def run_questions(
 
 
 def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") -> Page:
-    from eval.report import batching_note, describe_model, summarize
+    from eval.results.report import batching_note, describe_model, summarize
 
     config, found = read_run(run_dir)
     questions, notes = run_questions(config, list(found.values()), data, fmt)
@@ -169,7 +177,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
         )
         for g in summary.graphs
     ]
-    # eval.analysis.paired's comparisons, Holm-adjusted, as summarize made them for report.md.
+    # eval.results.analysis.paired's comparisons, Holm-adjusted, as summarize made them for report.md.
     comparisons = [
         {"column": c.graph, "diff": c.difference, **c.model_dump(exclude={"graph", "difference"})}
         for c in summary.comparisons
@@ -209,7 +217,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
 
 
 def load_ablation_page(out: Path) -> Page:
-    from eval.ablation import load_ablation, summary_of
+    from eval.results.ablation import load_ablation, summary_of
 
     ablation = load_ablation(out)
     several = len(ablation.grid.models) > 1
@@ -600,13 +608,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logsetup.configure(False)  # warnings (a torn last line) on stderr
     from eval.data import DataError
-    from eval.plan import PlanError  # an unreadable ablation.json or leaderboard.json
+    from eval.plans.plan import PlanError  # an unreadable ablation.json or leaderboard.json
 
     try:
         pyplot()
         if (args.dir / "leaderboard.json").exists():
-            from eval.board import load_leaderboard
-            from eval.board_page import render as render_board
+            from eval.render.board_page import render as render_board
+            from eval.results.board import load_leaderboard
 
             leaderboard = load_leaderboard(args.dir)
             if not any(r.overall for r in leaderboard.rows):

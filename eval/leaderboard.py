@@ -33,8 +33,9 @@ Models may instead be tables, one [[models]] per model (TOML does not mix the tw
 Each (model, strategy) is one ordinary evaluator run in DIR/MODEL/STRATEGY: it resumes after a kill, and one that
 finished is reused on the next invocation. A model that fails to load is reported and the others still run (a data
 file that is not there stops the leaderboard before anything runs). Then
-DIR/leaderboard.md, .json and .csv (eval.board says what each statistic is); python -m eval.html_report DIR draws
-the leaderboard page. Python: eval.campaign.run_leaderboard(eval.board.load_board(path), out).
+DIR/leaderboard.md, .json and .csv (eval.results.board says what each statistic is);
+python -m eval.html_report DIR draws the leaderboard page. Python:
+eval.plans.campaign.run_leaderboard(eval.results.board.load_board(path), out).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval import log as logsetup
-from eval.board import analyse, load_board, render_markdown, run_argv, write_outputs
-from eval.campaign import run_leaderboard
-from eval.errors import fail
-from eval.plan import PlanError
+from eval.core import log as logsetup
+from eval.core.errors import fail
+from eval.plans.campaign import run_leaderboard
+from eval.plans.plan import PlanError
+from eval.results.board import analyse, load_board, render_markdown, run_argv, write_outputs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,14 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from eval import log as logsetup
-from eval.analysis import regrade
+from eval.core import log as logsetup
+from eval.core.schema import Prediction, Question, RunConfig
+from eval.core.shuffle import original_letter
+from eval.core.stats import mcnemar_exact, wilson_interval
+from eval.core.store import RunDirError, read_manifest, read_predictions
 from eval.data import DataError, load_for_config, questions_sha256
-from eval.report import _table
-from eval.schema import Prediction, Question, RunConfig
-from eval.shuffle import original_letter
-from eval.stats import mcnemar_exact, wilson_interval
-from eval.store import RunDirError, read_manifest, read_predictions
+from eval.results.analysis import regrade
+from eval.results.report import _table
 
 # The two runs may differ only in the option order: what it changes (the shown options and the key's letters) follows.
 MAY_DIFFER = {"shuffle_seed", "data_sha256", "key_sha256"}

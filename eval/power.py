@@ -8,7 +8,8 @@ power depends on the difference and on the discordance: the share of questions e
     python -m eval.power --n 237 --discordance 0.25             # the smallest difference 237 questions detect
     python -m eval.power --accuracy 0.7 --half-width 0.05       # questions for a ±5-point interval on one accuracy
 
-Power is computed exactly (eval.stats.mcnemar_power), not from a normal approximation, at level --alpha (two-sided).
+Power is computed exactly (eval.core.stats.mcnemar_power), not from a normal approximation, at level --alpha
+(two-sided).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eval.stats import mcnemar_power, min_detectable_difference, questions_needed, wilson_interval
+from eval.core.stats import mcnemar_power, min_detectable_difference, questions_needed, wilson_interval
 
 
 def interval_questions(accuracy: float, half_width: float, confidence: float = 0.95) -> int:

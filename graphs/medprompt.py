@@ -24,10 +24,10 @@ from pydantic import Field
 
 from agents.nodes.ensemble import ensemble_node
 from agents.nodes.examples import ExampleReasoning, examples_node
-from eval.cache import cache_dir
+from eval.core.cache import cache_dir
+from eval.core.schema import Question
 from eval.data import DataError
 from eval.data.loaders import load
-from eval.schema import Question
 from graphs.entry import connect_entry
 from graphs.state import ChainState
 from graphs.strategy import Budgets, Build, Strategy

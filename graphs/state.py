@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, TypedDict
 
-from eval.schema import Message, Question, RetrievedPassage, TraceStep
+from eval.core.schema import Message, Question, RetrievedPassage, TraceStep
 
 
 class ChainState(TypedDict, total=False):

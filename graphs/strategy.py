@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.backends.base import Backend
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import load_prompts
-from eval.schema import Question
+from eval.core.schema import Question
 
 
 class NoOptions(BaseModel):

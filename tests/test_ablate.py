@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY
 
-from eval.ablation import Cell, GridError, analyse, cells, load_grid, render_markdown, write_outputs
-from eval.analysis import answer_key, key_text
+from eval.core.schema import Message, Prediction, RunConfig, TraceStep
+from eval.core.stats import holm, paired_bootstrap_diff, paired_counts
+from eval.core.store import RunStore
 from eval.data import BUNDLED, load_questions, select
-from eval.schema import Message, Prediction, RunConfig, TraceStep
-from eval.stats import holm, paired_bootstrap_diff, paired_counts
-from eval.store import RunStore
+from eval.results.ablation import Cell, GridError, analyse, cells, load_grid, render_markdown, write_outputs
+from eval.results.analysis import answer_key, key_text
 
 # -- statistics against reference values -------------------------------------------------------
 
@@ -186,7 +186,7 @@ def test_vary_crosses_strategy_options_for_the_strategies_that_have_them(tmp_pat
 def test_a_circular_cell_scores_right_under_every_rotation(tmp_path):
     """single[circular]: right under every rotation on questions 0-5, right in the original order only on 6-9
     (position A after that), wrong on the rest; compared, paired, with single's standard accuracy (right on 0-9)."""
-    from eval.shuffle import rotations
+    from eval.core.shuffle import rotations
 
     out = make_ablation(tmp_path)
     asked = [r for q in QUESTIONS for r in rotations(q)]

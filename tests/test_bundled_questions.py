@@ -2,8 +2,8 @@
 
 from collections import Counter
 
+from eval.core.schema import SPECIALTIES
 from eval.data import BUNDLED, load_questions
-from eval.schema import SPECIALTIES
 
 FIVE = ("A", "B", "C", "D", "E")  # the bundled set has five options each; the schema allows up to eight
 

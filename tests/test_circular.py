@@ -9,12 +9,12 @@ from conftest import TINY
 from fakes import FakeBackend
 
 from agents.backends.base import Completion
-from eval.analysis import circular_summary, collapse_rotations
 from eval.api import RunSpec, evaluate
+from eval.core.schema import Prediction, Question, rotation_of
+from eval.core.shuffle import rotations, unrotated_letter
 from eval.data import BUNDLED, load_questions, select
 from eval.html_report import load_run_page, render
-from eval.schema import Prediction, Question, rotation_of
-from eval.shuffle import rotations, unrotated_letter
+from eval.results.analysis import circular_summary, collapse_rotations
 
 Q = Question(id="q-1", stem="题干", options={"A": "甲", "B": "乙", "C": "丙", "D": "丁"}, answer="C")
 

@@ -28,7 +28,7 @@ def test_reflect_vs_single_end_to_end_and_resume(cli, tmp_path):
             assert step["prompt_tokens"] > 0 and step["seconds"] > 0
         assert p["prompt_tokens"] == sum(s["prompt_tokens"] for s in p["trace"])
         assert p["correct"] == (p["answer"] == p["gold"])
-    from eval.store import read_predictions
+    from eval.core.store import read_predictions
 
     for p in read_predictions(out).values():  # read back whole
         assert all(step.messages[0].role == "system" and step.continues is None for step in p.trace)
@@ -104,7 +104,7 @@ def test_base_url_is_never_ignored(tmp_path, capsys):
 
     from eval import ablate, agentic, leaderboard
     from eval.api import RunSpec
-    from eval.serve import free_port
+    from eval.run.serve import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     refused = "--base-url needs --backend openai (--backend llama evaluates in-process)"

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 from conftest import ROOT, TINY
 
+from eval.core.schema import Prediction, Question, RunConfig
+from eval.core.store import RunDirError, RunStore
 from eval.data import BUNDLED, key_sha256, load_questions, questions_sha256, select
-from eval.report import render_markdown, summarize
-from eval.schema import Prediction, Question, RunConfig
-from eval.store import RunDirError, RunStore
+from eval.results.report import render_markdown, summarize
 
 
 @pytest.mark.parametrize("limit", [14, 28, 70])

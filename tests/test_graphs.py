@@ -5,7 +5,7 @@ from typing import ClassVar
 import pytest
 from fakes import FakeBackend, run_config
 
-from eval.runner import predict
+from eval.run.runner import predict
 from graphs import build_graph
 from graphs.reflect import after_critique
 

@@ -14,9 +14,9 @@ from conftest import ROOT, TINY
 
 pytest.importorskip("matplotlib", reason="the HTML report draws with matplotlib: pip install matplotlib")
 
+from eval.core.schema import Message, Prediction, RetrievedPassage, RunConfig, TraceStep
+from eval.core.store import RunStore
 from eval.html_report import anchors
-from eval.schema import Message, Prediction, RetrievedPassage, RunConfig, TraceStep
-from eval.store import RunStore
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -445,7 +445,7 @@ def test_anchors_are_unique_and_url_safe():
 def test_an_ablation_directory_gets_its_table_and_every_cell(tmp_path):
     from test_ablate import QUESTIONS, make_ablation
 
-    from eval.analysis import answer_key, key_text
+    from eval.results.analysis import answer_key, key_text
 
     out = make_ablation(tmp_path)
     result = report(str(out))

@@ -14,9 +14,9 @@ from fakes import FakeBackend
 
 from agents.nodes.examples import ExampleReasoning
 from agents.prompts import load_prompts
-from eval import jsonl
-from eval.schema import Prediction, Question, RunConfig
-from eval.store import RunDirError, RunStore, read_predictions
+from eval.core import jsonl
+from eval.core.schema import Prediction, Question, RunConfig
+from eval.core.store import RunDirError, RunStore, read_predictions
 
 PROMPTS = load_prompts("medprompt", "zh")
 CONFIG = RunConfig(graphs=["single"], model="m", model_sha256="x", data="d", data_sha256="y", question_ids=["a", "b"])
@@ -69,7 +69,7 @@ def test_a_cache_line_torn_at_an_ascii_boundary_loses_no_good_record(tmp_path):
 def test_a_cache_that_cannot_be_written_does_not_stop_the_run(tmp_path):
     path = tmp_path / "cache.jsonl"
     with (
-        mock.patch("eval.jsonl.os.write", side_effect=OSError(errno.ENOSPC, "No space left on device")),
+        mock.patch("eval.core.jsonl.os.write", side_effect=OSError(errno.ENOSPC, "No space left on device")),
         structlog.testing.capture_logs() as logs,
     ):
         assert reasoning(path, FakeBackend(replies=["答案：A"])).reasoning(example("p-1"))[1] == "A"
@@ -134,7 +134,7 @@ def test_a_failed_append_leaves_the_file_as_it_was(tmp_path):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd, data)
 
-    with mock.patch("eval.jsonl.os.write", side_effect=half), pytest.raises(OSError):
+    with mock.patch("eval.core.jsonl.os.write", side_effect=half), pytest.raises(OSError):
         jsonl.append(path, '{"n": 2, "text": "心电图"}')
     assert path.read_bytes() == b'{"n": 1}\n'
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import ROOT, TINY
 
-from eval.schema import Prediction
+from eval.core.schema import Prediction
 
 ARGS = (
     "--graph",

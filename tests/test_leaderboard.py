@@ -14,9 +14,8 @@ import pytest
 from conftest import ROOT
 from test_ablate import exact_bootstrap_quantile
 
-from eval.board import BoardError, Facts, load_board
-from eval.schema import BudgetHits
-from eval.stats import (
+from eval.core.schema import BudgetHits
+from eval.core.stats import (
     calibration,
     holm,
     mcnemar_power,
@@ -25,6 +24,7 @@ from eval.stats import (
     rank_intervals,
     spearman,
 )
+from eval.results.board import BoardError, Facts, load_board
 
 Z = 1.959963984540054
 
@@ -196,7 +196,7 @@ def test_a_bad_spec_is_one_clear_error(tmp_path, text, message):
 
 
 def test_an_entry_may_bring_its_own_critic(tmp_path):
-    from eval.board import run_argv
+    from eval.results.board import run_argv
 
     path = tmp_path / "board.toml"
     path.write_text(
@@ -508,11 +508,11 @@ def test_power_cli_refuses_nonsense_in_one_line():
 def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
     """Two models asked every rotation: m1 right under all of them on questions 0-5; m2 right in the original order
     only on questions 0-7, so right under every rotation on none."""
-    from eval.board import analyse, run_argv
+    from eval.core.schema import Prediction, RunConfig
+    from eval.core.shuffle import rotations
+    from eval.core.store import RunStore
     from eval.data import BUNDLED, load_questions, select
-    from eval.schema import Prediction, RunConfig
-    from eval.shuffle import rotations
-    from eval.store import RunStore
+    from eval.results.board import analyse, run_argv
 
     spec = tmp_path / "board.toml"
     spec.write_text('models = ["m1.gguf", "m2.gguf"]\ncircular = true\nlimit = 10\n', encoding="utf-8")
@@ -558,11 +558,11 @@ def test_names_one_directory_would_hold_get_a_directory_each(tmp_path):
 def test_a_run_of_another_model_is_never_a_row(tmp_path):
     """m1's directory holds m2's run (copied there, or left by an earlier spec): m1 is failed in every table, never
     ranked with m2's numbers."""
-    from eval.board import analyse, render_markdown
-    from eval.board_page import render
+    from eval.core.schema import Prediction, RunConfig
+    from eval.core.store import RunStore
     from eval.data import BUNDLED, load_questions, select
-    from eval.schema import Prediction, RunConfig
-    from eval.store import RunStore
+    from eval.render.board_page import render
+    from eval.results.board import analyse, render_markdown
 
     spec = tmp_path / "board.toml"
     spec.write_text('models = ["m1.gguf", "m2.gguf"]\nlimit = 4\n', encoding="utf-8")
@@ -615,11 +615,11 @@ def test_truncated_answers_budget_hits_thinking_and_cost_per_question(tmp_path):
 
     from test_html_report import cells
 
-    from eval.board import analyse, load_leaderboard, write_outputs
-    from eval.board_page import render
+    from eval.core.schema import Message, Prediction, RunConfig, TraceStep
+    from eval.core.store import RunStore
     from eval.data import BUNDLED, load_questions, select
-    from eval.schema import Message, Prediction, RunConfig, TraceStep
-    from eval.store import RunStore
+    from eval.render.board_page import render
+    from eval.results.board import analyse, load_leaderboard, write_outputs
 
     spec = tmp_path / "board.toml"
     spec.write_text(PRICED, encoding="utf-8")

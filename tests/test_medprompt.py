@@ -17,11 +17,11 @@ from agents.nodes.ensemble import ensemble_node, option_orders
 from agents.nodes.examples import ExampleReasoning, examples_node
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
+from eval.core.schema import Question
+from eval.core.shuffle import reorder
+from eval.core.store import RunDirError
 from eval.data import BUNDLED, DataError, load_questions, select
-from eval.runner import predict, to_prediction
-from eval.schema import Question
-from eval.shuffle import reorder
-from eval.store import RunDirError
+from eval.run.runner import predict, to_prediction
 from graphs import build_graph
 from retrieval.examples import ExamplePool
 

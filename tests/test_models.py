@@ -68,7 +68,7 @@ def test_pinned_models_match_their_packages():
 def test_model_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
     import hashlib
 
-    from eval import cache as models
+    from eval.core import cache as models
 
     monkeypatch.setenv("CLINICAL_EVAL_CACHE", str(tmp_path / "cache"))
     gguf = tmp_path / "m.gguf"

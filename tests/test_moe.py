@@ -14,10 +14,10 @@ import sys
 import pytest
 from conftest import ROOT
 
-from eval.cache import sha256_file
-from eval.gguf_info import ModelInfo, inspect_gguf
+from eval.core.cache import sha256_file
+from eval.core.schema import Message
 from eval.models import ModelError
-from eval.schema import Message
+from eval.models.gguf import ModelInfo, inspect_gguf
 from eval.tinymoe import TinyMoEConfig
 
 LETTERS = list("ABCDE")
@@ -57,7 +57,7 @@ def test_header_reader_agrees_with_the_stock_reader(tiny_moe):
     """The fast reader only skips the contents of long string arrays; everything else is what gguf reads."""
     from gguf import GGUFReader, GGUFValueType
 
-    from eval.gguf_info import _array_len, _HeaderReader
+    from eval.models.gguf import _array_len, _HeaderReader
 
     fast, stock = _HeaderReader(tiny_moe), GGUFReader(tiny_moe)
     assert list(fast.fields) == list(stock.fields)
@@ -195,8 +195,8 @@ def test_agentic_cli_on_tiny_moe(cli, tiny_moe, tmp_path):
 
 
 def test_memory_plan_counts_weights_and_kv_cache_and_refuses_what_cannot_fit(tiny_moe, monkeypatch):
-    from eval import gguf_info
     from eval.models import ModelError
+    from eval.models import gguf as gguf_info
 
     info = gguf_info.inspect_gguf(tiny_moe, sha256=False)
     small_host, _ = gguf_info.memory_needed(info, n_ctx=512)

@@ -13,13 +13,13 @@ from test_loaders import cmb_records, write_json
 from agents.answer import letter_set_grammar, parse_answer, parse_letters
 from agents.messages import question_messages
 from agents.prompts import load_prompts, prompts_for
-from eval.analysis import collapse_rotations, partial_credit
 from eval.api import RunSpec, evaluate
+from eval.core.schema import MultiQuestion, Prediction, Question
+from eval.core.shuffle import back, reorder, rotations
 from eval.data import load_questions
 from eval.html_report import load_run_page, render
-from eval.runner import predict
-from eval.schema import MultiQuestion, Prediction, Question
-from eval.shuffle import back, reorder, rotations
+from eval.results.analysis import collapse_rotations, partial_credit
+from eval.run.runner import predict
 from graphs import build_graph
 
 OPTIONS = {"A": "呼吸道感染", "B": "空气污染", "C": "规律用药", "D": "停用吸入药"}

@@ -29,10 +29,10 @@ from agents.backends.openai import (
     scores_from_top,
 )
 from eval import agentic
+from eval.core.schema import Message, Prediction
 from eval.models import resolve_model
-from eval.runner import predict
-from eval.schema import Message, Prediction
-from eval.serve import LocalServer, free_port
+from eval.run.runner import predict
+from eval.run.serve import LocalServer, free_port
 from graphs import build_graph
 
 MSGS = [

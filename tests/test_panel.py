@@ -6,7 +6,7 @@ import pytest
 from conftest import TINY
 from fakes import FakeBackend, run_config
 
-from eval.runner import predict
+from eval.run.runner import predict
 from graphs import build_graph
 
 OPINIONS = ["分析：……\n答案：A", "分析：……\n答案：B", "分析：……\n答案：B"]

@@ -12,10 +12,10 @@ from fakes import run_config
 from agents.backends.base import PermanentError
 from agents.messages import question_messages
 from eval import agentic
-from eval.report import render_markdown, summarize
-from eval.runner import run
-from eval.schema import Question
-from eval.store import RunStore, read_predictions
+from eval.core.schema import Question
+from eval.core.store import RunStore, read_predictions
+from eval.results.report import render_markdown, summarize
+from eval.run.runner import run
 from graphs import build_graph
 
 HUGE = "胸痛" * 1_500_000  # 9 MB of UTF-8: millions of tokens, far past any context window
@@ -114,9 +114,9 @@ def test_the_cli_exits_2_for_permanent_errors_and_a_rerun_asks_nothing(tmp_path,
 
 
 def test_a_leaderboard_run_with_a_permanent_error_is_done_and_the_question_leaves_every_statistic(tmp_path):
-    from eval.board import analyse, load_board
+    from eval.core.schema import Prediction, RunConfig
     from eval.data import BUNDLED, load_questions, select
-    from eval.schema import Prediction, RunConfig
+    from eval.results.board import analyse, load_board
 
     spec = tmp_path / "board.toml"
     spec.write_text('models = ["m1.gguf", "m2.gguf"]\nlimit = 4\n', encoding="utf-8")

@@ -6,8 +6,8 @@ import sys
 
 from conftest import ROOT, TINY
 
+from eval.core.shuffle import option_order, original_letter, shuffle_options
 from eval.data import BUNDLED, load_questions
-from eval.shuffle import option_order, original_letter, shuffle_options
 
 
 def test_shuffle_moves_contents_and_the_key_together(question):

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from agents.messages import question_messages
 from agents.prompts import PromptFile, load_prompts, render_question
-from eval.schema import RetrievedPassage
+from eval.core.schema import RetrievedPassage
 
 SHIPPED = sorted(p.name.removesuffix(".toml") for p in files("agents.prompts").iterdir() if p.name.endswith(".toml"))
 

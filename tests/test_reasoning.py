@@ -6,8 +6,8 @@ import pytest
 
 from agents.backends.base import reasoned
 from agents.reasoning import opens_block, split_reasoning
-from eval.report import render_markdown, summarize
-from eval.runner import predict
+from eval.results.report import render_markdown, summarize
+from eval.run.runner import predict
 from graphs import build_graph
 from tests.fakes import FakeBackend, run_config
 
@@ -120,7 +120,7 @@ def test_a_draft_cut_at_its_budget_is_told_apart_in_the_flip_table(question):
 
 
 def test_in_process_generation_says_why_it_stopped(tiny_backend):
-    from eval.schema import Message
+    from eval.core.schema import Message
 
     messages = [Message(role="user", content="Describe the heart in detail.")]
     cut = tiny_backend.chat(messages, max_tokens=5)
@@ -154,7 +154,7 @@ def test_a_template_with_a_thinking_switch_is_scored_in_its_no_thinking_form(tin
     from agents.backends.template import ChatTemplate
 
     plain, switched = (ChatTemplate(t, bos_token="", eos_token="", eos_id=0) for t in (PLAIN, SWITCHED_THINK))
-    from eval.schema import Message
+    from eval.core.schema import Message
 
     messages = [Message(role="user", content="?")]
     assert plain.thinking == "" and switched.thinking != ""
@@ -168,7 +168,7 @@ def test_a_template_with_a_thinking_switch_is_scored_in_its_no_thinking_form(tin
 def test_the_manifest_records_how_a_thinking_template_is_scored(tiny_model, question, tmp_path):
     from agents.backends.llamacpp import LlamaCppBackend
     from eval.api import RunSpec, evaluate
-    from eval.schema import RunConfig
+    from eval.core.schema import RunConfig
 
     backend = LlamaCppBackend(tiny_model, n_ctx=2048, chat_template=OPENS_THINK)
     spec = RunSpec(graph="cot", baseline="single", out=tmp_path / "run", draft_tokens=16)

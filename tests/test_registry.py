@@ -3,8 +3,8 @@
 import pytest
 from fakes import FakeBackend
 
-from eval.runner import predict
-from eval.schema import RunConfig
+from eval.core.schema import RunConfig
+from eval.run.runner import predict
 from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph
 
 CONFIG = RunConfig(

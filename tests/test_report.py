@@ -1,8 +1,8 @@
 import pytest
 from scipy.stats import binomtest
 
-from eval.report import render_markdown, summarize
-from eval.schema import Prediction, Question, TraceStep
+from eval.core.schema import Prediction, Question, TraceStep
+from eval.results.report import render_markdown, summarize
 
 
 def q(i: int, specialty: str, level: str) -> Question:
@@ -140,7 +140,7 @@ def test_report_renders_exactly_the_counts():
 
 
 def test_engine_section_counts_predictions_made_under_batching():
-    from eval.schema import Engine
+    from eval.core.schema import Engine
 
     preds = [pred(f"q{i}", "single", "A").model_copy(update={"in_flight": 4, "shared_batch": i < 3}) for i in range(4)]
     batching = summarize("m", "d", ["single"], None, QUESTIONS, preds, engine=Engine(name="llama-server", slots=4))
@@ -159,7 +159,7 @@ def test_engine_section_counts_predictions_made_under_batching():
 
 
 def test_in_flight_is_the_peak_over_each_prediction():
-    from eval.runner import InFlight
+    from eval.run.runner import InFlight
 
     flight = InFlight()
     with flight.question(), flight.prediction() as first:

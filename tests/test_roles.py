@@ -9,10 +9,10 @@ from conftest import TINY
 from fakes import FakeBackend, run_config
 
 from eval.api import RunSpec, evaluate
+from eval.core.store import RunDirError
 from eval.data import BUNDLED, load_questions, select
 from eval.models import ModelError
-from eval.runner import predict
-from eval.store import RunDirError
+from eval.run.runner import predict
 from graphs import build_graph
 
 CONFIG = run_config("reflect")

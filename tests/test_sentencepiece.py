@@ -8,7 +8,7 @@ import pytest
 
 from agents.backends.base import letter_of_token
 from agents.backends.openai import scores_from_top
-from eval.schema import Message
+from eval.core.schema import Message
 
 MESSAGES = [
     Message(role="system", content="你是医生。"),

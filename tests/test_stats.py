@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from eval.analysis import answered_letters, letter_p_text
-from eval.schema import Prediction, Question
-from eval.stats import LetterBias, letter_bias, mcnemar_exact, wilson_interval
+from eval.core.schema import Prediction, Question
+from eval.core.stats import LetterBias, letter_bias, mcnemar_exact, wilson_interval
+from eval.results.analysis import answered_letters, letter_p_text
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pytest
 
-from eval.schema import Message, Prediction, RunConfig, TraceStep
-from eval.store import RunDirError, RunStore, compact, expand, read_predictions
+from eval.core.schema import Message, Prediction, RunConfig, TraceStep
+from eval.core.store import RunDirError, RunStore, compact, expand, read_predictions
 
 CONFIG = RunConfig(graphs=["single"], model="m", model_sha256="x", data="d", data_sha256="y", question_ids=["a", "b"])
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from agents.nodes.sample import sample_seeds
 from agents.nodes.vote import majority, tally
 from agents.prompts import UnknownVariant, load_prompts
-from eval.runner import predict
-from eval.schema import RunConfig
+from eval.core.schema import RunConfig
+from eval.run.runner import predict
 from graphs import STRATEGIES, GraphSpec, build_graph
 
 CONFIG = run_config("sc")
@@ -197,7 +197,7 @@ def test_sc_samples_exactly_cots_prompts():
 
 
 def test_a_manifest_from_before_strategy_options_reads_but_does_not_resume(tmp_path):
-    from eval.store import RunDirError, RunStore
+    from eval.core.store import RunDirError, RunStore
 
     flat = {"samples": 3, "sample_temperature": 0.7, "draft_tokens": 384, "critique_tokens": 256, "rounds": 1}
     old = CONFIG.model_dump(exclude={"options", "version"}) | flat

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, TINY
 
 from eval import ablate, agentic, leaderboard
-from eval.store import read_predictions
+from eval.core.store import read_predictions
 
 RUN = ["--graph", "single", "--baseline", "none", "--model", TINY, "--n-ctx", "1024"]
 

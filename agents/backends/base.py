@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.reasoning import split_reasoning
-from eval.schema import Engine, FinishReason, Message
+from eval.core.schema import Engine, FinishReason, Message
 
 
 class BackendError(Exception):

@@ -20,7 +20,7 @@ import numpy as np
 from agents.backends.base import BackendError, Completion, PermanentError, letter_of_token, quiet_stderr, reasoned
 from agents.backends.template import ChatTemplate, Rendered
 from agents.reasoning import close_tag, split_reasoning, unclosed
-from eval.schema import Engine, Message
+from eval.core.schema import Engine, Message
 
 # One llama.cpp context evaluates one stream: nothing is batched with another question.
 IN_PROCESS = Engine(name="llama-cpp-python", version=version("llama-cpp-python"), slots=1)
@@ -44,7 +44,7 @@ class LlamaCppBackend:
         reasoning model's thinking budget on top of each reply's own (0: thinking shares the reply's budget)."""
         from llama_cpp import Llama
 
-        from eval.gguf_info import check_fits, inspect_gguf
+        from eval.models.gguf import check_fits, inspect_gguf
 
         check_fits(inspect_gguf(model_path, sha256=False), n_ctx, n_gpu_layers)
         self.name = f"llama.cpp:{Path(model_path).name}"

@@ -48,7 +48,7 @@ from agents.backends.base import (
 )
 from agents.backends.template import ChatTemplate, Rendered, template_thinking
 from agents.prompts import load_prompts
-from eval.schema import Engine, FinishReason, Message
+from eval.core.schema import Engine, FinishReason, Message
 
 log = structlog.get_logger()
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agents.reasoning import close_tag, opens_block, split_reasoning
-from eval.schema import Message
+from eval.core.schema import Message
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from agents.backends.base import Backend, BackendError
 from agents.messages import choose_by_scores, question_messages, trace_step
 from agents.nodes.retrieve import Retrieval, retrieve_node
 from agents.prompts import prompts_for
-from eval.schema import LETTERS, Question, TraceStep
-from eval.shuffle import rotations
+from eval.core.schema import LETTERS, Question, TraceStep
+from eval.core.shuffle import rotations
 
 FLOOR = -30.0  # a letter a server did not return among its top log-probabilities: nearly impossible, not -inf
 

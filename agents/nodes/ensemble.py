@@ -11,8 +11,8 @@ from agents.backends.base import Backend
 from agents.messages import choose_by_scores, few_shot_messages, trace_step
 from agents.nodes.vote import majority
 from agents.prompts import prompts_for
-from eval.schema import Question
-from eval.shuffle import back, reorder
+from eval.core.schema import Question
+from eval.core.shuffle import back, reorder
 
 
 def option_orders(question: Question, k: int, seed: int) -> list[str]:

@@ -16,8 +16,8 @@ from agents.answer import parse_answer
 from agents.backends.base import Backend
 from agents.messages import question_messages
 from agents.prompts import prompts_for, render_question
-from eval import jsonl
-from eval.schema import Question
+from eval.core import jsonl
+from eval.core.schema import Question
 from retrieval.examples import ExamplePool
 
 # Candidates looked at per example wanted: the model's reasoning may miss an example's key (it is then not shown).

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.backends.base import Backend
-from eval.schema import Message, RetrievedPassage, TraceStep
+from eval.core.schema import Message, RetrievedPassage, TraceStep
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from importlib.resources import files
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from eval.schema import Question, RetrievedPassage
+from eval.core.schema import Question, RetrievedPassage
 
 
 class UnknownVariant(ValueError):

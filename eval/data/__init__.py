@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eval.schema import Question, RunConfig
+from eval.core.schema import Question, RunConfig
 
 if TYPE_CHECKING:
     from eval.data.loaders import Loaded
@@ -127,9 +127,9 @@ def load_for_config(config: RunConfig) -> Loaded:
     """A run's questions reloaded exactly as the run read them (same format, key, field map, mapping, encoding),
     in its order and, for a shuffled run, in its option order (under --circular, every rotation of each);
     `.questions` holds just those."""
+    from eval.core.schema import rotation_of
+    from eval.core.shuffle import rotate, shuffle_options
     from eval.data.loaders import load
-    from eval.schema import rotation_of
-    from eval.shuffle import rotate, shuffle_options
 
     loaded = load(
         config.data,

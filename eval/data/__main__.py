@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from eval.core.schema import SPECIALTIES
 from eval.data import DataError
 from eval.data.loaders import FIELD_KEYS, FORMATS, MULTI, Loaded, check_fields, load, read_fields, stratified, to_jsonl
-from eval.schema import SPECIALTIES
 
 KIND_NAMES = {"single-4": "single, 4 options", "single-5": "single, 5 options", "multi": "multi-answer"}
 

@@ -1,4 +1,4 @@
-"""Real exam datasets: one function per format turns a record into an eval.schema.Question.
+"""Real exam datasets: one function per format turns a record into an eval.core.schema.Question.
 
 Formats: native (this project's JSONL), cmexam (CMExam CSV), cmb (CMB JSON, answers optionally in a second file),
 medqa (MedQA Mainland JSONL), mmlu (CMMLU / C-Eval CSV), generic (JSONL, JSON or CSV with a field mapping).
@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from eval.core.schema import LETTERS, SPECIALTIES, MultiQuestion, Question
 from eval.data import DataError, dataset_files
-from eval.schema import LETTERS, SPECIALTIES, MultiQuestion, Question
 
 FORMATS = ("native", "cmexam", "cmb", "medqa", "mmlu", "generic")
 MULTI = ("skip", "include")

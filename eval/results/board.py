@@ -1,7 +1,7 @@
 """The leaderboard: models x strategies on the same questions, and the statistics that decide claims about them.
 
 A leaderboard (TOML, `Board`) lists models (GGUF paths, packaged names, or OpenAI-compatible endpoints) and
-strategies; each (model, strategy) is one ordinary evaluator run in OUT/MODEL/STRATEGY (eval.campaign runs them).
+strategies; each (model, strategy) is one ordinary evaluator run in OUT/MODEL/STRATEGY (eval.plans.campaign runs them).
 `analyse` reads those run directories and computes, on the questions every finished run answered:
 
 - accuracy per model overall and per specialty x level (Wilson intervals), and each model's facts (architecture,
@@ -30,12 +30,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from eval.analysis import accuracy, answer_key, budget_hits, budget_text, collapse_rotations, key_text, paired, regrade
-from eval.errors import one_line
-from eval.figures import p_value as _p
-from eval.figures import pct as _pct
-from eval.figures import pts as _pts
-from eval.plan import (
+from eval.core.errors import one_line
+from eval.core.schema import BUDGET_WARNING, Accuracy, AnswerKey, BudgetHits, Prediction, Question, RunConfig
+from eval.core.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
+from eval.core.store import finished, graph_predictions
+from eval.plans.plan import (
     RESERVED,
     Plan,
     PlanError,
@@ -47,9 +46,19 @@ from eval.plan import (
     read_run,
     run_names,
 )
-from eval.schema import BUDGET_WARNING, Accuracy, AnswerKey, BudgetHits, Prediction, Question, RunConfig
-from eval.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
-from eval.store import finished, graph_predictions
+from eval.render.figures import p_value as _p
+from eval.render.figures import pct as _pct
+from eval.render.figures import pts as _pts
+from eval.results.analysis import (
+    accuracy,
+    answer_key,
+    budget_hits,
+    budget_text,
+    collapse_rotations,
+    key_text,
+    paired,
+    regrade,
+)
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
@@ -265,8 +274,8 @@ def facts_of(entry: Entry, config: RunConfig | None) -> Facts | None:
         return entry.facts
     info = config.model_info if config and config.model_info else None
     if info is None and entry.model:
-        from eval.gguf_info import inspect_gguf
         from eval.models import ModelError, resolve_model
+        from eval.models.gguf import inspect_gguf
 
         try:
             info = inspect_gguf(resolve_model(entry.model), sha256=False).model_dump()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from eval.schema import LETTERS, ROTATION, Question
+from eval.core.schema import LETTERS, ROTATION, Question
 
 
 def option_order(question: Question, seed: int | str) -> str:

@@ -5,7 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from eval.analysis import (
+from eval.core.schema import (
+    BUDGET_WARNING,
+    SPECIALTIES,
+    Accuracy,
+    Circular,
+    Comparison,
+    Engine,
+    GraphSummary,
+    MultiAnswers,
+    Prediction,
+    Question,
+    RunSummary,
+)
+from eval.core.shuffle import rotations
+from eval.core.stats import holm
+from eval.results.analysis import (
     NEAR_TIE_NATS,
     accuracy,
     answer_key,
@@ -21,21 +36,6 @@ from eval.analysis import (
     partial_credit,
     regrade,
 )
-from eval.schema import (
-    BUDGET_WARNING,
-    SPECIALTIES,
-    Accuracy,
-    Circular,
-    Comparison,
-    Engine,
-    GraphSummary,
-    MultiAnswers,
-    Prediction,
-    Question,
-    RunSummary,
-)
-from eval.shuffle import rotations
-from eval.stats import holm
 
 LEVELS = ("attending", "senior")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import structlog
 
-from eval import jsonl
-from eval.schema import Prediction, RunConfig
+from eval.core import jsonl
+from eval.core.schema import Prediction, RunConfig
 
 MANIFEST = "manifest.json"
 PREDICTIONS = "predictions.jsonl"

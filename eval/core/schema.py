@@ -129,7 +129,7 @@ class TraceStep(BaseModel):
         """The output stopped at its token budget, or its thinking never gave way to an answer."""
         return self.finish_reason == "length" or not self.reasoning_finished
 
-    # On disk only: this step's conversation is step `continues`'s followed by `messages` (eval.store writes traces
+    # On disk only: this step's conversation is step `continues`'s followed by `messages` (eval.core.store writes traces
     # this way so a run's file grows linearly with the chain's length); in memory `messages` is always whole.
     continues: int | None = None
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from eval.api import ERRORS, RunSpec, evaluate
-from eval.board import Board, Leaderboard, analyse, run_argv, write_outputs
-from eval.flags import parse
-from eval.plan import MARKER, PlanError
-from eval.schema import RunConfig
-from eval.store import finished, graph_predictions
+from eval.core.flags import parse
+from eval.core.schema import RunConfig
+from eval.core.store import finished, graph_predictions
+from eval.plans.plan import MARKER, PlanError
+from eval.results.board import Board, Leaderboard, analyse, run_argv, write_outputs
 
 
 class Outcome(NamedTuple):

@@ -46,9 +46,9 @@ def p_value(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}"
 
 
-# The pages' markup lives in eval/templates: report.html.j2, leaderboard.html.j2 and the parts they include.
+# The pages' markup lives in eval/render/templates: report.html.j2, leaderboard.html.j2 and the parts they include.
 TEMPLATES = Environment(
-    loader=PackageLoader("eval", "templates"),
+    loader=PackageLoader("eval.render", "templates"),
     autoescape=True,
     undefined=StrictUndefined,
     trim_blocks=True,

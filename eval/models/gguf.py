@@ -18,7 +18,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, LlamaFileType
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from eval.cache import model_sha256
+from eval.core.cache import model_sha256
 
 
 class ModelError(Exception):

@@ -13,8 +13,8 @@ import structlog
 from tqdm import tqdm
 
 from agents.backends.base import BackendError, PermanentError, Unreachable
-from eval.schema import Prediction, Question, TraceStep
-from eval.store import RunStore
+from eval.core.schema import Prediction, Question, TraceStep
+from eval.core.store import RunStore
 from graphs import GraphSpec
 
 log = structlog.get_logger()

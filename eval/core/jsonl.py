@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import structlog
 
-from eval.errors import one_line
+from eval.core.errors import one_line
 
 T = TypeVar("T")
 CHUNK = 1 << 16  # how far back at a time the appender looks for a torn line's start

@@ -2,15 +2,15 @@
 table with accuracy and rank intervals, the model x specialty x level heatmap, accuracy against total and active
 parameters (MoE and dense marked), the pairwise matrix, strategy gains and the calibration plot.
 
-Every number comes from eval.board.analyse, the same as leaderboard.md; only the drawing is here.
+Every number comes from eval.results.board.analyse, the same as leaderboard.md; only the drawing is here.
 """
 
 from __future__ import annotations
 
-from eval.analysis import budget_text
-from eval.board import Leaderboard, Row, accuracy_text, params_text, rank_text, ranked, usd_text
-from eval.figures import TEMPLATES, png, pyplot
-from eval.schema import BUDGET_WARNING
+from eval.core.schema import BUDGET_WARNING
+from eval.render.figures import TEMPLATES, png, pyplot
+from eval.results.analysis import budget_text
+from eval.results.board import Leaderboard, Row, accuracy_text, params_text, rank_text, ranked, usd_text
 
 
 def _label(row: Row, several: bool) -> str:

@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from eval.schema import (
+from eval.core.schema import (
     BUDGET_WARNING,
     Accuracy,
     AnswerKey,
@@ -21,8 +21,15 @@ from eval.schema import (
     Question,
     rotation_of,
 )
-from eval.shuffle import unrotated_letter
-from eval.stats import LetterBias, letter_bias, mcnemar_exact, paired_bootstrap_diff, paired_counts, wilson_interval
+from eval.core.shuffle import unrotated_letter
+from eval.core.stats import (
+    LetterBias,
+    letter_bias,
+    mcnemar_exact,
+    paired_bootstrap_diff,
+    paired_counts,
+    wilson_interval,
+)
 
 
 def accuracy(predictions: Iterable[Prediction]) -> Accuracy:

@@ -21,7 +21,22 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from agents.prompts import load_prompts
-from eval.analysis import (
+from eval.core.errors import one_line
+from eval.core.schema import BUDGET_WARNING, AnswerKey, Prediction, Question, RunConfig
+from eval.core.shuffle import rotations
+from eval.core.store import graph_predictions
+from eval.plans.plan import (
+    Plan,
+    PlanError,
+    duplicate,
+    load_plan,
+    model_key,
+    model_name,
+    other_model,
+    read_run,
+    run_names,
+)
+from eval.results.analysis import (
     answer_key,
     answered_letters,
     budget_text,
@@ -32,11 +47,6 @@ from eval.analysis import (
     paired,
     regrade,
 )
-from eval.errors import one_line
-from eval.plan import Plan, PlanError, duplicate, load_plan, model_key, model_name, other_model, read_run, run_names
-from eval.schema import BUDGET_WARNING, AnswerKey, Prediction, Question, RunConfig
-from eval.shuffle import rotations
-from eval.store import graph_predictions
 from graphs import GraphSpec, UnknownGraph, option_fields
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
@@ -267,7 +277,7 @@ def scored(predictions: dict[str, Prediction]) -> list[Prediction]:
 def compare(
     baseline: dict[str, Prediction], other: dict[str, Prediction], *, resamples: int = 2000, seed: int = 0
 ) -> dict:
-    """eval.analysis.paired of `other` against `baseline`, as the table's columns."""
+    """eval.results.analysis.paired of `other` against `baseline`, as the table's columns."""
     c = paired("", "", other, baseline, resamples=resamples, seed=seed)
     return {
         "n": c.n,
@@ -343,7 +353,7 @@ class Ablation:
 
 def analyse(grid: Grid, out: Path) -> Ablation:
     """Everything the table and the HTML report show, from the cells' run directories."""
-    from eval.stats import holm
+    from eval.core.stats import holm
 
     all_cells = cells(grid)
     baseline = baseline_cell(grid, all_cells)
@@ -431,8 +441,8 @@ def _accuracy(predictions: dict[str, Prediction]) -> float | None:
 
 
 def summary_of(run: CellRun, questions: dict[str, Question]):
-    """eval.report's RunSummary of one cell on the grid's questions."""
-    from eval.report import summarize
+    """eval.results.report's RunSummary of one cell on the grid's questions."""
+    from eval.results.report import summarize
 
     preds = [p for p in run.predictions.values() if p.question_id in questions]
     return summarize(run.model, "", [run.cell.graph], None, list(questions.values()), preds)

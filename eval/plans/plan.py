@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from eval.cache import model_sha256
-from eval.flags import problem
+from eval.core.cache import model_sha256
+from eval.core.flags import problem
+from eval.core.schema import Level, Question, RunConfig, Specialty
+from eval.core.store import RunDirError, read_manifest
 from eval.models import PACKAGED_MODELS
-from eval.schema import Level, Question, RunConfig, Specialty
-from eval.store import RunDirError, read_manifest
 from graphs import option_fields
 
 MARKER = "cell.json"  # in each run directory of a plan: the flags it ran with, and whether it finished

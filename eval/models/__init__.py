@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.cache import cache_dir, sha256_file
-from eval.gguf_info import ModelError, format_info, inspect_gguf
+from eval.core.cache import cache_dir, sha256_file
+from eval.models.gguf import ModelError, format_info, inspect_gguf
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Many runs: the shared plan of ablation grids and leaderboards, and running their cells."""

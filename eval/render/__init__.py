@@ -1,0 +1,1 @@
+"""Markdown and HTML rendering of results: figures, templates and pages."""

@@ -1,0 +1,1 @@
+"""Running one strategy over questions: the runner, and local servers to run against."""
