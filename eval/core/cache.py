@@ -31,7 +31,7 @@ def model_sha256(path: Path) -> str:
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     memo = cache_dir() / "sha256.json"
     try:
-        known = json.loads(memo.read_text())
+        known: dict[str, str] = json.loads(memo.read_text())
     except (OSError, ValueError):
         known = {}
     if key not in known:

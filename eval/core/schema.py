@@ -217,7 +217,7 @@ class RunConfig(BaseModel):
     graphs: list[str]
     model: str
     model_sha256: str
-    model_info: dict = Field(default_factory=dict)  # GGUF facts: architecture, parameters, experts, quantization
+    model_info: dict[str, Any] = Field(default_factory=dict)  # GGUF facts: architecture, parameters, experts, quant.
     data: str
     # What the model sees: sha256 of the selected questions' ids, stems and options, in run order (after any shuffle).
     data_sha256: str
@@ -402,7 +402,7 @@ class MultiAnswers(BaseModel):
 class RunSummary(BaseModel):
     model: str
     roles: dict[str, str] = Field(default_factory=dict)  # --critic-model / --extract-model: role -> model, as given
-    model_info: dict = Field(default_factory=dict)
+    model_info: dict[str, Any] = Field(default_factory=dict)
     data: str
     questions: int  # selected for the run
     scored: int = 0  # in every graph's headline: those with a result (not an error) from every graph

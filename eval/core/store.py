@@ -9,7 +9,7 @@ from pathlib import Path
 import structlog
 
 from eval.core import jsonl
-from eval.core.schema import Prediction, RunConfig
+from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 
 MANIFEST = "manifest.json"
 PREDICTIONS = "predictions.jsonl"
@@ -159,7 +159,7 @@ def expand(prediction: Prediction) -> Prediction:
     """The trace with every step's whole conversation again (the inverse of compact; whole steps pass through)."""
     if all(step.continues is None for step in prediction.trace):
         return prediction
-    steps: list = []
+    steps: list[TraceStep] = []
     for step in prediction.trace:
         if step.continues is not None:
             step = step.model_copy(
@@ -169,7 +169,7 @@ def expand(prediction: Prediction) -> Prediction:
     return prediction.model_copy(update={"trace": steps})
 
 
-def _extends(messages: list, base: list) -> bool:
+def _extends(messages: list[Message], base: list[Message]) -> bool:
     return bool(base) and len(base) <= len(messages) and messages[: len(base)] == base
 
 
