@@ -54,6 +54,7 @@ from pathlib import Path
 
 from eval.core import log as logsetup
 from eval.core.errors import fail
+from eval.core.flags import HelpFormatter
 from eval.core.schema import RunConfig
 from eval.plans.campaign import run_reused
 from eval.plans.plan import PlanError
@@ -110,9 +111,7 @@ def run_cell(argv: list[str], cell: Cell, settings: dict, out: Path, *, recheck:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.ablate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.ablate", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("grid", type=Path, help="grid TOML (format above)")
     p.add_argument("--out", type=Path, help="ablation directory (default runs/ablate-GRIDNAME); re-running resumes")
     p.add_argument(

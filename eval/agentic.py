@@ -12,13 +12,11 @@ import sys
 from eval.api import ERRORS, Interrupted, RunSpec, evaluate
 from eval.core import log as logsetup
 from eval.core.errors import fail
-from eval.core.flags import add_flags, from_args
+from eval.core.flags import HelpFormatter, add_flags, from_args
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.agentic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.agentic", description=__doc__, formatter_class=HelpFormatter)
     add_flags(p, RunSpec)
     p.add_argument("-v", "--verbose", action="store_true", help="log every prediction")
     return p

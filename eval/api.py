@@ -112,9 +112,11 @@ class _RunSpec(BaseModel):
         ge=0,
         description=f"questions, stratified over specialty x level; 0 = all (default {DEFAULT_LIMIT})",
     )
-    specialty: list[Specialty] = Field(default_factory=list, description="keep only this specialty (repeatable)")
+    specialty: list[Specialty] = Field(
+        default_factory=list, description="keep only this specialty (repeatable; default: every one)"
+    )
     level: list[Literal["attending", "senior"]] = Field(
-        default_factory=list, description="keep only this level (repeatable)"
+        default_factory=list, description="keep only this level (repeatable; default: both)"
     )
     out: Path | None = Field(
         None, description="run directory; re-running with the same --out resumes (default runs/GRAPH-vs-BASELINE-MODEL)"

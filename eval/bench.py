@@ -27,6 +27,7 @@ from agents.messages import question_messages
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
 from eval.core.errors import fail
+from eval.core.flags import HelpFormatter
 from eval.core.schema import Question
 from eval.core.store import read_predictions
 from eval.data import BUNDLED, load_questions, select
@@ -151,9 +152,7 @@ def render(result: dict, baseline: dict | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help="GGUF path or packaged model name")
     p.add_argument("--questions", type=int, default=7, help="bundled questions, stratified (default 7)")
     p.add_argument("--n-threads", type=int, default=None)

@@ -27,6 +27,7 @@ from agents.backends.openai import Capabilities, OpenAIBackend, RetryPolicy
 from eval.api import ERRORS, RunSpec, evaluate
 from eval.core import log as logsetup
 from eval.core.errors import fail
+from eval.core.flags import HelpFormatter
 from eval.core.store import read_predictions
 from eval.data import BUNDLED, load_questions, select
 from eval.models import ModelError, resolve_model
@@ -112,9 +113,7 @@ def bench_graph(connect, graph: str, questions, levels: list[int], rounds: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.bench_serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.bench_serve", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", default="qwen2.5-coder-0.5b", help="GGUF path or packaged model name")
     p.add_argument(
         "--questions", type=int, default=16, help="bundled questions timed, stratified (default 16; one more warms up)"

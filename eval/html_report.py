@@ -31,6 +31,7 @@ from pathlib import Path
 
 from eval.core import log as logsetup
 from eval.core.errors import fail
+from eval.core.flags import HelpFormatter
 from eval.core.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
 from eval.render.figures import TEMPLATES, ReportError, png, pyplot
 from eval.results.analysis import (
@@ -591,9 +592,7 @@ def _prompt(messages: Sequence[Message], previous: TraceStep | None, question_te
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.html_report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.html_report", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument(
         "dir",
         type=Path,

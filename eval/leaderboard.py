@@ -46,6 +46,7 @@ from pathlib import Path
 
 from eval.core import log as logsetup
 from eval.core.errors import fail
+from eval.core.flags import HelpFormatter
 from eval.plans.campaign import run_leaderboard
 from eval.plans.plan import PlanError
 from eval.results.board import analyse, load_board, render_markdown, run_argv, write_outputs
@@ -54,9 +55,7 @@ from eval.results.board import analyse, load_board, render_markdown, run_argv, w
 def main(argv: list[str] | None = None) -> int:
     from eval.data import DataError
 
-    p = argparse.ArgumentParser(
-        prog="python -m eval.leaderboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.leaderboard", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("spec", type=Path, help="leaderboard TOML (format above)")
     p.add_argument("--out", type=Path, help="leaderboard directory (default runs/leaderboard-SPECNAME); re-run resumes")
     p.add_argument("--recheck", action="store_true", help="hand finished runs to the evaluator's resume too")

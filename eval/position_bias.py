@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from eval.core import log as logsetup
+from eval.core.flags import HelpFormatter
 from eval.core.schema import Prediction, Question, RunConfig
 from eval.core.shuffle import original_letter
 from eval.core.stats import mcnemar_exact, wilson_interval
@@ -78,9 +79,7 @@ def compare(original: Path, shuffled: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.position_bias", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.position_bias", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("original", type=Path)
     p.add_argument("shuffled", type=Path)
     args = p.parse_args(argv)

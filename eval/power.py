@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from eval.core.flags import HelpFormatter
 from eval.core.stats import mcnemar_power, min_detectable_difference, questions_needed, wilson_interval
 
 
@@ -38,9 +39,7 @@ def interval_questions(accuracy: float, half_width: float, confidence: float = 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m eval.power", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.power", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--difference", type=float, help="accuracy difference to detect, e.g. 0.05 for 5 points")
     p.add_argument("--discordance", type=float, help="share of questions exactly one of the two gets right")
     p.add_argument("--n", type=int, help="paired questions available: print the smallest detectable difference")

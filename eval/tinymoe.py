@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.core.flags import HelpFormatter
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -173,7 +175,9 @@ def write_tiny_moe(path: str | Path, config: TinyMoEConfig = TinyMoEConfig()) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.tinymoe", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m eval.tinymoe", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     p.add_argument("out", type=Path, help="GGUF file to write")
     d = TinyMoEConfig()
     p.add_argument("--layers", type=int, default=d.n_layers)

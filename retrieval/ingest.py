@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from eval.core.flags import HelpFormatter
 from retrieval import RetrievalError
 from retrieval.store import GuidelineStore, default_store_path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m retrieval.ingest", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m retrieval.ingest", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("paths", nargs="+", type=Path, help=".md/.txt files or directories of them")
     p.add_argument("--store", type=Path, default=None, help=f"store directory (default {default_store_path()})")
     p.add_argument("--max-chars", type=int, default=500, help="passage size bound in characters")

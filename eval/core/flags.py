@@ -4,6 +4,10 @@ A field `top_k: int = 4` with a description becomes `--top-k N` with that help; 
 `list[X]` a repeatable flag, a `Literal` its choices. `json_schema_extra` may name a `metavar` and a `group`
 (an argparse argument group). argparse has no such bridge, and the few libraries that do (typer, pydantic-settings'
 CLI) would each replace argparse in every program for this one use.
+
+Every option's help says its default (HelpFormatter, for every program's parser): a generated flag's default is the
+field's, written into its help, because the flag's own argparse default is None ("not given", so a config file's value
+can stand under it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,31 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def shown(default: Any) -> str:
+    """A default as help shows it: "none" for no value."""
+    return "none" if default in (None, "", [], ()) else str(default)
+
+
+def with_default(help: str | None, default: Any) -> str:
+    """`help` ending with the default, unless its own words already say it (e.g. "default: all cores")."""
+    help = help or ""
+    if "default" in help.lower():
+        return help
+    # argparse %-formats help strings
+    return f"{help} (default: {shown(default).replace('%', '%%')})".lstrip()
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The programs' help: descriptions as written, and every option that takes a value saying its default (switches
+    are off unless given; positionals have none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        if not action.option_strings or action.nargs == 0 or action.default is argparse.SUPPRESS:
+            return help
+        return with_default(help, action.default)
+
+
 def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, field in model.model_fields.items():
@@ -34,10 +63,13 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
             target = groups.setdefault(str(group), parser.add_argument_group(str(group)))
         flag = "--" + name.replace("_", "-")
         kind, many = _unwrap(field.annotation)
-        kwargs: dict[str, Any] = {"dest": name, "help": field.description}
-        if kind is bool:
-            target.add_argument(flag, action="store_true", **kwargs)
+        if kind is bool:  # None unless given, like every flag, so from_args tells "not given" from "off"
+            target.add_argument(flag, action="store_true", default=None, dest=name, help=field.description)
             continue
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "help": with_default(field.description, field.get_default(call_default_factory=True)),
+        }
         if get_origin(kind) is Literal:
             kwargs["choices"] = list(get_args(kind))
             kind = type(kwargs["choices"][0])

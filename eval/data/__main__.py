@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from eval.core.flags import HelpFormatter
 from eval.core.schema import SPECIALTIES
 from eval.data import DataError
 from eval.data.loaders import FIELD_KEYS, FORMATS, MULTI, Loaded, check_fields, load, read_fields, stratified, to_jsonl
@@ -51,15 +52,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--encoding", help="the files' text encoding, e.g. gbk (default: UTF-8, else GB18030, per file)"
     )
 
-    p = argparse.ArgumentParser(
-        prog="python -m eval.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m eval.data", description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    inspect = sub.add_parser("inspect", parents=[common], help="counts, kinds and validation problems")
+    inspect = sub.add_parser(
+        "inspect", parents=[common], help="counts, kinds and validation problems", formatter_class=HelpFormatter
+    )
     inspect.add_argument(
         "--problems", type=int, default=50, metavar="N", help="list at most N bad records (0 = all; default 50)"
     )
-    sample = sub.add_parser("sample", parents=[common], help="a stratified sample as our own JSONL")
+    sample = sub.add_parser(
+        "sample", parents=[common], help="a stratified sample as our own JSONL", formatter_class=HelpFormatter
+    )
     sample.add_argument("--per-cell", type=int, required=True, metavar="N", help="questions per specialty x level cell")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, required=True, help="JSONL file to write")

@@ -168,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
+    from eval.core.flags import HelpFormatter
+
     p = argparse.ArgumentParser(
-        prog="python -m eval.models", description="Inspect GGUF models (nothing is loaded into llama.cpp)."
+        prog="python -m eval.models",
+        description="Inspect GGUF models (nothing is loaded into llama.cpp).",
+        formatter_class=HelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
     inspect = sub.add_parser(
         "inspect",
+        formatter_class=HelpFormatter,
         help="architecture, parameters (total and active per token), experts, quantization, context, chat template, "
         "size, sha256",
     )
