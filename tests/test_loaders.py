@@ -240,7 +240,7 @@ def test_undetectable_files_are_clear_errors(tmp_path):
         detect(write_csv(tmp_path / "other.csv", ["x", "y"], [["1", "2"]]))
     with pytest.raises(DataError, match=r"cannot tell the format"):
         detect(tmp_path.joinpath("q.txt"))
-    with pytest.raises(DataError, match=r"x\.json\[0\]: option: expected CMB records"):
+    with pytest.raises(DataError, match=r"x\.json\[0\]: fields: expected CMB records"):
         detect(write_json(tmp_path / "x.json", [{"foo": 1}]))
 
 

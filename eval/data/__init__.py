@@ -13,29 +13,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eval.core.schema import Question, RunConfig
+from eval.data.errors import DataError
+from eval.data.formats import SUFFIXES, suffix_list
 
 if TYPE_CHECKING:
     from eval.data.loaders import Loaded
 
 BUNDLED = Path(str(files(__package__).joinpath("questions")))
-DATA_SUFFIXES = (".jsonl", ".json", ".csv")
-
-
-class DataError(Exception):
-    """A dataset cannot be used; the message names the file, the line and what was expected."""
 
 
 def dataset_files(path: Path) -> list[Path]:
-    """The file itself, or a directory's data files: all its .jsonl, .json or .csv files (CMMLU and C-Eval ship one
-    CSV per subject), never two kinds: a sample converted to .jsonl beside its source CSVs would count twice."""
+    """The file itself, or a directory's data files: all its files of a kind some format reads (.jsonl, .json, .csv,
+    …: CMMLU and C-Eval ship one CSV per subject), never two kinds: a sample converted to .jsonl beside its source CSVs
+    would count twice."""
     if path.is_dir():
         found = sorted(
-            f
-            for f in path.iterdir()
-            if f.suffix.lower() in DATA_SUFFIXES and f.is_file() and not f.name.startswith(".")
+            f for f in path.iterdir() if f.suffix.lower() in SUFFIXES and f.is_file() and not f.name.startswith(".")
         )
         if not found:
-            raise DataError(f"{path}: no .jsonl, .json or .csv files in this directory")
+            raise DataError(f"{path}: no {suffix_list()} files in this directory")
         if len(kinds := sorted({f.suffix.lower() for f in found})) > 1:
             raise DataError(
                 f"{path}: holds {' and '.join(kinds)} files: a directory is one dataset of one kind; split them"
@@ -60,7 +56,7 @@ def load_questions(
     """Questions from our JSONL (file or directory) or a real exam dataset; see eval/data/loaders.py.
 
     Just the questions: `eval.data.loaders.load` (same arguments) also says what was skipped and the encoding read."""
-    from eval.data.loaders import load  # imported here: loaders imports DataError from this module
+    from eval.data.loaders import load  # imported here: loaders imports dataset_files from this module
 
     loaded = load(
         path, format, answers=answers, fields=fields, mapping=mapping, multi=multi, skip_bad=skip_bad, encoding=encoding

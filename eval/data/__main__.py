@@ -15,18 +15,18 @@ from pathlib import Path
 
 from eval.core.flags import HelpFormatter
 from eval.core.schema import SPECIALTIES
-from eval.data import DataError
-from eval.data.loaders import FIELD_KEYS, FORMATS, MULTI, Loaded, check_fields, load, read_fields, stratified, to_jsonl
+from eval.data.errors import DataError
+from eval.data.formats import NAMES, suffix_list
+from eval.data.formats.generic import FIELD_KEYS, check_fields, read_fields
+from eval.data.loaders import MULTI, Loaded, load, stratified, to_jsonl
 
 KIND_NAMES = {"single-4": "single, 4 options", "single-5": "single, 5 options", "multi": "multi-answer"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "path", type=Path, help="dataset file, or a directory of .jsonl, .json or .csv files (one kind)"
-    )
-    common.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="default: detected from the file")
+    common.add_argument("path", type=Path, help=f"dataset file, or a directory of {suffix_list()} files (one kind)")
+    common.add_argument("--format", default="auto", choices=("auto", *NAMES), help="default: detected from the file")
     common.add_argument("--answers", type=Path, help="CMB: a separate answers file, joined by id")
     common.add_argument(
         "--map",
@@ -83,7 +83,10 @@ def field_map(args: argparse.Namespace) -> dict[str, str] | None:
 
 
 def report(loaded: Loaded, max_problems: int, multi: str) -> str:
-    lines = [f"{file}: {fmt} ({loaded.encodings[file]})" for file, fmt in loaded.formats.items()]
+    # a binary file (Parquet) has no text encoding: its kind instead
+    lines = [
+        f"{file}: {fmt} ({loaded.encodings.get(file, Path(file).suffix[1:])})" for file, fmt in loaded.formats.items()
+    ]
     lines.append(
         f"records: {loaded.records}  loaded: {len(loaded.questions)}  skipped multi-answer: {loaded.skipped}  "
         f"bad records: {len(loaded.bad)}  unreadable files: {len(loaded.problems)}  encoding: {loaded.encoding or '-'}"

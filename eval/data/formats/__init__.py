@@ -1,0 +1,60 @@
+"""The dataset formats, one registry line each. A new format is a module here that defines FORMAT (an
+eval.data.records.Format) and its line in REGISTRY; nothing else names it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eval.data.errors import DataError
+from eval.data.formats import cmb, cmexam, generic, medqa, mmlu, native
+from eval.data.records import Format, Rows
+
+# In detection order: a file is read as the first format whose `detect` accepts its columns.
+REGISTRY: tuple[Format, ...] = (
+    native.FORMAT,
+    medqa.FORMAT,
+    cmb.FORMAT,
+    cmexam.FORMAT,
+    mmlu.FORMAT,
+    generic.FORMAT,  # last: a question bank's headers, when no dataset's own layout matches
+)
+
+NAMES = tuple(f.name for f in REGISTRY if f.convert)  # what --format takes
+SUFFIXES = tuple(dict.fromkeys(s for f in REGISTRY for s in f.suffixes))
+
+
+def suffix_list() -> str:
+    """ ".jsonl, .json or .csv": the file kinds a dataset may come in, for messages."""
+    return ", ".join(SUFFIXES[:-1]) + " or " + SUFFIXES[-1]
+
+
+def named(name: str) -> Format:
+    if (found := next((f for f in REGISTRY if f.name == name and f.convert), None)) is None:
+        raise DataError(f"format {name!r}: expected one of auto, {', '.join(NAMES)}")
+    return found
+
+
+def reader_of(file: Path, asked: Format | None = None) -> Format:
+    """The format that reads this kind of file: the first one listing its suffix; for a suffix none lists, the
+    format asked for (--format native notes.txt reads JSON lines)."""
+    suffix = file.suffix.lower()
+    if (found := next((f for f in REGISTRY if suffix in f.suffixes), None)) is None:
+        if asked is not None and asked.reader is not None:
+            return asked
+        raise DataError(f"{file}: cannot tell the format: expected a {suffix_list()} file")
+    return found
+
+
+def detect_in(file: Path, rows: Rows) -> Format:
+    """The format of a file's records, from its columns: among the formats found in files of its kind (all of them
+    in a file kind that converts nothing itself, such as Parquet), the first that accepts them."""
+    kind = reader_of(file)
+    suffix = file.suffix.lower()
+    candidates = [f for f in REGISTRY if f.detect and (not kind.convert or not f.suffixes or suffix in f.suffixes)]
+    cols = frozenset(rows.columns)
+    if found := next((f for f in candidates if f.detect(cols)), None):
+        return found
+    if found := next((f for f in candidates if f.fallback and suffix in f.suffixes), None):
+        return found
+    expected = " or ".join(f.describe for f in candidates)
+    raise DataError(f"{rows.head}: {rows.what}: expected {expected}, got {sorted(cols)}; for other columns use --map")
