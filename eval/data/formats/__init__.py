@@ -1,30 +1,32 @@
 """The dataset formats, one registry line each. A new format is a module here that defines FORMAT (an
-eval.data.records.Format) and its line in REGISTRY; nothing else names it."""
+eval.data.records.Format) and its name in MODULES; nothing else names it."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 
 from eval.data.errors import DataError
-from eval.data.formats import cmb, cmexam, generic, medqa, mmlu, native
 from eval.data.records import Format, Rows
 
-# In detection order: a file is read as the first format whose `detect` accepts its columns.
-REGISTRY: tuple[Format, ...] = (
-    native.FORMAT,
-    medqa.FORMAT,
-    cmb.FORMAT,
-    cmexam.FORMAT,
-    mmlu.FORMAT,
-    generic.FORMAT,  # last: a question bank's headers, when no dataset's own layout matches
+# One line per format: the module eval/data/formats/NAME.py that defines FORMAT. In detection order: a file is read
+# as the first format whose `detect` accepts its columns.
+MODULES = (
+    "native",
+    "medqa",
+    "cmb",
+    "cmexam",
+    "mmlu",
+    "generic",  # last of those that convert: a question bank's headers, when no dataset's own layout matches
 )
+REGISTRY: tuple[Format, ...] = tuple(import_module(f"{__name__}.{name}").FORMAT for name in MODULES)
 
 NAMES = tuple(f.name for f in REGISTRY if f.convert)  # what --format takes
 SUFFIXES = tuple(dict.fromkeys(s for f in REGISTRY for s in f.suffixes))
 
 
 def suffix_list() -> str:
-    """ ".jsonl, .json or .csv": the file kinds a dataset may come in, for messages."""
+    """The file kinds a dataset may come in, for messages: ".jsonl, .json or .csv"."""
     return ", ".join(SUFFIXES[:-1]) + " or " + SUFFIXES[-1]
 
 
