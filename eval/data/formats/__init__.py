@@ -18,6 +18,7 @@ MODULES = (
     "cmexam",
     "mmlu",
     "generic",  # last of those that convert: a question bank's headers, when no dataset's own layout matches
+    "parquet",
 )
 REGISTRY: tuple[Format, ...] = tuple(import_module(f"{__name__}.{name}").FORMAT for name in MODULES)
 
