@@ -31,11 +31,12 @@ from agents.prompts import PromptError, UnknownVariant, load_prompts
 from eval.core.cache import model_sha256, sha256_file
 from eval.core.schema import Determinism, RunConfig, RunSummary, Specialty
 from eval.core.shuffle import rotations, shuffle_options
-from eval.core.store import RunDirError, RunStore, read_predictions
+from eval.core.store import RunDirError, RunStore, config_hash, read_predictions
 from eval.data import BUNDLED, DataError, dataset_files, key_sha256, questions_sha256, select
 from eval.data.loaders import load
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 from eval.models.gguf import check_fits, inspect_gguf
+from eval.plans.plan import model_name
 from eval.results.analysis import over_budget
 from eval.results.report import render_markdown, summarize
 from eval.run.runner import run
@@ -119,7 +120,9 @@ class _RunSpec(BaseModel):
         default_factory=list, description="keep only this level (repeatable; default: both)"
     )
     out: Path | None = Field(
-        None, description="run directory; re-running with the same --out resumes (default runs/GRAPH-vs-BASELINE-MODEL)"
+        None,
+        description="run directory; re-running with the same --out resumes (default runs/MODEL-GRAPH-vs-BASELINE-HASH, "
+        "HASH over the settings a resume compares: another option that changes results is another directory)",
     )
     fresh: bool = Field(False, description="discard what --out holds and start over")
     retrieval: bool = Field(
@@ -316,7 +319,7 @@ def evaluate(
             f"{server.model_name} ({server.base_url})",
         )
     elif model_path:
-        model, label, shown = str(model_path), model_path.stem, model_path.name
+        model, label, shown = str(model_path), model_name(spec.model or DEFAULT_MODEL), model_path.name
     else:
         model = label = shown = backend.name
     info = inspect_gguf(model_path, sha256=False) if model_path else None
@@ -356,7 +359,9 @@ def evaluate(
         scoring=spec.scoring if server else "",
         engine=backend.engine if backend is not None else IN_PROCESS,
     )
-    out = spec.out or Path("runs") / f"{'-vs-'.join(names)}-{label}"
+    # By default runs/MODEL-GRAPHS-HASH: the model as named (a packaged name, or the GGUF file's stem), and the hash of
+    # what a resume compares, so a changed option is another directory and the same command finds its own again.
+    out = spec.out or Path("runs") / f"{label}-{'-vs-'.join(names)}-{config_hash(config)}"
     store = RunStore(out, config, fresh=spec.fresh)
     concurrency = spec.concurrency
     # One llama.cpp context must not be called concurrently: the drafter's, or an in-process critic's.

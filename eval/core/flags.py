@@ -13,9 +13,11 @@ can stand under it).
 from __future__ import annotations
 
 import argparse
+import difflib
+import tomllib
 import types
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NoReturn, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -58,7 +60,7 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, field in model.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        target = parser
+        target: argparse.ArgumentParser | argparse._ArgumentGroup = parser
         if group := extra.get("group"):
             target = groups.setdefault(str(group), parser.add_argument_group(str(group)))
         flag = "--" + name.replace("_", "-")
@@ -81,9 +83,49 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
         target.add_argument(flag, default=None, **kwargs)
 
 
-def from_args(parser: argparse.ArgumentParser, model: type[BaseModel], args: argparse.Namespace) -> Any:
-    """The model from parsed flags (unset flags keep the model's defaults); a bad value is parser.error."""
-    given = {name: value for name in model.model_fields if (value := getattr(args, name, None)) is not None}
+class ConfigError(ValueError):
+    """A config file that cannot be used, said in one line naming the file."""
+
+
+def read_config(path: Path, model: type[BaseModel]) -> dict[str, Any]:
+    """A config file's settings: TOML whose keys are the model's fields (the flags' names with _ for -), checked on
+    their own so that a problem names the file; the flags given with it override them (from_args' `base`)."""
+    try:
+        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    for key in settings:
+        if key not in model.model_fields:
+            close = difflib.get_close_matches(key.replace("-", "_"), model.model_fields, n=1)
+            raise ConfigError(
+                f"{path}: unknown key {key!r}: "
+                + (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"the keys are the flags' names ({', '.join(model.model_fields)})"
+                )
+            )
+    try:
+        model(**settings)
+    except ValidationError as e:
+        where, what = problem(e)
+        raise ConfigError(f"{path}: {where + ': ' if where else ''}{what}") from None
+    return settings
+
+
+def from_args(
+    parser: argparse.ArgumentParser,
+    model: type[BaseModel],
+    args: argparse.Namespace,
+    base: dict[str, Any] | None = None,
+) -> Any:
+    """The model from parsed flags over `base` (a config file's settings); what neither sets keeps the model's
+    default. A bad value is parser.error."""
+    given = (base or {}) | {
+        name: value for name in model.model_fields if (value := getattr(args, name, None)) is not None
+    }
     try:
         return model(**given)
     except ValidationError as e:
@@ -104,7 +146,7 @@ def parse(model: type[BaseModel], argv: list[str], *, prog: str, error: type[Exc
     """Flags given outside a command line (a grid's cell, its extra_args): a bad one raises `error`, never exits."""
 
     class Parser(argparse.ArgumentParser):
-        def error(self, message: str):  # type: ignore[override]
+        def error(self, message: str) -> NoReturn:
             raise error(f"{prog}: {message}")
 
     parser = Parser(prog=prog, add_help=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +29,13 @@ RECORDED = {"engine"}
 
 class RunDirError(Exception):
     pass
+
+
+def config_hash(config: RunConfig) -> str:
+    """8 hex digits over what a resume compares, less what only regrades: configs that can share a run directory hash
+    alike, any other differs (the default run directory is named by it)."""
+    compared = config.model_dump(mode="json", exclude=RECORDED | REGRADE_ONLY)
+    return hashlib.sha256(json.dumps(compared, sort_keys=True).encode()).hexdigest()[:8]
 
 
 class RunStore:

