@@ -47,7 +47,7 @@ from inspect_ai.model import (
 from inspect_ai.scorer import CORRECT, INCORRECT, Score
 
 from eval.core.schema import Message, Prediction, Question, RunConfig, TraceStep
-from eval.core.store import MANIFEST, PREDICTIONS, read_manifest, read_predictions
+from eval.core.store import MANIFEST, PREDICTIONS, finished, read_manifest, read_predictions
 from eval.results.analysis import regrade
 
 SCORER = "choice"  # Inspect's name for a multiple-choice scorer: the answer against the key, exactly
@@ -139,7 +139,7 @@ def graph_log(
     # Stable ids: exporting the same run again rewrites the same files instead of adding copies.
     run_id = _short_id(str(run_dir.resolve()), config.model_sha256, config.data_sha256)
     log = EvalLog(
-        status="success" if all(q in predictions and predictions[q].final for q in config.question_ids) else "started",
+        status="success" if finished(config, predictions) else "started",  # Inspect's status for an interrupted run
         eval=EvalSpec(
             eval_id=_short_id(run_id, graph),
             run_id=run_id,
@@ -255,17 +255,10 @@ def events(p: Prediction, score: Score, model: str):
         span = f"{p.question_id}-{i}"
         found.append(SpanBeginEvent(id=span, name=step.node, type="solver", timestamp=at, working_start=clock))
         if step.passages is not None:
-            found.append(
-                InfoEvent(
-                    source=step.node,
-                    data={"query": step.messages[-1].content if step.messages else "", "passages": [
-                        x.model_dump() for x in step.passages
-                    ]},
-                    span_id=span,
-                    timestamp=at,
-                    working_start=clock,
-                )
-            )  # fmt: skip
+            query = step.messages[-1].content if step.messages else ""
+            passages = [x.model_dump() for x in step.passages]
+            data = {"query": query, "passages": passages}
+            found.append(InfoEvent(source=step.node, data=data, span_id=span, timestamp=at, working_start=clock))
         else:
             found.append(
                 ModelEvent(
