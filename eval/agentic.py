@@ -12,10 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from agents.prompts import load_prompts
 from eval.api import ERRORS, Interrupted, RunSpec, evaluate
 from eval.core import log as logsetup
 from eval.core.errors import fail
 from eval.core.flags import ConfigError, HelpFormatter, add_flags, from_args, read_config
+from eval.data.formats import REGISTRY, suffix_list
+from eval.data.formats.generic import FIELD_KEYS
+from eval.models import DEFAULT_MODEL, PACKAGED_MODELS
+from graphs import RAG_SUFFIX, STRATEGIES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,9 +38,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def graphs() -> str:
-    from agents.prompts import load_prompts
-    from graphs import RAG_SUFFIX, STRATEGIES
-
     lines = [
         f"Graphs (--graph NAME, or NAME{RAG_SUFFIX} to retrieve guideline passages first; --baseline takes the same "
         "names, or none):",
@@ -60,8 +62,6 @@ def graphs() -> str:
 
 
 def models() -> str:
-    from eval.models import DEFAULT_MODEL, PACKAGED_MODELS
-
     lines = [f"Packaged models (--model NAME; default {DEFAULT_MODEL}), or --model PATH to any GGUF file:", ""]
     width = max(map(len, PACKAGED_MODELS))
     for m in PACKAGED_MODELS.values():
@@ -71,9 +71,6 @@ def models() -> str:
 
 
 def formats() -> str:
-    from eval.data.formats import REGISTRY, suffix_list
-    from eval.data.formats.generic import FIELD_KEYS
-
     lines = ["Dataset formats (--format NAME; default auto: detected from each file):", ""]
     width = max(len(f.name) for f in REGISTRY)
     for f in REGISTRY:
