@@ -180,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("out", type=Path, help="GGUF file to write")
     d = TinyMoEConfig()
-    p.add_argument("--layers", type=int, default=d.n_layers)
-    p.add_argument("--hidden", type=int, default=d.n_embd)
-    p.add_argument("--experts", type=int, default=d.n_experts)
-    p.add_argument("--experts-used", type=int, default=d.n_experts_used)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--layers", type=int, default=d.n_layers, help="transformer blocks")
+    p.add_argument("--hidden", type=int, default=d.n_embd, help="embedding width")
+    p.add_argument("--experts", type=int, default=d.n_experts, help="experts per layer")
+    p.add_argument("--experts-used", type=int, default=d.n_experts_used, help="experts routed per token")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random weights")
     p.add_argument(
         "--space-prefix", action="store_true", help="SentencePiece space prefix on, as in real Mixtral GGUFs"
     )

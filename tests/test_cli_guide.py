@@ -55,7 +55,7 @@ def test_every_option_of_every_program_says_its_default(program):
         for action in parser._actions:
             if not action.option_strings or action.nargs == 0:
                 continue
-            shown = formatter._expand_help(action)
+            shown = formatter._format_action(action)  # as --help shows it
             assert "default" in shown.lower(), f"{parser.prog} {action.option_strings[-1]}: {shown!r}"
 
 

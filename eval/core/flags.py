@@ -13,6 +13,7 @@ can stand under it).
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import tomllib
 import types
@@ -49,11 +50,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """The programs' help: descriptions as written, and every option that takes a value saying its default (switches
     are off unless given; positionals have none)."""
 
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._says_default(action):  # argparse shows no help line for an option without help
+            action = copy.copy(action)
+            action.help = with_default("", action.default)
+        return super()._format_action(action)
+
     def _get_help_string(self, action: argparse.Action) -> str:
         help = action.help or ""
-        if not action.option_strings or action.nargs == 0 or action.default is argparse.SUPPRESS:
-            return help
-        return with_default(help, action.default)
+        return with_default(help, action.default) if self._says_default(action) else help
+
+    @staticmethod
+    def _says_default(action: argparse.Action) -> bool:
+        return bool(action.option_strings) and action.nargs != 0 and action.default is not argparse.SUPPRESS
 
 
 def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
