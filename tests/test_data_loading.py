@@ -50,7 +50,7 @@ def test_empty_and_missing_datasets_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_questions(tmp_path / "missing.jsonl")
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(DataError, match=r"no \.jsonl, \.json or \.csv files"):
+    with pytest.raises(DataError, match=r"no \.jsonl, \.json, \.csv(, [.\w]+)* or \.\w+ files in this directory"):
         load_questions(tmp_path / "empty_dir")
 
 

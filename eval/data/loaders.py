@@ -10,6 +10,7 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from eval.core.schema import SPECIALTIES, MultiQuestion, Question
@@ -47,7 +48,7 @@ class Loaded:
 def detect(file: Path | str, text: str | None = None) -> str:
     """Which format a file's records are in, from its kind and its columns; `text`: the file, decoded."""
     file = Path(file)
-    rows = reader_of(file).reader(file, (lambda: text) if text is not None else (lambda: decode(file)[0]))
+    rows = reader_of(file)(file, (lambda: text) if text is not None else (lambda: decode(file)[0]))
     return detect_in(file, rows).name
 
 
@@ -79,7 +80,7 @@ def load(
     tried = encodings(encoding)
     rules = load_mapping(mapping)
     ctx_fields = check_fields(fields) if fields else None
-    out, seen = Loaded(), {}
+    out, seen = Loaded(), dict[str, str]()
 
     def read(file: Path) -> str:
         text, out.encodings[str(file)] = decode(file, tried)
@@ -88,20 +89,22 @@ def load(
     key = read_answers(Path(answers), read(Path(answers))) if answers is not None else None
     for file in dataset_files(Path(path)):
         try:
-            rows = reader_of(file, asked).reader(file, lambda file=file: read(file))
+            rows = reader_of(file, asked)(file, partial(read, file))
             # a field mapping given means the generic format, whatever the file looks like
             fmt = asked or (named("generic") if ctx_fields else detect_in(file, rows))
             if key is not None and fmt.name != "cmb":
                 raise DataError(f"{file}: --answers: only CMB data ({fmt.name} detected) takes a separate answers file")
             out.formats[str(file)] = fmt.name
             check_columns(rows, fmt)
+            convert = fmt.convert
+            assert convert is not None  # named() and detect_in() give only formats that convert
             ctx = Ctx(file, rules, ctx_fields, key)
             for n, (where, record) in enumerate(rows.records, start=1):
                 out.records += 1
                 try:
                     if isinstance(record, DataError):
                         raise record
-                    q = fmt.convert(record, where, n, ctx)
+                    q = convert(record, where, n, ctx)
                     check_text(q, where)
                     if q.id in seen:
                         raise DataError(f"{where}: id: duplicate question id {q.id!r} (first seen at {seen[q.id]})")

@@ -7,7 +7,7 @@ from importlib import import_module
 from pathlib import Path
 
 from eval.data.errors import DataError
-from eval.data.records import Format, Rows
+from eval.data.records import Format, Reader, Rows
 
 # One line per format: the module eval/data/formats/NAME.py that defines FORMAT. In detection order: a file is read
 # as the first format whose `detect` accepts its columns.
@@ -37,25 +37,25 @@ def named(name: str) -> Format:
     return found
 
 
-def reader_of(file: Path, asked: Format | None = None) -> Format:
-    """The format that reads this kind of file: the first one listing its suffix; for a suffix none lists, the
-    format asked for (--format native notes.txt reads JSON lines)."""
+def reader_of(file: Path, asked: Format | None = None) -> Reader:
+    """What reads this kind of file: the reader of the first format listing its suffix; for a suffix none lists, that
+    of the format asked for (--format native notes.txt reads JSON lines)."""
     suffix = file.suffix.lower()
-    if (found := next((f for f in REGISTRY if suffix in f.suffixes), None)) is None:
-        if asked is not None and asked.reader is not None:
-            return asked
-        raise DataError(f"{file}: cannot tell the format: expected a {suffix_list()} file")
-    return found
+    if (found := next((f.reader for f in REGISTRY if suffix in f.suffixes and f.reader), None)) is not None:
+        return found
+    if asked is not None and asked.reader is not None:
+        return asked.reader
+    raise DataError(f"{file}: cannot tell the format: expected a {suffix_list()} file")
 
 
 def detect_in(file: Path, rows: Rows) -> Format:
     """The format of a file's records, from its columns: among the formats found in files of its kind (all of them
     in a file kind that converts nothing itself, such as Parquet), the first that accepts them."""
-    kind = reader_of(file)
     suffix = file.suffix.lower()
+    kind = next(f for f in REGISTRY if suffix in f.suffixes)  # reader_of(file) found one
     candidates = [f for f in REGISTRY if f.detect and (not kind.convert or not f.suffixes or suffix in f.suffixes)]
     cols = frozenset(rows.columns)
-    if found := next((f for f in candidates if f.detect(cols)), None):
+    if found := next((f for f in candidates if f.detect is not None and f.detect(cols)), None):
         return found
     if found := next((f for f in candidates if f.fallback and suffix in f.suffixes), None):
         return found
