@@ -137,3 +137,12 @@ def test_bad_parquet_is_one_clear_line(tmp_path, capsys):
     other = write_parquet(tmp_path / "other.parquet", [{"x": 1}])
     with pytest.raises(DataError, match=r"other\.parquet: columns: expected our JSONL fields .*, got \['x'\]"):
         load(other)
+
+
+def test_format_parquet_names_the_file_kind_and_the_records_are_still_detected(tmp_path):
+    exported = write_parquet(tmp_path / "cmb.bin", hf_cmb())  # a download without its suffix
+    with pytest.raises(DataError, match=r"cmb\.bin: cannot tell the format"):
+        load(exported)
+    loaded = load(exported, "parquet", multi="include")
+    assert loaded.formats == {str(exported): "cmb"} and len(loaded.questions) == 3
+    assert load(write_parquet(tmp_path / "cmb.parquet", hf_cmb()), "cmb", multi="include").questions == loaded.questions

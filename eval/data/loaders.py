@@ -16,7 +16,7 @@ from pathlib import Path
 from eval.core.schema import SPECIALTIES, MultiQuestion, Question
 from eval.data import dataset_files
 from eval.data.errors import DataError
-from eval.data.formats import detect_in, named, reader_of
+from eval.data.formats import detect_in, named, rows_of
 from eval.data.formats.cmb import read_answers
 from eval.data.formats.generic import check_fields
 from eval.data.records import Ctx, check_columns, check_text
@@ -48,8 +48,8 @@ class Loaded:
 def detect(file: Path | str, text: str | None = None) -> str:
     """Which format a file's records are in, from its kind and its columns; `text`: the file, decoded."""
     file = Path(file)
-    rows = reader_of(file)(file, (lambda: text) if text is not None else (lambda: decode(file)[0]))
-    return detect_in(file, rows).name
+    reader, rows = rows_of(file, (lambda: text) if text is not None else (lambda: decode(file)[0]))
+    return detect_in(file, reader, rows).name
 
 
 def load(
@@ -89,15 +89,18 @@ def load(
     key = read_answers(Path(answers), read(Path(answers))) if answers is not None else None
     for file in dataset_files(Path(path)):
         try:
-            rows = reader_of(file, asked)(file, partial(read, file))
+            reader, rows = rows_of(file, partial(read, file), asked)
             # a field mapping given means the generic format, whatever the file looks like
-            fmt = asked or (named("generic") if ctx_fields else detect_in(file, rows))
+            if asked is not None and asked.convert is not None:
+                fmt = asked
+            else:
+                fmt = named("generic") if ctx_fields else detect_in(file, reader, rows)
             if key is not None and fmt.name != "cmb":
                 raise DataError(f"{file}: --answers: only CMB data ({fmt.name} detected) takes a separate answers file")
             out.formats[str(file)] = fmt.name
             check_columns(rows, fmt)
             convert = fmt.convert
-            assert convert is not None  # named() and detect_in() give only formats that convert
+            assert convert is not None  # asked only if it converts; detect_in() gives only formats that convert
             ctx = Ctx(file, rules, ctx_fields, key)
             for n, (where, record) in enumerate(rows.records, start=1):
                 out.records += 1

@@ -3,11 +3,12 @@ eval.data.records.Format) and its name in MODULES; nothing else names it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 
 from eval.data.errors import DataError
-from eval.data.records import Format, Reader, Rows
+from eval.data.records import Format, Rows
 
 # One line per format: the module eval/data/formats/NAME.py that defines FORMAT. In detection order: a file is read
 # as the first format whose `detect` accepts its columns.
@@ -22,7 +23,7 @@ MODULES = (
 )
 REGISTRY: tuple[Format, ...] = tuple(import_module(f"{__name__}.{name}").FORMAT for name in MODULES)
 
-NAMES = tuple(f.name for f in REGISTRY if f.convert)  # what --format takes
+NAMES = tuple(f.name for f in REGISTRY)  # what --format takes
 SUFFIXES = tuple(dict.fromkeys(s for f in REGISTRY for s in f.suffixes))
 
 
@@ -32,27 +33,29 @@ def suffix_list() -> str:
 
 
 def named(name: str) -> Format:
-    if (found := next((f for f in REGISTRY if f.name == name and f.convert), None)) is None:
+    if (found := next((f for f in REGISTRY if f.name == name), None)) is None:
         raise DataError(f"format {name!r}: expected one of auto, {', '.join(NAMES)}")
     return found
 
 
-def reader_of(file: Path, asked: Format | None = None) -> Reader:
-    """What reads this kind of file: the reader of the first format listing its suffix; for a suffix none lists, that
-    of the format asked for (--format native notes.txt reads JSON lines)."""
+def rows_of(file: Path, text: Callable[[], str], asked: Format | None = None) -> tuple[Format, Rows]:
+    """The file's records, and the format that read them: one asked for that only reads (--format parquet), else the
+    first format listing the file's suffix, else the one asked for (--format native notes.txt reads JSON lines)."""
     suffix = file.suffix.lower()
-    if (found := next((f.reader for f in REGISTRY if suffix in f.suffixes and f.reader), None)) is not None:
-        return found
-    if asked is not None and asked.reader is not None:
-        return asked.reader
-    raise DataError(f"{file}: cannot tell the format: expected a {suffix_list()} file")
+    readers = [f for f in REGISTRY if suffix in f.suffixes and f.reader]
+    if asked is not None and asked.reader is not None and (asked.convert is None or not readers):
+        readers = [asked]
+    if not readers:
+        raise DataError(f"{file}: cannot tell the format: expected a {suffix_list()} file")
+    kind = readers[0]
+    assert kind.reader is not None  # chosen among those that read
+    return kind, kind.reader(file, text)
 
 
-def detect_in(file: Path, rows: Rows) -> Format:
-    """The format of a file's records, from its columns: among the formats found in files of its kind (all of them
-    in a file kind that converts nothing itself, such as Parquet), the first that accepts them."""
+def detect_in(file: Path, kind: Format, rows: Rows) -> Format:
+    """The format of a file's records, read by `kind`, from its columns: among the formats found in files of its
+    kind (all of them in a kind that converts nothing itself, such as Parquet), the first that accepts them."""
     suffix = file.suffix.lower()
-    kind = next(f for f in REGISTRY if suffix in f.suffixes)  # reader_of(file) found one
     candidates = [f for f in REGISTRY if f.detect and (not kind.convert or not f.suffixes or suffix in f.suffixes)]
     cols = frozenset(rows.columns)
     if found := next((f for f in candidates if f.detect is not None and f.detect(cols)), None):
