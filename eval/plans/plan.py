@@ -44,21 +44,28 @@ class Plan(BaseModel):
     noun: ClassVar[str] = "plan"  # what the messages call it
     crossed: ClassVar[frozenset[str]] = frozenset()  # options the plan crosses itself, so `options` may not set them
 
-    limit: int = Field(default=28, ge=0)
-    specialty: list[Specialty] = Field(default_factory=list)
-    level: list[Level] = Field(default_factory=list)
-    seed: int = 0
-    data: str = ""  # "" = the bundled questions
-    format: str = "auto"
-    answers: str = ""
-    mapping: str = ""
-    map: dict[str, str] = Field(default_factory=dict)
-    multi: Literal["include", "skip"] = "include"  # multi-answer questions, as the evaluator's --multi
-    # Strategy options shared by every run whose strategy has them (e.g. rounds = 2, draft_tokens = 256).
-    options: dict[str, Any] = Field(default_factory=dict)
-    extra_args: list[str] = Field(default_factory=list)
-    bootstrap_resamples: int = Field(default=2000, ge=100)
-    bootstrap_seed: int = 0
+    # Descriptions are the reference pages' text (python -m eval.docs).
+    limit: int = Field(default=28, ge=0, description="questions, stratified over specialty x level; 0 = all")
+    specialty: list[Specialty] = Field(default_factory=list, description="keep only these specialties")
+    level: list[Level] = Field(default_factory=list, description="keep only these levels")
+    seed: int = Field(0, description="decoding seed of every run")
+    data: str = Field("", description='dataset file or directory, as --data; "" = the bundled questions')
+    format: str = Field("auto", description="dataset format, as --format")
+    answers: str = Field("", description="CMB: answers in a separate file, as --answers")
+    mapping: str = Field("", description="TOML of specialty/level rules, as --mapping")
+    map: dict[str, str] = Field(
+        default_factory=dict, description='generic format: our field = the dataset\'s, as --map (e.g. {stem = "题目"})'
+    )
+    multi: Literal["include", "skip"] = Field("include", description="multi-answer questions, as --multi")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="strategy options shared by every run whose strategy has them (e.g. {rounds = 2})",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list, description="evaluator flags for every run (not those the plan sets itself)"
+    )
+    bootstrap_resamples: int = Field(default=2000, ge=100, description="resamples of every bootstrap interval")
+    bootstrap_seed: int = Field(0, description="seed of the bootstrap resampling")
 
     def shared_argv(self) -> list[str]:
         """The evaluator's flags for what every run of the plan shares (not --graph, --model or --out)."""

@@ -63,21 +63,41 @@ class Grid(Plan):
     noun = "grid"
     crossed = frozenset({"samples", "sample_temperature"})  # sc cells are crossed with the grid's own `samples`
 
-    models: list[str] = Field(default_factory=lambda: [_default_model()], min_length=1)
-    graphs: list[str] = Field(min_length=1)
-    variants: list[str] = Field(default_factory=list)
-    retrieval: list[bool] = Field(default_factory=lambda: [False], min_length=1)
-    # true adds a --circular cell beside every cell; graph names add one only beside theirs (["single"])
-    circular: list[bool] | list[str] = Field(default_factory=lambda: [False], min_length=1)
-    # Other models as critic (GGUF paths, packaged names or endpoints): a cell each for strategies with a critic,
-    # beside their self-critique cell.
-    critics: list[str] = Field(default_factory=list)
-    # Strategy options crossed like `samples`: a cell per value for the strategies that have the option (e.g.
-    # medprompt's parts: knn_examples = [0, 5], shuffles = [1, 5]).
-    vary: dict[str, list[Any]] = Field(default_factory=dict)
-    samples: list[int] = Field(default_factory=lambda: [_SC.model_fields["samples"].default], min_length=1)
-    sample_temperature: float = Field(default=_SC.model_fields["sample_temperature"].default, ge=0.0)
-    baseline: str = "single"
+    models: list[str] = Field(
+        default_factory=lambda: [_default_model()], min_length=1, description="GGUF paths or packaged model names"
+    )
+    graphs: list[str] = Field(min_length=1, description="strategies (NAME+rag retrieves first)")
+    variants: list[str] = Field(
+        default_factory=list, description="prompt variants, for the graphs whose prompt file has them"
+    )
+    retrieval: list[bool] = Field(
+        default_factory=lambda: [False], min_length=1, description="true adds a NAME+rag cell beside every cell"
+    )
+    circular: list[bool] | list[str] = Field(
+        default_factory=lambda: [False],
+        min_length=1,
+        description="true adds a NAME[circular] cell beside every cell (every rotation of the options asked, right "
+        'only when right under all); graph names (["single"]) add one beside those graphs only',
+    )
+    critics: list[str] = Field(
+        default_factory=list,
+        description="other models as critic (GGUF paths, packaged names or endpoints): a cell each for strategies "
+        "with a critic, beside their self-critique cell",
+    )
+    vary: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="strategy options crossed, a cell per value for the strategies that have the option (e.g. "
+        "medprompt's parts: {knn_examples = [0, 5], shuffles = [1, 5]})",
+    )
+    samples: list[int] = Field(
+        default_factory=lambda: [_SC.model_fields["samples"].default],
+        min_length=1,
+        description="sc's k, one cell each",
+    )
+    sample_temperature: float = Field(
+        default=_SC.model_fields["sample_temperature"].default, ge=0.0, description="sc's sampling temperature"
+    )
+    baseline: str = Field("single", description="the cell every other cell of its model is compared with")
 
     def model_dirs(self) -> dict[str, str]:
         """Each model's directory in the ablation's: its name, and where two share one, a hash of its path too."""

@@ -78,18 +78,22 @@ class Facts(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    architecture: str = ""
-    total_params: float | None = Field(None, gt=0)  # e.g. 671e9
-    active_params: float | None = Field(None, gt=0)  # per token; a dense model's are its total
-    n_experts: int = Field(0, ge=0)  # per MoE layer; 0 or 1 = dense
-    n_experts_used: int = Field(0, ge=0)
-    quantization: str = ""
-    file_size: int | None = None
-    source: str = "declared"  # "gguf": read from the file; "declared": the leaderboard says so
-    # A hosted model's price in US dollars per million tokens, both or neither (always declared): the leaderboard
-    # then gives its cost per question and per correct answer.
-    usd_per_million_input: float | None = Field(None, ge=0)
-    usd_per_million_output: float | None = Field(None, ge=0)
+    architecture: str = Field("", description="e.g. llama, qwen2, deepseek2")
+    total_params: float | None = Field(None, gt=0, description="parameters, e.g. 671e9")
+    active_params: float | None = Field(None, gt=0, description="per token; a dense model's are its total")
+    n_experts: int = Field(0, ge=0, description="experts per MoE layer; 0 or 1 = dense")
+    n_experts_used: int = Field(0, ge=0, description="experts used per token")
+    quantization: str = Field("", description="e.g. Q4_K_M")
+    file_size: int | None = Field(None, description="bytes")
+    source: str = Field("declared", description='"gguf": read from the file; "declared": the leaderboard says so')
+    # A hosted model's price, both or neither (always declared): the leaderboard then gives its cost per question and
+    # per correct answer.
+    usd_per_million_input: float | None = Field(
+        None, ge=0, description="US dollars per million prompt tokens (every prompt token sent, no cache discount)"
+    )
+    usd_per_million_output: float | None = Field(
+        None, ge=0, description="US dollars per million generated tokens, thinking included"
+    )
 
     @model_validator(mode="after")
     def _dense_active_is_total(self) -> Facts:
@@ -127,13 +131,19 @@ class Entry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = ""  # its label (default: the packaged name, the file's stem, or the endpoint's model name)
-    model: str = ""  # GGUF path or packaged name; with base_url, optionally the GGUF the server serves
-    base_url: str = ""  # an OpenAI-compatible endpoint (llama-server, vLLM, llama_cpp.server)
-    model_name: str = ""  # the model to request from it
-    api_key_env: str = ""
-    facts: Facts | None = None  # declared facts; for a GGUF, those given replace what its header says
-    args: list[str] = Field(default_factory=list)  # evaluator flags for this model only, e.g. ["--n-gpu-layers", "-1"]
+    name: str = Field("", description="its label (default: the packaged name, the file's stem, or the model_name)")
+    model: str = Field(
+        "", description="GGUF path or packaged name; with base_url, optionally the GGUF the server serves"
+    )
+    base_url: str = Field("", description="an OpenAI-compatible endpoint (llama-server, vLLM, llama_cpp.server)")
+    model_name: str = Field("", description="the model to request from the endpoint")
+    api_key_env: str = Field("", description="environment variable holding the endpoint's API key")
+    facts: Facts | None = Field(
+        None, description="declared facts; for a GGUF, those given replace what its header says"
+    )
+    args: list[str] = Field(
+        default_factory=list, description='evaluator flags for this model only, e.g. ["--n-gpu-layers", "-1"]'
+    )
 
     @model_validator(mode="after")
     def _has_a_model(self) -> Entry:
@@ -175,11 +185,21 @@ class Board(Plan):
 
     noun = "leaderboard"
 
-    models: list[Entry] = Field(min_length=1)
-    strategies: list[str] = Field(default_factory=lambda: ["single"], min_length=1)
-    baseline: str = "single"
-    limit: int = Field(default=0, ge=0)  # a leaderboard is on every question unless it says otherwise
-    circular: bool = False
+    models: list[Entry] = Field(
+        min_length=1, description="packaged names or GGUF paths, or [[models]] tables (below); TOML does not mix both"
+    )
+    strategies: list[str] = Field(
+        default_factory=lambda: ["single"], min_length=1, description="any registered strategy"
+    )
+    baseline: str = Field("single", description="the strategy the others are compared with, per model")
+    limit: int = Field(  # a leaderboard is on every question unless it says otherwise
+        default=0, ge=0, description="questions, stratified over specialty x level; 0 = all"
+    )
+    circular: bool = Field(
+        False,
+        description="every run asks every rotation of the options, and every statistic is circular accuracy (right "
+        "under all of them)",
+    )
 
     @model_validator(mode="before")
     @classmethod
