@@ -58,18 +58,8 @@ from eval.core.flags import HelpFormatter
 from eval.core.schema import RunConfig
 from eval.plans.campaign import run_reused
 from eval.plans.plan import PlanError
-from eval.results.ablation import (
-    Cell,
-    Grid,
-    GridError,
-    analyse,
-    baseline_cell,
-    cells,
-    load_grid,
-    recorded,
-    render_markdown,
-    write_outputs,
-)
+from eval.render.ablation_table import render_markdown, write_outputs
+from eval.results.ablation import Cell, Grid, GridError, analyse, baseline_cell, cells, load_grid, recorded
 
 
 def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:

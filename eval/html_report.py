@@ -32,17 +32,21 @@ from pathlib import Path
 from eval.core import log as logsetup
 from eval.core.errors import fail
 from eval.core.flags import HelpFormatter
-from eval.core.schema import LETTERS, Message, MultiQuestion, Prediction, Question, RunConfig, TraceStep
-from eval.render.figures import TEMPLATES, ReportError, png, pyplot
-from eval.results.analysis import (
-    answered_letters,
-    budget_text,
-    draft_flips,
-    flip_rows,
-    key_text,
-    letter_p_text,
-    regrade,
+from eval.core.schema import (
+    LETTERS,
+    Comparison,
+    GraphSummary,
+    Message,
+    MultiQuestion,
+    Prediction,
+    Question,
+    RunConfig,
+    RunSummary,
+    TraceStep,
 )
+from eval.render.figures import TEMPLATES, ReportError, png, pyplot
+from eval.results.analysis import answered_letters, budget_text, draft_flips, flip_rows, key_text, letter_p_text
+from eval.results.graded import grade
 from graphs import GraphSpec
 
 LEVELS = ("attending", "senior")
@@ -58,8 +62,9 @@ class Column:
     graph: str  # registry name, +rag included
     model: str
     config: RunConfig
-    predictions: dict[str, Prediction]  # question id -> final prediction
-    summary: object = None  # eval.core.schema.GraphSummary
+    predictions: dict[str, Prediction]  # question id -> final prediction, graded
+    headline: dict[str, Prediction]  # of those, the ones the figures count (eval.results.graded.GradedRun.headline)
+    summary: GraphSummary
     group: str = ""  # colour group in the figures (the model, in an ablation)
 
 
@@ -72,20 +77,15 @@ class Page:
     meta: dict  # the facts for the lines under the title (eval/render/templates/_meta.html.j2)
     questions: dict[str, Question]
     columns: list[Column]
-    comparisons: list[
-        dict
-    ]  # {"column", "baseline", n, diff, diff_ci_low, diff_ci_high, mcnemar_p, holm_p, right_to_wrong, wrong_to_right}
+    # Paired against the baseline, (column title, baseline title, comparison): as report.md or the ablation table has
+    # them, Holm-adjusted over the same family.
+    comparisons: list[tuple[str, str, Comparison]]
     # The headline table's rows: a run's, one per column ({title, summary, letters, budget: its outputs at the token
-    # budget}); an ablation's, eval.ablate's rows (one per model x cell) with the letter test's cell added (letters).
-    rows: list[dict] = field(default_factory=list)
+    # budget}); an ablation's, eval.results.ablation.Row (one per model x cell).
+    rows: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # A run's RunSummary, for the sections beyond the headline: circular evaluation, multi-answer questions.
-    summary: object = None
-
-
-def headline(predictions: dict[str, Prediction], questions: dict[str, Question]) -> dict[str, Prediction]:
-    """The predictions the headline figures count: single-answer questions (multi-answer ones are scored apart)."""
-    return {q: p for q, p in predictions.items() if not (q in questions and questions[q].multi)}
+    summary: RunSummary | None = None
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def run_questions(
 
 
 def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") -> Page:
-    from eval.results.report import batching_note, describe_model, summarize
+    from eval.results.report import batching_note, describe_model, summarize_run
 
     config, found = read_run(run_dir)
     questions, notes = run_questions(config, list(found.values()), data, fmt)
@@ -154,16 +154,8 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
     circular = config.circular and not any(q.stem == STAND_IN for q in questions.values())
     if config.circular and not circular:
         notes.append("the circular table needs the questions' options, which could not be read: it is left out")
-    summary = summarize(
-        Path(config.model).name,
-        config.data,
-        graphs,
-        baseline,
-        list(questions.values()),
-        found.values(),
-        engine=config.engine,
-        circular=circular,
-    )
+    run = grade(found.values(), questions, graphs, circular=circular, config=config)
+    summary = summarize_run(Path(config.model).name, config.data, run, baseline, engine=config.engine)
     columns = [
         Column(
             key=g.graph,
@@ -171,18 +163,13 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
             graph=g.graph,
             model=Path(config.model).name,
             config=config,
-            predictions={
-                q: regrade(p, questions[q]) for (graph, q), p in found.items() if graph == g.graph and q in questions
-            },
+            predictions=run.graphs[g.graph].original,
+            headline=run.headline(g.graph, circled=False),
             summary=g,
         )
         for g in summary.graphs
     ]
-    # eval.results.analysis.paired's comparisons, Holm-adjusted, as summarize made them for report.md.
-    comparisons = [
-        {"column": c.graph, "diff": c.difference, **c.model_dump(exclude={"graph", "difference"})}
-        for c in summary.comparisons
-    ]
+    comparisons = [(c.graph, c.baseline, c) for c in summary.comparisons]
     model = Path(config.model).name + (f" ({describe_model(config.model_info)})" if config.model_info else "")
     meta = {
         "model": model,
@@ -218,65 +205,48 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
 
 
 def load_ablation_page(out: Path) -> Page:
-    from eval.results.ablation import load_ablation, summary_of
+    from eval.results.ablation import load_ablation
 
     ablation = load_ablation(out)
     several = len(ablation.grid.models) > 1
     names = ablation.grid.model_dirs()  # unique, as the cells' directories are named
-    columns = []
-    for run in ablation.runs:
-        if not run.config:
-            continue
-        title = f"{names[run.model]} · {run.label}" if several else run.label
-        preds = {q: p for q, p in run.predictions.items() if q in ablation.questions}
-        columns.append(
-            Column(
-                title,
-                title,
-                run.cell.graph,
-                run.model,
-                run.config,
-                preds,
-                summary_of(run, ablation.questions).graphs[0],
-                group=names[run.model],
-            )
+
+    def title(model: str, cell: str) -> str:
+        return f"{names[model]} · {cell}" if several else cell
+
+    columns = [
+        Column(
+            title(row.model, row.cell),
+            title(row.model, row.cell),
+            run.cell.graph,
+            run.model,
+            run.config,
+            run.predictions,
+            run.headline,
+            row.summary,
+            group=names[run.model],
         )
-    comparisons = []
-    for row in ablation.rows:
-        if row.get("diff") is not None:
-            title = f"{names[row['model']]} · {row['cell']}" if several else row["cell"]
-            base = f"{names[row['model']]} · {row['baseline']}" if several else row["baseline"]
-            comparisons.append(
-                {
-                    "column": title,
-                    "baseline": base,
-                    **{
-                        k: row.get(k)
-                        for k in (
-                            "n",
-                            "diff",
-                            "diff_ci_low",
-                            "diff_ci_high",
-                            "mcnemar_p",
-                            "holm_p",
-                            "right_to_wrong",
-                            "wrong_to_right",
-                        )
-                    },
-                }
-            )
+        for run, row in zip(ablation.runs, ablation.rows, strict=True)
+        if run.config and row.summary
+    ]
+    comparisons = [
+        (title(row.model, row.cell), title(row.model, row.baseline), row.versus) for row in ablation.rows if row.versus
+    ]
     meta = {
         "grid": ablation.grid,
         "baseline": ablation.baseline.label,
         "several": several,  # models: each headline row names its model
         "key": key_text(ablation.key),
     }
-    rows = [
-        r | {"letters": letter_p_text(r["letter_p"], r["letter_note"])} if r.get("n") is not None else r
-        for r in ablation.rows
-    ]
     return Page(
-        f"Ablation: {out.name}", "ablation", meta, ablation.questions, columns, comparisons, rows, list(ablation.notes)
+        f"Ablation: {out.name}",
+        "ablation",
+        meta,
+        ablation.questions,
+        columns,
+        comparisons,
+        ablation.rows,
+        list(ablation.notes),
     )
 
 
@@ -311,7 +281,7 @@ def heatmap(page: Page) -> str:
             for j, lv in enumerate(levels):
                 outcomes = [
                     p.correct
-                    for q, p in headline(column.predictions, page.questions).items()
+                    for q, p in column.headline.items()
                     if p.parse_status != "error"
                     and page.questions[q].specialty == s
                     and (page.questions[q].level or "(none)") == lv
@@ -391,9 +361,9 @@ def cost_scatter(page: Page) -> str:
 def flip_bars(page: Page) -> str | None:
     """Right->wrong (left, red) and wrong->right (right, green): against the baseline, and first proposal -> final."""
     plt = pyplot()
-    bars = [(f"{c['column']} vs {c['baseline']}", c["right_to_wrong"], c["wrong_to_right"]) for c in page.comparisons]
+    bars = [(f"{column} vs {base}", c.right_to_wrong, c.wrong_to_right) for column, base, c in page.comparisons]
     for column in page.columns:
-        if f := draft_flips(headline(column.predictions, page.questions).values()):
+        if f := draft_flips(column.headline.values()):
             bars.append((f"{column.title}: {f.first} → final", f.right_to_wrong, f.wrong_to_right))
     if not bars:
         return None
@@ -421,10 +391,7 @@ def letter_bars(page: Page) -> str:
     plt = pyplot()
     letters = [k for k in LETTERS if any(k in q.options for q in page.questions.values())]
     rows = [("answer key", [q.answer for q in page.questions.values() if not q.multi])]
-    rows += [
-        (c.title, [p.answer for p in headline(c.predictions, page.questions).values() if p.parse_status != "error"])
-        for c in page.columns
-    ]
+    rows += [(c.title, [p.answer for p in c.headline.values() if p.parse_status != "error"]) for c in page.columns]
     colours = plt.get_cmap("Set2")
     fig, ax = plt.subplots(figsize=(9, 0.8 + 0.36 * len(rows)))
     for i, (_, answers) in enumerate(rows):
@@ -462,14 +429,14 @@ def render(page: Page) -> str:
 def _letter_p(column: Column, questions: dict[str, Question]) -> str:
     """The letter test over the questions whose options are known (a stand-in's are guessed)."""
     known = {qid: q for qid, q in questions.items() if q.stem != STAND_IN}
-    bias = answered_letters(headline(column.predictions, questions).values(), known)
+    bias = answered_letters(column.headline.values(), known)
     return letter_p_text(bias.p, bias.why)
 
 
 def _flips(page: Page) -> dict | None:
     """First proposal -> final per chain: each chain's title and what its first proposal is, and one row per outcome
     (label, a count per chain), unparsed first proposals in their own row. None without chains."""
-    chains = [(c, f) for c in page.columns if (f := draft_flips(headline(c.predictions, page.questions).values()))]
+    chains = [(c, f) for c in page.columns if (f := draft_flips(c.headline.values()))]
     if not chains:
         return None
     counts = [flip_rows(f, "first proposal") for _, f in chains]
@@ -546,9 +513,11 @@ def _step(step: TraceStep, previous: TraceStep | None, question: Question, quest
     ]
     scores = None
     if step.scores:  # (letter, probability renormalised over the options, whether it is the best)
-        total = sum(math.exp(v) for v in step.scores.values())
+        from scipy.special import softmax
+
         best = max(step.scores, key=step.scores.__getitem__)
-        scores = [(k, math.exp(v) / total, k == best) for k, v in step.scores.items()]
+        shares = softmax(list(step.scores.values()))
+        scores = [(k, float(share), k == best) for k, share in zip(step.scores, shares, strict=True)]
     elif step.passages is None:
         named = parse_letter(step.output, question.letters)
         facts.append(f"names {named}" if named else "names no option")

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from eval.core import log as logsetup
 from eval.core.flags import HelpFormatter
-from eval.core.schema import Prediction, Question, RunConfig
+from eval.core.schema import Prediction, RunConfig
 from eval.core.shuffle import original_letter
-from eval.core.stats import mcnemar_exact, wilson_interval
-from eval.core.store import RunDirError, read_manifest, read_predictions
-from eval.data import DataError, load_for_config, questions_sha256
-from eval.results.analysis import regrade
-from eval.results.report import _table
+from eval.core.store import RunDirError
+from eval.data import DataError
+from eval.render.fmt import p_value, pct, table
+from eval.results.analysis import Pairing, accuracy, compare_family, share
+from eval.results.graded import GradedRun, read_graded
 
 # The two runs may differ only in the option order: what it changes (the shown options and the key's letters) follows.
 MAY_DIFFER = {"shuffle_seed", "data_sha256", "key_sha256"}
@@ -29,53 +29,53 @@ class PositionBiasError(Exception):
     pass
 
 
-def _read(run: Path) -> tuple[RunConfig, dict[str, Question], dict[tuple[str, str], Prediction]]:
-    """The run's config, its questions reloaded as the run read them, and its finished predictions graded by that
-    key."""
-    config = read_manifest(run)
-    questions = {q.id: q for q in load_for_config(config).questions}
-    if questions_sha256(questions.values()) != config.data_sha256:
-        raise PositionBiasError(f"{run}: the questions in {config.data} changed since this run; re-run it")
-    found = read_predictions(run)
-    graded = {
-        k: regrade(p, questions[k[1]])
-        for k, p in found.items()
-        if p.parse_status != "error" and k[1] in questions and not questions[k[1]].multi  # single-answer, as headlines
-    }
-    return config, questions, graded
+def _read(run: Path) -> GradedRun:
+    """The run graded by its own key, its questions reloaded as it read them."""
+    graded = read_graded(run)
+    if graded.changed:
+        raise PositionBiasError(f"{run}: the questions in {graded.config.data} changed since this run; re-run it")
+    return graded
 
 
 def compare(original: Path, shuffled: Path) -> str:
-    base_config, _, base = _read(original)
-    config, questions, moved = _read(shuffled)
+    base_run, moved_run = _read(original), _read(shuffled)
+    base_config, config = base_run.config, moved_run.config
     if config.shuffle_seed is None or base_config.shuffle_seed is not None:
         raise PositionBiasError("the second run must be the one with --shuffle-options, the first without")
     if changed := sorted(
         k for k in RunConfig.model_fields if k not in MAY_DIFFER and getattr(base_config, k) != getattr(config, k)
     ):
         raise PositionBiasError(f"the two runs differ in more than the option order (changed: {', '.join(changed)})")
-    rows = []
+    # Per graph, the single-answer questions both runs answered (no error), as in the headlines.
+    found = {}
     for graph in config.graphs:
-        keys = [k for k in moved if k[0] == graph and k in base]
+        base, moved = scored(base_run.headline(graph)), scored(moved_run.headline(graph))
+        found[graph] = (base, moved, [q for q in moved if q in base])
+    comparisons = compare_family(Pairing(g, "original", moved, base, ids) for g, (base, moved, ids) in found.items())
+    rows = []
+    for (graph, (base, moved, ids)), c in zip(found.items(), comparisons, strict=True):
+        questions = moved_run.questions
         changed_n = sum(
-            original_letter(moved[k].answer, questions[k[1]], config.shuffle_seed) != base[k].answer for k in keys
+            original_letter(moved[q].answer, questions[q], config.shuffle_seed) != base[q].answer for q in ids
         )
-        low, high = wilson_interval(changed_n, len(keys))
-        b = sum(base[k].correct and not moved[k].correct for k in keys)
-        c = sum(moved[k].correct and not base[k].correct for k in keys)
-        acc = lambda preds: f"{100 * sum(p.correct for p in preds) / max(1, len(preds)):.1f}%"  # noqa: E731
+        moved_share = share(changed_n, len(ids))  # with its Wilson interval
         rows.append(
             [
                 graph,
-                len(keys),
-                f"{changed_n} ({100 * changed_n / max(1, len(keys)):.1f}% [{100 * low:.1f}–{100 * high:.1f}])",
-                acc([base[k] for k in keys]),
-                acc([moved[k] for k in keys]),
-                f"{mcnemar_exact(b, c):.3g}",
+                len(ids),
+                f"{changed_n} ({pct(moved_share.accuracy)} "
+                f"[{100 * moved_share.ci_low:.1f}–{100 * moved_share.ci_high:.1f}])",
+                pct(accuracy(base[q] for q in ids).accuracy),
+                pct(accuracy(moved[q] for q in ids).accuracy),
+                p_value(c.mcnemar_p),
             ]
         )
     header = ["graph", "n", "chosen option changed [95% CI]", "accuracy original", "accuracy shuffled", "McNemar p"]
-    return f"# Position bias (shuffle seed {config.shuffle_seed})\n\n" + _table(header, rows) + "\n"
+    return f"# Position bias (shuffle seed {config.shuffle_seed})\n\n" + table(header, rows) + "\n"
+
+
+def scored(predictions: dict[str, Prediction]) -> dict[str, Prediction]:
+    return {q: p for q, p in predictions.items() if p.parse_status != "error"}
 
 
 def main(argv: list[str] | None = None) -> int:

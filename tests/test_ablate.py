@@ -14,7 +14,8 @@ from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.stats import holm, paired_bootstrap_diff, paired_counts
 from eval.core.store import RunStore
 from eval.data import BUNDLED, load_questions, select
-from eval.results.ablation import Cell, GridError, analyse, cells, load_grid, render_markdown, write_outputs
+from eval.render.ablation_table import flat, render_markdown, write_outputs
+from eval.results.ablation import Cell, GridError, analyse, cells, load_grid
 from eval.results.analysis import answer_key, key_text
 
 # -- statistics against reference values -------------------------------------------------------
@@ -208,7 +209,7 @@ def test_a_circular_cell_scores_right_under_every_rotation(tmp_path):
     store.close()
     grid = load_grid(write_grid(tmp_path, SYNTHETIC + "circular = [false, true]\n"))
     ablation = analyse(grid, out)
-    rows = {r["cell"]: r for r in ablation.rows}
+    rows = {r.cell: flat(r) for r in ablation.rows}
     circular = rows["single[circular]"]
     assert (circular["n"], circular["correct"], circular["consistent"]) == (20, 6, 0.3)
     assert (circular["right_to_wrong"], circular["wrong_to_right"]) == (4, 0)
@@ -359,7 +360,7 @@ def make_ablation(root: Path) -> Path:
 def test_table_from_known_outcomes(tmp_path):
     out = make_ablation(tmp_path)
     ablation = analyse(load_grid(tmp_path / "grid.toml"), out)
-    rows = {r["cell"]: r for r in ablation.rows}
+    rows = {r.cell: flat(r) for r in ablation.rows}
     assert list(rows) == ["single", "cot[zh]", "reflect", "sc[zh,k=3]"]
     assert rows["single"].get("diff") is None and rows["single"]["accuracy"] == 0.5
 
@@ -446,7 +447,7 @@ def test_the_token_matched_control_is_measured_from_the_grids_sc_cells(tmp_path)
     out = make_ablation(tmp_path)
     write_cell(out / "m" / "sc_zh_k2", "sc", [i < 12 for i in range(20)], 2, prompt_variant="zh", samples=2)
     ablation = analyse(load_grid(write_grid(tmp_path, SYNTHETIC.replace("[3]", "[2, 3]"))), out)
-    reflect = next(r for r in ablation.rows if r["cell"] == "reflect")
+    reflect = next(flat(r) for r in ablation.rows if r.cell == "reflect")
     assert (reflect["matched_calls_cell"], reflect["matched_tokens_cell"]) == ("sc[zh,k=3]", "sc[zh,k=2]")
     assert reflect["matched_tokens_found"] and reflect["matched_tokens_accuracy"] == 0.6
     # reflect right on i < 14, sc k=2 on i < 12: two wrong -> right, none the other way.
@@ -468,7 +469,7 @@ def test_a_corrected_answer_key_regrades_every_cell(tmp_path):
         fixed.append(q.model_dump_json())
     (tmp_path / "fixed.jsonl").write_text("\n".join(fixed) + "\n", encoding="utf-8")
     grid = load_grid(write_grid(tmp_path, SYNTHETIC + f'data = "{tmp_path / "fixed.jsonl"}"\n'))
-    rows = {r["cell"]: r for r in analyse(grid, out).rows}
+    rows = {r.cell: flat(r) for r in analyse(grid, out).rows}
     # single was right on questions 0-9, cot answered that same wrong letter on 0-4: question 0 flips both.
     assert (rows["single"]["correct"], rows["cot[zh]"]["correct"]) == (9, 16)
     assert (rows["cot[zh]"]["right_to_wrong"], rows["cot[zh]"]["wrong_to_right"]) == (4, 11)

@@ -306,21 +306,22 @@ def test_every_statistic_matches_an_independent_computation(board):
         assert runs[(m, "single")]["rank_high"] == int(np.quantile(ranks[i], 0.975, method="higher"))
 
     # Pairs: 3 per strategy, McNemar by hand, Holm over all 6, bootstrap interval against the exact distribution.
-    pairs = lb["pairs"]
+    # Each is one eval.core.schema.Comparison: the better-ranked model (graph) against the other (baseline).
+    pairs = [p["comparison"] | {"strategy": p["strategy"], "min_detectable": p["min_detectable"]} for p in lb["pairs"]]
     assert len(pairs) == 6
     for p in pairs:
-        a, b = correct[(p["first"], p["strategy"])], correct[(p["second"], p["strategy"])]
+        a, b = correct[(p["graph"], p["strategy"])], correct[(p["baseline"], p["strategy"])]
         only_a = sum(x and not y for x, y in zip(a, b, strict=True))
         only_b = sum(y and not x for x, y in zip(a, b, strict=True))
-        assert (p["first_only"], p["second_only"], p["n"]) == (only_a, only_b, n)
+        assert (p["wrong_to_right"], p["right_to_wrong"], p["n"]) == (only_a, only_b, n)
         assert p["difference"] == pytest.approx((only_a - only_b) / n)
         assert p["mcnemar_p"] == pytest.approx(mcnemar(only_a, only_b))
         assert p["diff_ci_low"] == pytest.approx(exact_bootstrap_quantile(n, only_b, only_a, 0.025), abs=1 / n + 1e-9)
         assert p["diff_ci_high"] == pytest.approx(exact_bootstrap_quantile(n, only_b, only_a, 0.975), abs=1 / n + 1e-9)
-        assert p["discordance"] == pytest.approx((only_a + only_b) / n)
+        discordance = (only_a + only_b) / n
         if p["min_detectable"] is None:  # 8 questions: even the largest possible difference is rarely detected
             level = 0.05 / len(pairs)  # the level Holm holds the first pair to
-            assert only_a + only_b == 0 or simulated_power(n, p["discordance"], p["discordance"], 4000, 3, level) < 0.85
+            assert only_a + only_b == 0 or simulated_power(n, discordance, discordance, 4000, 3, level) < 0.85
     manual = sorted(p["mcnemar_p"] for p in pairs)
     holm_by_hand = [min(1.0, max((6 - i) * manual[i] for i in range(j + 1))) for j in range(6)]
     assert sorted(p["holm_p"] for p in pairs) == pytest.approx(holm_by_hand)
@@ -344,7 +345,7 @@ def test_every_statistic_matches_an_independent_computation(board):
             assert g["p"] == pytest.approx(1.0 if middle else 2 / 3)
 
     # cot against single per model, Holm over the three; the trend: Kendall's tau by hand on (strength, gain).
-    gains = lb["gains"]
+    gains = [g["comparison"] | {"model": g["model"], "strength": g["strength"]} for g in lb["gains"]]
     assert [g["model"] for g in gains] == models
     for g in gains:
         base, chain = correct[(g["model"], "single")], correct[(g["model"], "cot")]
@@ -390,9 +391,9 @@ def test_the_markdown_says_what_the_numbers_say(board):
     out, _ = board
     md = (out / "leaderboard.md").read_text()
     lb = json.loads((out / "leaderboard.json").read_text())
-    for p in lb["pairs"]:
+    for c in (p["comparison"] for p in lb["pairs"]):
         verdict = (
-            "no significant difference" if p["holm_p"] >= 0.05 else f"{p['first']} beats {p['second']}"
+            "no significant difference" if c["holm_p"] >= 0.05 else f"{c['graph']} beats {c['baseline']}"
         )  # 8 questions: the only honest verdict is usually none
         assert verdict in md
     assert "## Size against accuracy" in md and "## Calibration of the option probabilities" in md
@@ -540,7 +541,7 @@ def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
     first, second = sorted(lb.rows, key=lambda r: r.rank)
     assert (first.model, first.overall.correct, second.overall.correct) == ("m1", 6, 0)
     (pair,) = lb.pairs
-    assert (pair.first_only, pair.second_only) == (6, 0)
+    assert (pair.comparison.wrong_to_right, pair.comparison.right_to_wrong) == (6, 0)
     assert any("circular accuracy" in note for note in lb.notes)
 
 

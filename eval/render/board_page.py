@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from eval.core.schema import BUDGET_WARNING
 from eval.render.figures import TEMPLATES, png, pyplot
+from eval.render.fmt import accuracy_text, params_text, pts, usd_text
 from eval.results.analysis import budget_text
-from eval.results.board import Leaderboard, Row, accuracy_text, params_text, rank_text, ranked, usd_text
+from eval.results.board import Leaderboard, Row, rank_text, ranked
 
 
 def _label(row: Row, several: bool) -> str:
@@ -95,11 +96,12 @@ def pair_matrix(lb: Leaderboard) -> str | None:
         models = [r.model for r in ranked(lb) if r.strategy == strategy and r.rank is not None]
         grid = np.full((len(models), len(models)), np.nan)
         for p in (p for p in lb.pairs if p.strategy == strategy):
-            i, j = models.index(p.first), models.index(p.second)
+            c = p.comparison
+            i, j = models.index(c.graph), models.index(c.baseline)
             for a, b, sign in ((i, j, 1), (j, i, -1)):
-                grid[a, b] = sign * 100 * p.difference
-                star = " ★" if p.holm_p < 0.05 else ""
-                ax.text(b, a, f"{sign * 100 * p.difference:+.1f}{star}", ha="center", va="center", fontsize=8)
+                grid[a, b] = sign * 100 * c.difference
+                star = " ★" if c.holm_p < 0.05 else ""
+                ax.text(b, a, f"{pts(sign * c.difference)}{star}", ha="center", va="center", fontsize=8)
         limit = max(5.0, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 5.0)
         cmap = plt.get_cmap("RdBu").copy()
         cmap.set_bad("#eeeeee")

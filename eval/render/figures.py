@@ -10,6 +10,8 @@ import io
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from eval.render.fmt import p_value, pct, pts
+
 
 class ReportError(Exception):
     """The directory cannot be reported on; the message says why."""
@@ -32,18 +34,6 @@ def png(fig) -> str:
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def pts(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.1f}"
-
-
-def p_value(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3g}"
 
 
 # The pages' markup lives in eval/render/templates: report.html.j2, leaderboard.html.j2 and the parts they include.

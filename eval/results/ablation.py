@@ -1,5 +1,6 @@
-"""Ablation grids and their analysis: the grid (TOML), its cells, and the results table from the cells' run
-directories (python -m eval.ablate runs them; python -m eval.html_report draws the same table).
+"""Ablation grids and their analysis: the grid (TOML), its cells, reading the cells' run directories, and the
+table's typed rows (python -m eval.ablate runs the cells; eval.render.ablation_table writes the rows as Markdown, CSV
+and JSON, and python -m eval.html_report draws the same rows).
 
 Every cell is compared, paired, against the baseline cell of its model: accuracy difference with a paired bootstrap
 95% interval, exact McNemar p, Holm-adjusted across the grid, flips; and beside each chain, the compute-matched
@@ -9,21 +10,27 @@ closest to the chain's, when the grid holds those cells.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from agents.prompts import load_prompts
 from eval.core.errors import one_line
-from eval.core.schema import BUDGET_WARNING, AnswerKey, Prediction, Question, RunConfig
-from eval.core.shuffle import rotations
+from eval.core.schema import (
+    AnswerKey,
+    Comparison,
+    GraphSummary,
+    MultiAnswers,
+    Prediction,
+    Question,
+    RunConfig,
+    RunSummary,
+)
 from eval.core.store import graph_predictions
 from eval.plans.plan import (
     Plan,
@@ -37,16 +44,15 @@ from eval.plans.plan import (
     run_names,
 )
 from eval.results.analysis import (
+    Pairing,
+    accuracy,
     answer_key,
     answered_letters,
     budget_text,
-    collapse_rotations,
-    draft_flips,
-    key_text,
+    compare_family,
     letter_p_text,
-    paired,
-    regrade,
 )
+from eval.results.graded import GradedRun, grade
 from graphs import GraphSpec, UnknownGraph, option_fields
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
@@ -270,11 +276,18 @@ class CellRun:
     status: str = "missing"  # done, failed, missing
     error: str = ""  # why it failed
     config: RunConfig | None = None
+    # As read; once analysed, graded: what the table counts (eval.results.graded.GradedRun.counted).
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    graded: GradedRun | None = None
 
     @property
     def label(self) -> str:
         return self.cell.label
+
+    @property
+    def headline(self) -> dict[str, Prediction]:
+        """The predictions comparisons count: single-answer questions (multi-answer ones have their own columns)."""
+        return self.graded.headline(self.config.graphs[0]) if self.graded and self.config else {}
 
 
 def load_cell(model: str, cell: Cell, out: Path) -> CellRun:
@@ -292,22 +305,6 @@ def load_cell(model: str, cell: Cell, out: Path) -> CellRun:
 
 def scored(predictions: dict[str, Prediction]) -> list[Prediction]:
     return [p for p in predictions.values() if p.parse_status != "error"]
-
-
-def compare(
-    baseline: dict[str, Prediction], other: dict[str, Prediction], *, resamples: int = 2000, seed: int = 0
-) -> dict:
-    """eval.results.analysis.paired of `other` against `baseline`, as the table's columns."""
-    c = paired("", "", other, baseline, resamples=resamples, seed=seed)
-    return {
-        "n": c.n,
-        "diff": c.difference,
-        "diff_ci_low": c.diff_ci_low,
-        "diff_ci_high": c.diff_ci_high,
-        "mcnemar_p": c.mcnemar_p,
-        "right_to_wrong": c.right_to_wrong,
-        "wrong_to_right": c.wrong_to_right,
-    }
 
 
 MATCHED_BASES = ("calls", "tokens")  # the compute-matched control at equal model calls, and at equal generated tokens
@@ -359,6 +356,50 @@ def matched_control(run: CellRun, runs: list[CellRun], basis: str = "calls") -> 
     return None, want.label
 
 
+class Matched(BaseModel):
+    """A cell against its compute-matched control (sc with k matched to the cell's calls or generated tokens)."""
+
+    cell: str = ""  # the control's label; "" when none can be named yet (or the cell is sc itself)
+    accuracy: float | None = None  # the control's, when the grid holds it
+    comparison: Comparison | None = None  # the cell against it, paired; Holm over the grid's cells of one basis
+
+
+class Row(BaseModel):
+    """One (model, cell) of the table: what it is, its headline, and its comparisons."""
+
+    model: str
+    cell: str  # its label
+    graph: str  # the strategy
+    variant: str = ""
+    language: str = ""
+    persona: str | bool = ""  # as the prompt file says: a persona, or whether the variant has one
+    retrieval: bool = False
+    samples: int | None = None
+    circular: bool = False
+    critic: str = ""
+    status: str = "missing"
+    run_dir: str = ""
+    # The cell's single-answer headline (accuracy, unparsed, truncated, errors, budget hits, costs per question,
+    # first proposal -> final); None until it has results.
+    summary: GraphSummary | None = None
+    multi: MultiAnswers | None = None  # its multi-answer questions, scored apart
+    consistent: float | None = None  # circular cells: the share of questions answered alike under every rotation
+    baseline: str = ""  # the baseline cell's label, where this cell is compared with it
+    versus: Comparison | None = None  # against the baseline cell of its model, paired; Holm over the grid
+    matched: dict[str, Matched] = Field(default_factory=dict)  # by basis: MATCHED_BASES
+    letter_chi2: float | None = None  # the answered letters against a uniform guess over the options shown
+    letter_p: float | None = None
+    letter_note: str = ""
+
+    @property
+    def letters(self) -> str:
+        return letter_p_text(self.letter_p, self.letter_note)
+
+    @property
+    def at_budget(self) -> str:
+        return budget_text(self.summary.budget) if self.summary else "–"
+
+
 @dataclass
 class Ablation:
     grid: Grid
@@ -366,15 +407,13 @@ class Ablation:
     questions: dict[str, Question]  # the questions every cell ran on
     runs: list[CellRun]
     baseline: Cell
-    rows: list[dict]
+    rows: list[Row]
     notes: list[str]
     key: AnswerKey
 
 
 def analyse(grid: Grid, out: Path) -> Ablation:
     """Everything the table and the HTML report show, from the cells' run directories."""
-    from eval.core.stats import holm
-
     all_cells = cells(grid)
     baseline = baseline_cell(grid, all_cells)
     dirs = grid.model_dirs()
@@ -394,281 +433,99 @@ def analyse(grid: Grid, out: Path) -> Ablation:
             f"{len(ids) - len(questions)} question ids of the runs are not in the dataset; "
             "they are left out of the breakdowns"
         )
-    rotated = (
-        {r.id: r for q in questions.values() for r in rotations(q)} if any(r.config.circular for r in done) else {}
-    )
-    for run in done:  # a corrected answer file re-grades every cell
-        asked = rotated if run.config.circular else questions
-        run.predictions = {q: regrade(p, asked[q]) if q in asked else p for q, p in run.predictions.items()}
-        if run.config.circular:  # one prediction per question: right when right under every rotation
-            run.predictions = collapse_rotations(run.predictions, questions)
+    for run in done:  # a corrected answer file re-grades every cell; a circular one counts right under every rotation
+        run.graded = grade(run.predictions.values(), questions, run.config.graphs, circular=run.config.circular)
+        run.predictions = run.graded.counted(run.config.graphs[0])
 
-    # Comparisons, like the headline, are on single-answer questions (multi-answer ones have their own columns).
-    single = {q for q, v in questions.items() if not v.multi}
-
-    def headline(run: CellRun) -> dict[str, Prediction]:
-        return {q: p for q, p in run.predictions.items() if q in single}
-
-    rows: list[dict] = []
-    for run in runs:
-        row = _row(grid, run, questions)
-        base = next((r for r in runs if r.model == run.model and r.cell == baseline), None)
-        if run.config and base and base.config and run.cell != baseline:
-            c = compare(headline(base), headline(run), resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed)
-            row |= {"baseline": baseline.label, **c}
-        for basis in MATCHED_BASES:
+    rows = [_row(run, questions) for run in runs]
+    rs, seed = grid.bootstrap_resamples, grid.bootstrap_seed
+    # Each family Holm-adjusted on its own: every cell against its baseline, and each basis of matched controls.
+    versus = [
+        (row, run, base)
+        for row, run in zip(rows, runs, strict=True)
+        if run.config
+        and run.cell != baseline
+        and (base := next((r for r in runs if r.model == run.model and r.cell == baseline), None))
+        and base.config
+    ]
+    for (row, _, _), c in zip(versus, _family(versus, rs, seed), strict=True):
+        row.baseline, row.versus = baseline.label, c
+    for basis in MATCHED_BASES:
+        controls = []
+        for row, run in zip(rows, runs, strict=True):
             control, wanted = matched_control(run, runs, basis) if run.config else (None, "")
-            prefix = f"matched_{basis}_"
-            row[prefix + "cell"] = wanted
+            row.matched[basis] = Matched(cell=wanted, accuracy=control and accuracy(scored(control.headline)).accuracy)
             if control:
-                c = compare(
-                    headline(control), headline(run), resamples=grid.bootstrap_resamples, seed=grid.bootstrap_seed
-                )
-                row |= {prefix + "found": True, prefix + "accuracy": _accuracy(headline(control))}
-                row |= {prefix + k: v for k, v in c.items()}
-        # Answered letters against a uniform guess over the options shown (a first look at position bias).
-        bias = answered_letters(headline(run).values(), questions)
-        row |= {"letter_chi2": bias.statistic, "letter_p": bias.p, "letter_note": bias.why}
-        rows.append(row)
+                controls.append((row, run, control))
+        for (row, _, _), c in zip(controls, _family(controls, rs, seed), strict=True):
+            row.matched[basis].comparison = c
+    single = [q for q, v in questions.items() if not v.multi]
     if unfinished := [
-        f"{r['cell']} ({r['n']}/{len(single)})" for r in rows if r.get("n") is not None and r["n"] < len(single)
+        f"{r.cell} ({r.summary.overall.total}/{len(single)})"
+        for r in rows
+        if r.summary and r.summary.overall.total < len(single)
     ]:
         notes.append(f"unfinished or with errors: {', '.join(unfinished)}; run the grid again to resume them")
-    families = [("holm_p", "mcnemar_p")] + [(f"matched_{b}_holm_p", f"matched_{b}_mcnemar_p") for b in MATCHED_BASES]
-    for key, found in families:
-        family = [r for r in rows if r.get(found) is not None]
-        for r, adjusted in zip(family, holm([r[found] for r in family]), strict=True):
-            r[key] = adjusted
-    wanted = {r[f"matched_{b}_cell"] for r in rows for b in MATCHED_BASES if not r.get(f"matched_{b}_found")}
-    if missing := sorted(wanted - {""}):
+    if missing := sorted({m.cell for r in rows for m in r.matched.values() if m.comparison is None} - {""}):
         notes.append(
             f"no compute-matched control for some cells: add {', '.join(missing)} to the grid "
             f"(the k values to `samples`) to compare each chain with {MATCHED_CONTROL} at equal model calls and at "
             "equal generated tokens"
         )
-    if any(r.get("n") and not r["matched_tokens_cell"] and r["graph"] != MATCHED_CONTROL for r in rows):
+    if any(r.summary and not r.matched["tokens"].cell and r.graph != MATCHED_CONTROL for r in rows):
         notes.append(
             f"the token-matched control needs {MATCHED_CONTROL}'s generated tokens per sample: add a {MATCHED_CONTROL} "
             "cell to the grid (any k), run it, and run the grid again to see which k matches each chain"
         )
-    key = answer_key([v for q, v in questions.items() if q in single])
+    key = answer_key([questions[q] for q in single])
     return Ablation(grid, out, questions, runs, baseline, rows, notes, key)
 
 
-def _accuracy(predictions: dict[str, Prediction]) -> float | None:
-    preds = scored(predictions)
-    return sum(p.correct for p in preds) / len(preds) if preds else None
+def _family(found: list[tuple[Row, CellRun, CellRun]], resamples: int, seed: int) -> list[Comparison]:
+    """(row, cell, the cell it is compared with) as one family of paired comparisons on single-answer questions."""
+    return compare_family(
+        (Pairing(run.label, other.label, run.headline, other.headline) for _, run, other in found),
+        resamples=resamples,
+        seed=seed,
+    )
 
 
-def summary_of(run: CellRun, questions: dict[str, Question]):
-    """eval.results.report's RunSummary of one cell on the grid's questions."""
+def summary_of(run: CellRun, questions: dict[str, Question]) -> RunSummary:
+    """eval.results.report's RunSummary of one cell (as the table counts it) on the grid's questions."""
     from eval.results.report import summarize
 
     preds = [p for p in run.predictions.values() if p.question_id in questions]
     return summarize(run.model, "", [run.cell.graph], None, list(questions.values()), preds)
 
 
-def _row(grid: Grid, run: CellRun, questions: dict[str, Question]) -> dict:
+def _row(run: CellRun, questions: dict[str, Question]) -> Row:
     variant = load_prompts(run.cell.base, run.cell.variant) if run.cell.variant else {}
-    row: dict = {
-        "model": run.model,
-        "cell": run.label,
-        "graph": run.cell.base,
-        "variant": run.cell.variant,
-        "language": variant.get("language", ""),
-        "persona": variant.get("persona", ""),
-        "retrieval": run.cell.rag,
-        "samples": run.cell.samples,
-        "circular": run.cell.circular,
-        "critic": run.cell.critic,
-        "status": run.status,
-        "run_dir": str(run.out),
-    }
+    row = Row(
+        model=run.model,
+        cell=run.label,
+        graph=run.cell.base,
+        variant=run.cell.variant,
+        language=variant.get("language", ""),
+        persona=variant.get("persona", ""),
+        retrieval=run.cell.rag,
+        samples=run.cell.samples,
+        circular=run.cell.circular,
+        critic=run.cell.critic,
+        status=run.status,
+        run_dir=str(run.out),
+    )
     if not run.config or not questions:
         return row
     whole = summary_of(run, questions)
-    s = whole.graphs[0]
-    # The headline's questions: single-answer ones (multi-answer ones have their own columns).
-    preds = [p for p in scored(run.predictions) if p.question_id in questions and not questions[p.question_id].multi]
-    row |= {
-        "n": s.overall.total,
-        "correct": s.overall.correct,
-        "accuracy": s.overall.accuracy,
-        "ci_low": s.overall.ci_low,
-        "ci_high": s.overall.ci_high,
-        "unparsed": s.unparsed,
-        "truncated": s.truncated,
-        "at_budget": budget_text(s.budget),
-        "errors": s.errors,
-        "calls_per_q": sum(p.model_calls for p in preds) / len(preds) if preds else 0.0,
-        "prompt_tokens_per_q": s.prompt_tokens_per_q,
-        "evaluated_tokens_per_q": s.prompt_tokens_evaluated_per_q,
-        "completion_tokens_per_q": s.completion_tokens_per_q,
-        "reasoning_tokens_per_q": s.reasoning_tokens_per_q,
-        "tokens_per_q": s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
-        "seconds_per_q": s.seconds_per_q,
-    }
-    if whole.multi:
-        m = whole.multi[0]
-        row |= {"multi_n": m.exact.total, "multi_exact": m.exact.accuracy, "multi_partial": m.partial}
+    row.summary = whole.graphs[0]
+    row.multi = whole.multi[0] if whole.multi else None
+    answered = scored(run.headline)
     if run.cell.circular:  # collapsed predictions name an option only when every rotation chose it
-        row["consistent"] = sum(p.answer is not None for p in preds) / len(preds) if preds else None
-    if flips := draft_flips(preds):
-        row |= {f"first_to_final_{k}": v for k, v in flips.model_dump(exclude={"first"}).items()}
+        row.consistent = sum(p.answer is not None for p in answered) / len(answered) if answered else None
+    # Answered letters against a uniform guess over the options shown (a first look at position bias).
+    bias = answered_letters(run.headline.values(), questions)
+    row.letter_chi2, row.letter_p, row.letter_note = bias.statistic, bias.p, bias.why
     return row
-
-
-# -- output -----------------------------------------------------------------------------------
-
-COLUMNS = [
-    "model", "cell", "graph", "variant", "language", "persona", "retrieval", "samples", "circular", "consistent",
-    "critic", "multi_n", "multi_exact", "multi_partial", "status",
-    "n", "correct", "accuracy", "ci_low", "ci_high", "unparsed", "truncated", "at_budget", "errors",
-    "calls_per_q", "prompt_tokens_per_q", "evaluated_tokens_per_q", "completion_tokens_per_q",
-    "reasoning_tokens_per_q", "tokens_per_q",
-    "seconds_per_q",
-    "baseline", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p", "right_to_wrong", "wrong_to_right",
-    *(f"matched_{b}_{k}" for b in MATCHED_BASES for k in (
-        "cell", "found", "accuracy", "n", "diff", "diff_ci_low", "diff_ci_high", "mcnemar_p", "holm_p",
-        "right_to_wrong", "wrong_to_right",
-    )),
-    "first_to_final_n", "first_to_final_unparsed", "first_to_final_cut", "first_to_final_changed",
-    "first_to_final_right_to_wrong", "first_to_final_wrong_to_right", "letter_chi2", "letter_p", "letter_note",
-    "run_dir",
-]  # fmt: skip
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _pts(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def _p(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3g}"
-
-
-def diff_cell(row: dict, prefix: str = "") -> str:
-    if row.get(f"{prefix}diff") is None:
-        return "–"
-    return f"{_pts(row[prefix + 'diff'])} [{_pts(row[prefix + 'diff_ci_low'])}, {_pts(row[prefix + 'diff_ci_high'])}]"
-
-
-def first_to_final_cell(row: dict) -> str:
-    if row.get("first_to_final_n") is None:
-        return "–"
-    return (
-        f"{row['first_to_final_changed']} ({row['first_to_final_right_to_wrong']} / "
-        f"{row['first_to_final_wrong_to_right']}); {row['first_to_final_unparsed']}"
-        + (f" ({cut} cut at the budget)" if (cut := row.get("first_to_final_cut")) else "")
-    )
-
-
-def matched_cell(row: dict, basis: str) -> str:
-    wanted = row.get(f"matched_{basis}_cell")
-    if not wanted:
-        return "–"
-    if row.get(f"matched_{basis}_found"):
-        return f"{wanted}: {_pct(row[f'matched_{basis}_accuracy'])}"
-    return f"{wanted} (not in grid)"
-
-
-def render_markdown(ablation: Ablation) -> str:
-    g = ablation.grid
-    base = ablation.baseline.label
-    header = [
-        "model", "cell", "accuracy [95% CI] (correct/n)", f"Δ vs {base}, points [95% bootstrap CI]", "McNemar p",
-        "Holm p",
-        "flips r→w / w→r", "sc at equal calls", "Δ vs it [95% CI]", "Holm p (calls)", "sc at equal generated tokens",
-        "Δ vs it [95% CI]", "Holm p (tokens)", "unparsed", "truncated", "errors", "at the token budget",
-        "first → final: changed (r→w / w→r); first unparsed", "letters vs uniform, χ² p", "calls/q", "tok/q", "s/q",
-    ]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for r in ablation.rows:
-        if r.get("n") is None:
-            lines.append(f"| {r['model']} | {r['cell']} | {r['status']} |" + " – |" * (len(header) - 3))
-            continue
-        acc = f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}–{_pct(r['ci_high'])}] ({r['correct']}/{r['n']})"
-        is_base = r.get("diff") is None
-        cells_ = [
-            r["model"], f"**{r['cell']}**" if is_base else r["cell"], acc,
-            "baseline" if is_base else diff_cell(r), _p(r.get("mcnemar_p")), _p(r.get("holm_p")),
-            "–" if is_base else f"{r['right_to_wrong']} / {r['wrong_to_right']}",
-            *(x for b in MATCHED_BASES for x in (
-                matched_cell(r, b), diff_cell(r, f"matched_{b}_"), _p(r.get(f"matched_{b}_holm_p")),
-            )),
-            r["unparsed"], r["truncated"], r["errors"], r["at_budget"], first_to_final_cell(r),
-            letter_p_text(r["letter_p"], r["letter_note"]),
-            f"{r['calls_per_q']:.1f}", f"{r['tokens_per_q']:.0f}", f"{r['seconds_per_q']:.2f}",
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(str(c) for c in cells_) + " |")
-    n = len(ablation.questions)
-    scope = (
-        f"{n} questions"
-        + (f", specialty {', '.join(g.specialty)}" if g.specialty else "")
-        + (f", level {', '.join(g.level)}" if g.level else "")
-    )
-    parts = [
-        f"# Ablation: {', '.join(g.graphs)} × variants {', '.join(g.variants) or 'default'} × retrieval "
-        f"{'/'.join('on' if r else 'off' for r in g.retrieval)} × {len(g.models)} model(s)",
-        f"{scope}, the same for every cell; seed {g.seed}; "
-        f"sc: k ∈ {{{', '.join(map(str, g.samples))}}} at temperature {g.sample_temperature}.",
-        key_text(ablation.key),
-        "\n".join(lines),
-        "Accuracy with Wilson 95% intervals; unparsed and truncated answers (no option named: the output was cut at "
-        "its token budget, or its thinking never ended) count as wrong, errors are left out. At the token budget: "
-        f"per node, its outputs that stopped at their budget (⚠: more than {100 * BUDGET_WARNING:.0f}%, raise that "
-        f"node's --*-tokens). Δ: paired "
-        f"difference in accuracy points against {base} of the same model, with a paired percentile bootstrap 95% "
-        f"interval ({g.bootstrap_resamples} resamples of the questions, seed {g.bootstrap_seed}); McNemar: exact "
-        "two-sided test on the flips; Holm: adjusted for every comparison against the baseline in this grid (and, "
-        "separately, for each kind of compute-matched comparison). Compute-matched sc: self-consistency (same "
-        "model, retrieval and prompt variant) with k = the cell's model calls per question, and with k = the cell's "
-        "generated tokens per question over sc's generated tokens per sample (measured on the grid's sc cells); "
-        "Δ = cell minus it. "
-        "First → final: of the chain's first proposals (reflect's draft, sc's first sample) that named an option, "
-        "how many the final answer changed, and of those right→wrong / wrong→right; then the first proposals that "
-        "named no option, counted in neither (and of those, the ones cut at their token budget). Letters: χ² test "
-        "of the answered letters against a uniform guess over "
-        "the options shown (a small p: some positions are favoured, or the key is unbalanced and the cell is "
-        "accurate); no p where a letter's expected count is below 5, where the option shuffle of "
-        "`python -m eval.position_bias` measures position bias instead. "
-        "tok/q: prompt tokens actually evaluated plus generated tokens, per question.",
-    ]
-    if any(r.get("circular") for r in ablation.rows):
-        parts.append(
-            "Circular cells ask every question under every rotation of its options (OpenCompass's CircularEval): "
-            "their accuracy is circular accuracy (right under every rotation), Δ is paired with the baseline's "
-            "standard accuracy on the same questions, their costs sum the rotations, and `consistent` in the CSV is "
-            "the share of questions whose chosen option was the same under every rotation."
-        )
-    parts += [f"Note: {note}" for note in ablation.notes]
-    return "\n\n".join(parts) + "\n"
-
-
-def _json_safe(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def write_outputs(ablation: Ablation) -> dict[str, Path]:
-    out = ablation.out
-    paths = {ext: out / f"{ABLATION}.{ext}" for ext in ("md", "csv", "json")}
-    paths["md"].write_text(render_markdown(ablation), encoding="utf-8")
-    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(ablation.rows)
-    document = {
-        "grid": ablation.grid.model_dump(),
-        "baseline": ablation.baseline.label,
-        "question_ids": list(ablation.questions),
-        "notes": ablation.notes,
-        "rows": [{k: _json_safe(r.get(k)) for k in COLUMNS} for r in ablation.rows],
-    }
-    paths["json"].write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
-    return paths
 
 
 def load_ablation(out: Path) -> Ablation:

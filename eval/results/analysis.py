@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from eval.core.schema import (
     BUDGET_WARNING,
@@ -24,6 +25,7 @@ from eval.core.schema import (
 from eval.core.shuffle import unrotated_letter
 from eval.core.stats import (
     LetterBias,
+    holm,
     letter_bias,
     mcnemar_exact,
     paired_bootstrap_diff,
@@ -104,6 +106,28 @@ def paired(
         truncated=sum(chain[q].parse_status == "truncated" for q in ids),
         baseline_truncated=sum(base[q].parse_status == "truncated" for q in ids),
     )
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """One comparison of a family: `chain` against `base` (predictions by question id), on `ids` (default: every
+    question both answered without an error)."""
+
+    graph: str
+    baseline: str
+    chain: Mapping[str, Prediction]
+    base: Mapping[str, Prediction]
+    ids: Sequence[str] | None = None
+
+
+def compare_family(pairings: Iterable[Pairing], *, resamples: int = 2000, seed: int = 0) -> list[Comparison]:
+    """Every pairing compared (`paired`: difference, paired bootstrap interval, exact McNemar), the McNemar p-values
+    Holm-adjusted over the family: what report.md, the ablation table, the leaderboard, the HTML pages and
+    position_bias all show."""
+    found = [paired(p.graph, p.baseline, p.chain, p.base, p.ids, resamples=resamples, seed=seed) for p in pairings]
+    for c, adjusted in zip(found, holm([c.mcnemar_p for c in found]), strict=True):
+        c.holm_p = adjusted
+    return found
 
 
 def partial_credit(answer: str | None, key: str) -> float:

@@ -28,11 +28,20 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from eval.core.errors import one_line
-from eval.core.schema import BUDGET_WARNING, Accuracy, AnswerKey, BudgetHits, Prediction, Question, RunConfig
-from eval.core.stats import calibration, holm, min_detectable_difference, rank_intervals, spearman
+from eval.core.schema import (
+    BUDGET_WARNING,
+    Accuracy,
+    AnswerKey,
+    BudgetHits,
+    Comparison,
+    Prediction,
+    Question,
+    RunConfig,
+)
+from eval.core.stats import calibration, min_detectable_difference, rank_intervals, spearman
 from eval.core.store import finished, graph_predictions
 from eval.plans.plan import (
     RESERVED,
@@ -46,19 +55,9 @@ from eval.plans.plan import (
     read_run,
     run_names,
 )
-from eval.render.figures import p_value as _p
-from eval.render.figures import pct as _pct
-from eval.render.figures import pts as _pts
-from eval.results.analysis import (
-    accuracy,
-    answer_key,
-    budget_hits,
-    budget_text,
-    collapse_rotations,
-    key_text,
-    paired,
-    regrade,
-)
+from eval.render.fmt import accuracy_text, diff_text, p_value, params_text, pct, table, usd_text
+from eval.results.analysis import Pairing, accuracy, answer_key, budget_hits, budget_text, compare_family, key_text
+from eval.results.graded import grade
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
@@ -346,26 +345,18 @@ class Row(BaseModel):
 
 
 class Pair(BaseModel):
-    """Two models under the same strategy on the same questions; `first` is the better-ranked."""
+    """Two models under the same strategy on the same questions: the better-ranked (comparison.graph) against the
+    other (comparison.baseline); Holm over every pair of every strategy."""
 
     strategy: str
-    first: str
-    second: str
-    n: int
-    first_only: int  # first right, second wrong
-    second_only: int
-    difference: float  # first minus second
-    diff_ci_low: float
-    diff_ci_high: float
-    mcnemar_p: float
-    holm_p: float = 1.0
-    discordance: float  # share of questions exactly one of the two got right
-    min_detectable: float | None = None  # at 80% power, level 0.05, this n and discordance
+    comparison: Comparison
+    min_detectable: float | None = None  # at 80% power, at the level Holm's first step holds the family to
 
     @property
     def verdict(self) -> str:
-        if self.holm_p < ALPHA:
-            return f"{self.first} beats {self.second}" if self.difference > 0 else f"{self.second} beats {self.first}"
+        c = self.comparison
+        if c.holm_p < ALPHA:
+            return f"{c.graph} beats {c.baseline}" if c.difference > 0 else f"{c.baseline} beats {c.graph}"
         mdd = "–" if self.min_detectable is None else f"±{100 * self.min_detectable:.1f} points"
         return f"no significant difference (detectable: {mdd})"
 
@@ -392,20 +383,19 @@ class Groups(BaseModel):
 
 
 class Gain(BaseModel):
-    """A strategy against the baseline strategy for one model, paired on the same questions."""
+    """A strategy (comparison.graph) against the baseline strategy for one model, paired on the same questions; Holm
+    over every model and strategy."""
 
     model: str
-    strategy: str
-    baseline: str
-    n: int
-    strength: float  # the mean of the two accuracies: what the trend is read against
-    difference: float
-    diff_ci_low: float
-    diff_ci_high: float
-    mcnemar_p: float
-    holm_p: float = 1.0
-    discordance: float = 0.0
+    comparison: Comparison
     min_detectable: float | None = None
+
+    @computed_field
+    @property
+    def strength(self) -> float:
+        """The mean of the two accuracies: what the trend is read against."""
+        c = self.comparison
+        return (2 * c.both_right + c.right_to_wrong + c.wrong_to_right) / (2 * (c.n or 1))
 
 
 class Trend(BaseModel):
@@ -460,9 +450,14 @@ def analyse(board: Board, out: Path) -> Leaderboard:
     seen: dict[str, dict[str, Question]] = {}
     for run in done:  # each run graded against the key as it read the questions; a corrected key re-grades it
         mine = _questions(run.config, seen)
-        run.predictions = {q: regrade(p, mine[q]) if q in mine else p for q, p in run.predictions.items()}
-        if run.config.circular:  # one prediction per question: right when right under every rotation
-            run.predictions = collapse_rotations(run.predictions, {q: mine[q] for q in run.config.original_ids})
+        # Under --circular, one prediction per question: right when right under every rotation.
+        graded = grade(
+            run.predictions.values(),
+            {q: mine[q] for q in run.config.original_ids},
+            run.config.graphs,
+            circular=run.config.circular,
+        )
+        run.predictions = graded.counted(run.config.graphs[0])
     order = done[0].config.original_ids if done else []
     if board.circular:
         notes.append(
@@ -501,29 +496,15 @@ def analyse(board: Board, out: Path) -> Leaderboard:
             row.rank, row.rank_low, row.rank_high = rank
     rank_of = {(r.model, r.strategy): r.rank or 0 for r in rows}
 
-    pairs = []
-    for strategy, group in by_strategy.items():
-        for a, b in combinations(sorted(group, key=lambda r: rank_of[(r.model, strategy)]), 2):
-            c = paired(a.model, b.model, a.predictions, b.predictions, ids, resamples=rs, seed=seed)
-            pairs.append(
-                Pair(
-                    strategy=strategy,
-                    first=a.model,
-                    second=b.model,
-                    n=c.n,
-                    first_only=c.wrong_to_right,
-                    second_only=c.right_to_wrong,
-                    difference=c.difference,
-                    diff_ci_low=c.diff_ci_low,
-                    diff_ci_high=c.diff_ci_high,
-                    mcnemar_p=c.mcnemar_p,
-                    discordance=c.discordance,
-                )
-            )
-    for pair, adjusted in zip(pairs, holm([p.mcnemar_p for p in pairs]), strict=True):
-        pair.holm_p = adjusted
-        # At the level Holm holds the family to (alpha / pairs at its first step): what the verdict could detect.
-        pair.min_detectable = min_detectable_difference(pair.n, pair.discordance, ALPHA / len(pairs), POWER)
+    ordered = {s: sorted(group, key=lambda r: rank_of[(r.model, s)]) for s, group in by_strategy.items()}
+    matched = [(s, a, b) for s, group in ordered.items() for a, b in combinations(group, 2)]
+    found = compare_family(
+        (Pairing(a.model, b.model, a.predictions, b.predictions, ids) for _, a, b in matched), resamples=rs, seed=seed
+    )
+    pairs = [
+        Pair(strategy=s, comparison=c, min_detectable=d)
+        for (s, _, _), c, d in zip(matched, found, detectable(found), strict=True)
+    ]
 
     facts = {r.model: r.facts for r in rows if r.facts}
     accuracy_of = {(r.model, r.strategy): r.overall.accuracy for r in rows if r.overall}
@@ -633,44 +614,33 @@ def _groups(strategy: str, models: list[str], facts: dict[str, Facts], accuracy_
     return Groups(strategy=strategy, moe=moe, dense=dense, moe_mean=mean(moe), dense_mean=mean(dense), p=p)
 
 
+def detectable(family: list[Comparison]) -> list[float | None]:
+    """Per comparison, the smallest difference McNemar's test on its questions, at its observed discordance, detects
+    with 80% power at the level Holm's first step holds the family to (alpha / its size): what a verdict of no
+    difference could have seen."""
+    return [min_detectable_difference(c.n, c.discordance, ALPHA / len(family), POWER) for c in family]
+
+
 def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) -> tuple[list[Gain], list[Trend]]:
     from scipy.stats import kendalltau
 
-    gains: list[Gain] = []
     base = {r.model: r for r in by_strategy.get(board.baseline, [])}
-    for strategy, group in by_strategy.items():
-        if strategy == board.baseline:
-            continue
-        for run in group:
-            if run.model not in base:
-                continue
-            c = paired(
-                strategy, board.baseline, run.predictions, base[run.model].predictions, ids, resamples=rs, seed=seed
-            )
-            n = c.n or 1
-            gains.append(
-                Gain(
-                    model=run.model,
-                    strategy=strategy,
-                    baseline=board.baseline,
-                    n=c.n,
-                    strength=(2 * c.both_right + c.right_to_wrong + c.wrong_to_right) / (2 * n),
-                    difference=c.difference,
-                    diff_ci_low=c.diff_ci_low,
-                    diff_ci_high=c.diff_ci_high,
-                    mcnemar_p=c.mcnemar_p,
-                    discordance=c.discordance,
-                )
-            )
-    for g, adjusted in zip(gains, holm([g.mcnemar_p for g in gains]), strict=True):
-        g.holm_p = adjusted
-        g.min_detectable = min_detectable_difference(g.n, g.discordance, ALPHA / len(gains), POWER)
+    chains = [r for s, group in by_strategy.items() if s != board.baseline for r in group if r.model in base]
+    found = compare_family(
+        (Pairing(r.strategy, board.baseline, r.predictions, base[r.model].predictions, ids) for r in chains),
+        resamples=rs,
+        seed=seed,
+    )
+    gains = [
+        Gain(model=r.model, comparison=c, min_detectable=d)
+        for r, c, d in zip(chains, found, detectable(found), strict=True)
+    ]
     trends = []
-    for strategy in {g.strategy: None for g in gains}:
-        mine = [g for g in gains if g.strategy == strategy]
+    for strategy in {g.comparison.graph: None for g in gains}:
+        mine = [g for g in gains if g.comparison.graph == strategy]
         tau = p = None
         if len(mine) >= 3:
-            result = kendalltau([g.strength for g in mine], [g.difference for g in mine])
+            result = kendalltau([g.strength for g in mine], [g.comparison.difference for g in mine])
             if math.isfinite(result.statistic):
                 tau, p = float(result.statistic), float(result.pvalue)
         floor = float(kendalltau(range(len(mine)), range(len(mine))).pvalue) if len(mine) >= 3 else None
@@ -685,10 +655,9 @@ def option_probabilities(prediction: Prediction, question: Question) -> list[flo
     scores = next((s.scores for s in reversed(prediction.trace) if s.scores), None)
     if not scores or any(letter not in scores for letter in question.letters):
         return None
-    logits = [scores[letter] for letter in question.letters]
-    top = max(logits)
-    weights = [math.exp(x - top) for x in logits]
-    return [w / sum(weights) for w in weights]
+    from scipy.special import softmax
+
+    return [float(x) for x in softmax([scores[letter] for letter in question.letters])]
 
 
 def _calibration(run: EntryRun, ids: list[str], questions: dict[str, Question]) -> CalibrationRow | None:
@@ -715,34 +684,10 @@ def _calibration(run: EntryRun, ids: list[str], questions: dict[str, Question]) 
 # -- output -----------------------------------------------------------------------------------
 
 
-def params_text(n: float | None) -> str:
-    """A parameter count as people say it: 135M, 1.5B, 671B."""
-    if n is None:
-        return "–"
-    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
-
-
-def accuracy_text(a: Accuracy | None) -> str:
-    return "–" if a is None else f"{_pct(a.accuracy)} [{_pct(a.ci_low)}–{_pct(a.ci_high)}] ({a.correct}/{a.total})"
-
-
 def rank_text(row: Row) -> str:
     if row.rank is None:
         return "–"
     return f"{row.rank} [{row.rank_low}–{row.rank_high}]" if row.rank_low != row.rank_high else f"{row.rank} [fixed]"
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
-
-
-def usd_text(x: float | None) -> str:
-    """Dollars to three significant digits, never in exponent notation: $0.00712, $1.50."""
-    if x is None:
-        return "–"
-    decimals = 2 - math.floor(math.log10(x)) if x > 0 else 2
-    return f"${x:.{max(2, decimals)}f}"
 
 
 COSTS = ["unparsed", "truncated", "errors", "at the token budget", "tok/q", "thinking tok/q", "$/q", "$/correct", "s/q",
@@ -772,7 +717,7 @@ def render_markdown(lb: Leaderboard) -> str:
         key_text(lb.key) if n else "",
     ]
     parts.append(
-        _table(
+        table(
             [
                 "rank [95% CI]",
                 "model",
@@ -808,7 +753,7 @@ def render_markdown(lb: Leaderboard) -> str:
     if len(cells) > 1:
         parts.append(
             "## By specialty × level\n\n"
-            + _table(
+            + table(
                 ["model", "strategy", *cells],
                 [
                     [r.model, r.strategy, *(accuracy_text(r.cells.get(k)) for k in cells)]
@@ -820,7 +765,7 @@ def render_markdown(lb: Leaderboard) -> str:
     if lb.pairs:
         parts.append(
             "## Every pair of models (paired, same questions)\n\n"
-            + _table(
+            + table(
                 [
                     "strategy",
                     "pair",
@@ -833,11 +778,11 @@ def render_markdown(lb: Leaderboard) -> str:
                 [
                     [
                         p.strategy,
-                        f"{p.first} vs {p.second}",
-                        f"{_pts(p.difference)} [{_pts(p.diff_ci_low)}, {_pts(p.diff_ci_high)}]",
-                        f"{p.first_only} / {p.second_only}",
-                        _p(p.mcnemar_p),
-                        _p(p.holm_p),
+                        f"{p.comparison.graph} vs {p.comparison.baseline}",
+                        diff_text(p.comparison),
+                        f"{p.comparison.wrong_to_right} / {p.comparison.right_to_wrong}",
+                        p_value(p.comparison.mcnemar_p),
+                        p_value(p.comparison.holm_p),
                         p.verdict,
                     ]
                     for p in lb.pairs
@@ -847,7 +792,7 @@ def render_markdown(lb: Leaderboard) -> str:
     if lb.sizes:
         parts.append(
             "## Size against accuracy\n\n"
-            + _table(
+            + table(
                 ["strategy", "parameters", "models", "Spearman ρ [95% CI]", "permutation p"],
                 [
                     [
@@ -855,22 +800,22 @@ def render_markdown(lb: Leaderboard) -> str:
                         s.by,
                         len(s.models),
                         _rho_text(s),
-                        _p(s.p),
+                        p_value(s.p),
                     ]
                     for s in lb.sizes
                 ],
             )
             + "\n\n"
-            + _table(
+            + table(
                 ["strategy", "MoE models", "mean accuracy", "dense models", "mean accuracy", "Mann–Whitney p"],
                 [
                     [
                         g.strategy,
                         ", ".join(g.moe) or "–",
-                        _pct(g.moe_mean),
+                        pct(g.moe_mean),
                         ", ".join(g.dense) or "–",
-                        _pct(g.dense_mean),
-                        _p(g.p),
+                        pct(g.dense_mean),
+                        p_value(g.p),
                     ]
                     for g in lb.groups
                 ],
@@ -880,16 +825,16 @@ def render_markdown(lb: Leaderboard) -> str:
         trend = {t.strategy: t for t in lb.trends}
         parts.append(
             f"## Strategies against {b.baseline}, per model\n\n"
-            + _table(
+            + table(
                 ["model", "strategy", "strength", "Δ points [95% CI]", "McNemar p", "Holm p", "detectable"],
                 [
                     [
                         g.model,
-                        g.strategy,
-                        _pct(g.strength),
-                        f"{_pts(g.difference)} [{_pts(g.diff_ci_low)}, {_pts(g.diff_ci_high)}]",
-                        _p(g.mcnemar_p),
-                        _p(g.holm_p),
+                        g.comparison.graph,
+                        pct(g.strength),
+                        diff_text(g.comparison),
+                        p_value(g.comparison.mcnemar_p),
+                        p_value(g.comparison.holm_p),
                         "–" if g.min_detectable is None else f"±{100 * g.min_detectable:.1f}",
                     ]
                     for g in lb.gains
@@ -898,9 +843,13 @@ def render_markdown(lb: Leaderboard) -> str:
             + "\n\n"
             + "\n".join(
                 f"Trend of {s}'s gain with model strength: "
-                + ("fewer than 3 models, not tested" if t.tau is None else f"Kendall τ = {t.tau:+.2f}, p = {_p(t.p)}")
+                + (
+                    "fewer than 3 models, not tested"
+                    if t.tau is None
+                    else f"Kendall τ = {t.tau:+.2f}, p = {p_value(t.p)}"
+                )
                 + f" ({t.n} models"
-                + (f"; no ordering of {t.n} models gives p below {_p(t.min_p)}: descriptive" if t.min_p else "")
+                + (f"; no ordering of {t.n} models gives p below {p_value(t.min_p)}: descriptive" if t.min_p else "")
                 + ")."
                 for s, t in trend.items()
             )
@@ -909,7 +858,7 @@ def render_markdown(lb: Leaderboard) -> str:
         thresholds = [c["threshold"] for c in lb.calibration[0].coverage]
         parts.append(
             "## Calibration of the option probabilities\n\n"
-            + _table(
+            + table(
                 ["model", "strategy", "scored (of n)", "ECE", "Brier"]
                 + [f"p ≥ {t:g}: answered, accuracy" for t in thresholds],
                 [
@@ -921,7 +870,7 @@ def render_markdown(lb: Leaderboard) -> str:
                         f"{c.brier:.3f}",
                         *(
                             f"{v['answered']} ({100 * v['answered'] / c.n:.0f}%), "
-                            f"{_pct(v['correct'] / v['answered']) if v['answered'] else '–'}"
+                            f"{pct(v['correct'] / v['answered']) if v['answered'] else '–'}"
                             for v in c.coverage
                         ),
                     ]
@@ -1005,10 +954,11 @@ def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
 
 
 def load_leaderboard(out: Path) -> Leaderboard:
-    """A leaderboard directory's leaderboard.json, as eval.leaderboard last wrote it (for the HTML report)."""
+    """A leaderboard directory analysed again (for the HTML page): its spec from the leaderboard.json that
+    eval.leaderboard wrote, its numbers from the runs, so a page always shows what the runs hold."""
+    path = out / f"{LEADERBOARD}.json"
     try:
-        return Leaderboard.model_validate_json((out / f"{LEADERBOARD}.json").read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise BoardError(
-            f"{out / LEADERBOARD}.json is not a leaderboard this version can read: {one_line(e)}"
-        ) from None
+        board = Board.model_validate(json.loads(path.read_text(encoding="utf-8"))["board"])
+    except (ValueError, KeyError, TypeError) as e:  # ValidationError and JSONDecodeError are ValueErrors
+        raise BoardError(f"{path} is not a leaderboard this version can read: {one_line(e)}") from None
+    return analyse(board, out)

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Sequence
 from eval.core.schema import (
     BUDGET_WARNING,
     SPECIALTIES,
-    Accuracy,
-    Circular,
     Comparison,
     Engine,
     GraphSummary,
@@ -18,24 +16,23 @@ from eval.core.schema import (
     Question,
     RunSummary,
 )
-from eval.core.shuffle import rotations
-from eval.core.stats import holm
+from eval.render.fmt import accuracy_text, diff_text, p_value, pct, pts, table
 from eval.results.analysis import (
     NEAR_TIE_NATS,
+    Pairing,
     accuracy,
     answer_key,
     budget_hits,
     circular_summary,
-    collapse_rotations,
+    compare_family,
     draft_flips,
     flip_rows,
     key_text,
     near_ties,
     over_budget,
-    paired,
     partial_credit,
-    regrade,
 )
+from eval.results.graded import GradedRun, grade
 
 LEVELS = ("attending", "senior")
 
@@ -86,19 +83,30 @@ def summarize(
     engine: Engine | None = None,
     circular: bool = False,
 ) -> RunSummary:
+    """`predictions` of `graphs` on `questions` (the originals; under `circular`, asked under every rotation of
+    their options), graded (eval.results.graded.grade) and summarized (`summarize_run`)."""
+    run = grade(predictions, {q.id: q for q in questions}, graphs, circular=circular)
+    return summarize_run(model, data, run, baseline, bad_records=bad_records, engine=engine)
+
+
+def summarize_run(
+    model: str,
+    data: str,
+    run: GradedRun,
+    baseline: str | None,
+    *,
+    bad_records: int = 0,
+    engine: Engine | None = None,
+) -> RunSummary:
     """Every graph is scored on the same questions: those with a result from all of them.
 
     A question one graph could not answer (an error, retried on resume) leaves every graph's headline, so an
     error never moves one denominator and the headline and the paired comparison count the same questions.
-    `circular`: the predictions answer every rotation of `questions` (the originals); the headline is the original
-    order's, and RunSummary.circular adds CircularEval's numbers.
+    Under --circular the headline is the original order's, and RunSummary.circular adds CircularEval's numbers.
     """
-    predictions = list(predictions)
-    wanted = {q.id: q for q in questions}
-    by_graph: dict[str, dict[str, Prediction]] = {g: {} for g in graphs}
-    for p in predictions:
-        if p.question_id in wanted and p.graph in by_graph:
-            by_graph[p.graph][p.question_id] = regrade(p, wanted[p.question_id])
+    graphs = list(run.graphs)
+    wanted = run.questions
+    by_graph = {g: run.graphs[g].original for g in graphs}
     dropped: Counter[str] = Counter()
     scored_ids = []
     for qid in wanted:
@@ -112,19 +120,16 @@ def summarize(
         if not missing and not failed:
             scored_ids.append(qid)
     # Multi-answer questions are scored apart: the headline (and its comparisons) is single-answer accuracy.
-    multi_ids = [q for q in scored_ids if wanted[q].multi]
-    scored_ids = [q for q in scored_ids if not wanted[q].multi]
+    single = run.single
+    multi_ids = [q for q in scored_ids if q not in single]
+    scored_ids = [q for q in scored_ids if q in single]
 
-    def against_baseline(ids: list[str]) -> list[Comparison]:
+    def against_baseline(found: dict[str, dict[str, Prediction]], ids: list[str]) -> list[Comparison]:
         others = [g for g in graphs if baseline and g != baseline]
-        found = [paired(g, baseline, by_graph[g], by_graph[baseline], ids) for g in others]
-        _holm(found)
-        return found
+        return compare_family(Pairing(g, baseline, found[g], found[baseline], ids) for g in others)
 
-    comparisons = against_baseline(scored_ids)
-    multi_comparisons = against_baseline(multi_ids) if multi_ids else []
-    singles = {q: v for q, v in wanted.items() if not v.multi}  # as the headline: single-answer questions
-    circled, circled_comparisons = _circular(graphs, baseline, singles, predictions) if circular else ([], [])
+    circled = [g.circled for g in run.graphs.values()]
+    circular_ids = [q for q in single if all(q in c for c in circled)]
     return RunSummary(
         model=model,
         data=data,
@@ -134,14 +139,22 @@ def summarize(
         bad_records=bad_records,
         key=answer_key([wanted[qid] for qid in scored_ids]),
         graphs=[summarize_graph(g, by_graph[g], wanted, scored_ids) for g in graphs],
-        comparisons=comparisons,
+        comparisons=against_baseline(by_graph, scored_ids),
         engine=engine,
         batched=sum(by_graph[g][qid].shared_batch for g in graphs for qid in scored_ids),
         methods=dict(Counter(by_graph[g][qid].answer_method for g in graphs for qid in scored_ids)),
-        circular=circled,
-        circular_comparisons=circled_comparisons,
+        # --circular: CircularEval's numbers on the single-answer questions every graph answered under every
+        # rotation, and each graph's circular accuracy against the baseline's, paired.
+        circular=[
+            circular_summary(g, run.graphs[g].rotations, single, circular_ids, run.graphs[g].circled) for g in graphs
+        ]
+        if run.circular
+        else [],
+        circular_comparisons=against_baseline({g: run.graphs[g].circled for g in graphs}, circular_ids)
+        if run.circular
+        else [],
         multi=[_multi(g, by_graph[g], wanted, multi_ids) for g in graphs] if multi_ids else [],
-        multi_comparisons=multi_comparisons,
+        multi_comparisons=against_baseline(by_graph, multi_ids) if multi_ids else [],
     )
 
 
@@ -155,53 +168,13 @@ def _multi(graph: str, predictions: dict[str, Prediction], questions: dict[str, 
     )
 
 
-def _holm(comparisons: list[Comparison]) -> None:
-    for c, adjusted in zip(comparisons, holm([c.mcnemar_p for c in comparisons]), strict=True):
-        c.holm_p = adjusted
-
-
-def _circular(
-    graphs: Sequence[str], baseline: str | None, originals: dict[str, Question], predictions: list[Prediction]
-) -> tuple[list[Circular], list[Comparison]]:
-    """Each graph's CircularEval numbers on the questions every graph answered under every rotation, and its
-    circular accuracy against the baseline's, paired."""
-    rotated = {r.id: r for q in originals.values() for r in rotations(q)}
-    by_graph: dict[str, dict[str, Prediction]] = {g: {} for g in graphs}
-    for p in predictions:
-        if p.question_id in rotated and p.graph in by_graph:
-            by_graph[p.graph][p.question_id] = regrade(p, rotated[p.question_id])
-    collapsed = {g: collapse_rotations(by_graph[g], originals) for g in graphs}
-    ids = [q for q in originals if all(q in collapsed[g] for g in graphs)]
-    comparisons = [
-        paired(g, baseline, collapsed[g], collapsed[baseline], ids) for g in graphs if baseline and g != baseline
-    ]
-    _holm(comparisons)
-    return [circular_summary(g, by_graph[g], originals, ids, collapsed[g]) for g in graphs], comparisons
-
-
 # -- Markdown -------------------------------------------------------------------------------
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _cell(a: Accuracy | None) -> str:
-    if a is None or a.total == 0:
-        return "–"
-    return f"{_pct(a.accuracy)} [{_pct(a.ci_low)}–{_pct(a.ci_high)}] ({a.correct}/{a.total})"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) -> str:
     present = [k for k in keys if any(k in getattr(g, attr) for g in summary.graphs)]
-    rows = [[k, *(_cell(getattr(g, attr).get(k)) for g in summary.graphs)] for k in present]
-    return f"## {title}\n\n" + _table([title.split()[-1], *(g.graph for g in summary.graphs)], rows)
+    rows = [[k, *(accuracy_text(getattr(g, attr).get(k)) for g in summary.graphs)] for k in present]
+    return f"## {title}\n\n" + table([title.split()[-1], *(g.graph for g in summary.graphs)], rows)
 
 
 def describe_model(info: dict) -> str:
@@ -250,7 +223,7 @@ def render_markdown(summary: RunSummary) -> str:
         "batch may flip.",
         _coverage(summary),
         "## Overall\n\n"
-        + _table(
+        + table(
             [
                 "graph",
                 "accuracy [95% CI] (correct/n)",
@@ -267,7 +240,7 @@ def render_markdown(summary: RunSummary) -> str:
             [
                 [
                     g.graph,
-                    _cell(g.overall),
+                    accuracy_text(g.overall),
                     g.near_ties,
                     g.unparsed,
                     g.truncated,
@@ -288,16 +261,16 @@ def render_markdown(summary: RunSummary) -> str:
     for c in summary.comparisons:
         parts.append(
             f"## {c.graph} vs {c.baseline} (paired, n={c.n})\n\n"
-            + _table(
+            + table(
                 ["", f"{c.baseline} right", f"{c.baseline} wrong"],
                 [
                     [f"{c.graph} right", c.both_right, c.wrong_to_right],
                     [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong],
                 ],
             )
-            + f"\n\nDifference {100 * c.difference:+.1f} points [paired bootstrap 95% CI "
-            f"{100 * c.diff_ci_low:+.1f}, {100 * c.diff_ci_high:+.1f}]; flips: {c.right_to_wrong} right→wrong, "
-            f"{c.wrong_to_right} wrong→right; McNemar exact p = {c.mcnemar_p:.3g}. "
+            + f"\n\nDifference {pts(c.difference)} points [paired bootstrap 95% CI "
+            f"{pts(c.diff_ci_low)}, {pts(c.diff_ci_high)}]; flips: {c.right_to_wrong} right→wrong, "
+            f"{c.wrong_to_right} wrong→right; McNemar exact p = {p_value(c.mcnemar_p)}. "
             f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}; "
             f"truncated (counted wrong): {c.graph} {c.truncated}, {c.baseline} {c.baseline_truncated}."
         )
@@ -308,8 +281,7 @@ def render_markdown(summary: RunSummary) -> str:
     for g in summary.graphs:
         if f := g.draft_to_final:
             parts.append(
-                f"## {g.graph}: {f.first} → final answer\n\n"
-                + _table([f"{f.first} → final", "questions"], flip_rows(f))
+                f"## {g.graph}: {f.first} → final answer\n\n" + table([f"{f.first} → final", "questions"], flip_rows(f))
             )
     if summary.engine:
         parts.append(_serving(summary))
@@ -334,7 +306,7 @@ def _budget_markdown(summary: RunSummary) -> list[str]:
         return []
     text = (
         "## Token budgets\n\nGenerated outputs that stopped at their token budget (cut before they ended).\n\n"
-        + _table(["graph", "node", "outputs", "at the budget"], rows)
+        + table(["graph", "node", "outputs", "at the budget"], rows)
     )
     if flagged := [(g.graph, node) for g in summary.graphs for node in over_budget(g.budget)]:
         names = ", ".join(f"{graph} {node}" for graph, node in flagged)
@@ -346,21 +318,17 @@ def _budget_markdown(summary: RunSummary) -> list[str]:
     return [text]
 
 
-def _diff(c: Comparison) -> str:
-    return f"{100 * c.difference:+.1f} [{100 * c.diff_ci_low:+.1f}, {100 * c.diff_ci_high:+.1f}]"
-
-
 def _circular_markdown(summary: RunSummary) -> str:
     rows = [
         [
             c.graph,
             c.n,
-            _cell(c.original),
-            _pct(c.every_rotation),
-            _cell(c.circular),
-            _cell(c.consistent),
-            _pct(c.agreement),
-            _diff(c.versus_original),
+            accuracy_text(c.original),
+            pct(c.every_rotation),
+            accuracy_text(c.circular),
+            accuracy_text(c.consistent),
+            pct(c.agreement),
+            diff_text(c.versus_original),
         ]
         for c in summary.circular
     ]
@@ -373,7 +341,7 @@ def _circular_markdown(summary: RunSummary) -> str:
         "CircularEval), on the questions every graph answered under all of them. Circular: right under every "
         "rotation; same option: the same content chosen every time, right or wrong; agreement: the share of "
         "rotations that chose each question's most chosen option, averaged; circular − original: paired, with a "
-        "bootstrap 95% interval.\n\n" + _table(header, rows)
+        "bootstrap 95% interval.\n\n" + table(header, rows)
     )
     if summary.circular_comparisons:
         text += "\n\n" + _comparisons("circular accuracy", summary.circular_comparisons)
@@ -383,10 +351,10 @@ def _circular_markdown(summary: RunSummary) -> str:
 def _comparisons(what: str, comparisons: list[Comparison]) -> str:
     """Paired comparisons against the baseline on `what`, one row each."""
     header = [what, "n", "Δ, points [95% CI]", "McNemar p", "Holm p", "flips r→w / w→r"]
-    return _table(
+    return table(
         header,
         [
-            [f"{c.graph} vs {c.baseline}", c.n, _diff(c), f"{c.mcnemar_p:.3g}", f"{c.holm_p:.3g}",
+            [f"{c.graph} vs {c.baseline}", c.n, diff_text(c), p_value(c.mcnemar_p), p_value(c.holm_p),
              f"{c.right_to_wrong} / {c.wrong_to_right}"]
             for c in comparisons
         ],
@@ -394,12 +362,12 @@ def _comparisons(what: str, comparisons: list[Comparison]) -> str:
 
 
 def _multi_markdown(summary: RunSummary) -> str:
-    rows = [[m.graph, _cell(m.exact), f"{100 * m.partial:.1f}%", m.unparsed] for m in summary.multi]
+    rows = [[m.graph, accuracy_text(m.exact), f"{100 * m.partial:.1f}%", m.unparsed] for m in summary.multi]
     text = (
         "## Multi-answer questions\n\nScored apart from the headline. Exact: the whole set of letters right (CMB's "
         "own scorer compares answers as strings). Partial credit (ours): the share of the key's letters chosen when "
         "no chosen letter is wrong, else 0.\n\n"
-        + _table(["graph", "exact [95% CI] (correct/n)", "partial credit", "unparsed"], rows)
+        + table(["graph", "exact [95% CI] (correct/n)", "partial credit", "unparsed"], rows)
     )
     if summary.multi_comparisons:
         text += "\n\n" + _comparisons("exact match", summary.multi_comparisons)
