@@ -350,7 +350,6 @@ def test_server_down_is_one_clear_error(cli, tmp_path):
         "2",
         "--out",
         str(tmp_path / "r"),
-        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert f"error: no server answers at http://127.0.0.1:{port}/v1/models" in result.stderr
