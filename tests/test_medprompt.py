@@ -73,27 +73,18 @@ def test_examples_keep_only_reasoning_that_reached_the_key_and_cache_it(tmp_path
     # Nearest first: p-1, p-3, p-2. p-1's reasoning names its key; p-3's another letter (dropped); p-2's its key.
     backend = FakeBackend(replies=["……\n答案：A", "……\n答案：A", "……\n答案：B"])
     path = tmp_path / "reasoning.jsonl"
-    update = examples_node(
-        {"question": test},
-        pool=pool,
-        k=2,
-        reasoning=ExampleReasoning(backend, PROMPTS, 64, path),
-        answer_prefix="答案：",
-        attempts=3,
-    )
+
+    def examples(model):
+        reasoning = ExampleReasoning(model, PROMPTS, 64, path)
+        return examples_node({"question": test}, pool=pool, k=2, reasoning=reasoning, answer_prefix="", attempts=3)
+
+    update = examples(backend)
     assert update["example_ids"] == ["p-1", "p-2"] and len(backend.calls) == 3
     assert "trace" not in update  # the pool's preprocessing: none of the question's calls, tokens or seconds
     assert update["examples"][0][1] == "分析：……\n答案：A"  # the reply as generated, prefix included
     # Cached: a new run (a new ExampleReasoning on the same file) asks the model nothing.
     again = FakeBackend()
-    update = examples_node(
-        {"question": test},
-        pool=pool,
-        k=2,
-        reasoning=ExampleReasoning(again, PROMPTS, 64, path),
-        answer_prefix="",
-        attempts=3,
-    )
+    update = examples(again)
     assert update["example_ids"] == ["p-1", "p-2"] and again.calls == []
     # A line cut short by a kill is skipped, not fatal: that example is made again.
     path.write_text(path.read_text(encoding="utf-8") + '{"key": "p-9:', encoding="utf-8")
