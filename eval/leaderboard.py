@@ -49,7 +49,8 @@ from eval.core.errors import fail
 from eval.core.flags import HelpFormatter
 from eval.plans.campaign import run_leaderboard
 from eval.plans.plan import PlanError
-from eval.results.board import analyse, load_board, render_markdown, run_argv, write_outputs
+from eval.render.board_table import render_markdown, write_outputs
+from eval.results.board import analyse, load_board, run_argv
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,9 @@ from eval.api import RunSpec, evaluate
 from eval.core.schema import Prediction, Question, rotation_of
 from eval.core.shuffle import rotations, unrotated_letter
 from eval.data import BUNDLED, load_questions, select
-from eval.html_report import load_run_page, render
+from eval.render.run_page import render
 from eval.results.analysis import circular_summary, collapse_rotations
+from eval.results.pages import load_run_page
 
 Q = Question(id="q-1", stem="题干", options={"A": "甲", "B": "乙", "C": "丙", "D": "丁"}, answer="C")
 

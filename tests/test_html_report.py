@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib", reason="the HTML report draws with matplotlib:
 
 from eval.core.schema import Message, Prediction, RetrievedPassage, RunConfig, TraceStep
 from eval.core.store import RunStore
-from eval.html_report import anchors
+from eval.render.run_page import anchors
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

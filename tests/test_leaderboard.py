@@ -7,10 +7,11 @@ import itertools
 import json
 import math
 import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import run_main
+from conftest import ROOT
 from test_ablate import exact_bootstrap_quantile
 
 from eval.core.schema import BudgetHits
@@ -231,7 +232,16 @@ def board(tmp_path_factory, tiny_model, tiny_moe, tiny_moe_sp):
         encoding="utf-8",
     )
     out = root / "out"
-    runs = [run_main("eval.leaderboard", spec, "--out", out) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "eval.leaderboard", str(spec), "--out", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        for _ in range(2)
+    ]
     return out, runs
 
 
@@ -395,7 +405,9 @@ def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp
     from test_html_report import PNG, chromium
 
     out, _ = board
-    made = run_main("eval.html_report", out)
+    made = subprocess.run(
+        [sys.executable, "-m", "eval.html_report", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     page = (out / "report.html").read_text()
     lb = json.loads((out / "leaderboard.json").read_text())
@@ -447,7 +459,13 @@ def test_dry_run_lists_local_and_endpoint_models_as_evaluator_commands(tmp_path)
     )
     board = load_board(spec)
     assert board.models[1].facts.is_moe and board.limit == 0  # a leaderboard is on every question by default
-    done = run_main("eval.leaderboard", spec, "--out", tmp_path / "out", "--dry-run")
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.leaderboard", str(spec), "--out", str(tmp_path / "out"), "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     local, endpoint = done.stdout.splitlines()
     assert local.startswith("python -m eval.agentic --graph single --baseline none --model qwen2.5-coder-0.5b")
@@ -465,7 +483,9 @@ def test_dry_run_lists_local_and_endpoint_models_as_evaluator_commands(tmp_path)
     ],
 )
 def test_power_cli(args, expected):
-    done = run_main("eval.power", *args)
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.power", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     mdd = f"{100 * min_detectable_difference(237, 0.25):.1f}"
     assert expected.format(mdd=mdd, needed=questions_needed(0.05, 0.3)) in done.stdout
@@ -476,7 +496,13 @@ def test_power_cli(args, expected):
 
 
 def test_power_cli_refuses_nonsense_in_one_line():
-    done = run_main("eval.power", "--n", "100", "--discordance", "1.5")
+    done = subprocess.run(
+        [sys.executable, "-m", "eval.power", "--n", "100", "--discordance", "1.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "must be a proportion" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -537,7 +563,8 @@ def test_a_run_of_another_model_is_never_a_row(tmp_path):
     from eval.core.store import RunStore
     from eval.data import BUNDLED, load_questions, select
     from eval.render.board_page import render
-    from eval.results.board import analyse, render_markdown
+    from eval.render.board_table import render_markdown
+    from eval.results.board import analyse
 
     spec = tmp_path / "board.toml"
     spec.write_text('models = ["m1.gguf", "m2.gguf"]\nlimit = 4\n', encoding="utf-8")
@@ -594,7 +621,8 @@ def test_truncated_answers_budget_hits_thinking_and_cost_per_question(tmp_path):
     from eval.core.store import RunStore
     from eval.data import BUNDLED, load_questions, select
     from eval.render.board_page import render
-    from eval.results.board import analyse, load_leaderboard, write_outputs
+    from eval.render.board_table import write_outputs
+    from eval.results.board import analyse, load_leaderboard
 
     spec = tmp_path / "board.toml"
     spec.write_text(PRICED, encoding="utf-8")

@@ -9,10 +9,10 @@ import csv
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_main
 
 from eval.data import DataError, load_questions
 from eval.data.loaders import MultiQuestion, detect, load, load_mapping, stratified
@@ -214,7 +214,9 @@ def native_record(**change) -> dict:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return run_main("eval.data", *args)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.data", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 # --- detection and loading, per format ------------------------------------------------------------------

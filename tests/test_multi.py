@@ -17,8 +17,9 @@ from eval.api import RunSpec, evaluate
 from eval.core.schema import MultiQuestion, Prediction, Question
 from eval.core.shuffle import back, reorder, rotations
 from eval.data import load_questions
-from eval.html_report import load_run_page, render
+from eval.render.run_page import render
 from eval.results.analysis import collapse_rotations, partial_credit
+from eval.results.pages import load_run_page
 from eval.run.runner import predict
 from graphs import build_graph
 

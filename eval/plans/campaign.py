@@ -21,7 +21,8 @@ from eval.core.flags import parse
 from eval.core.schema import RunConfig
 from eval.core.store import finished, graph_predictions
 from eval.plans.plan import MARKER, PlanError
-from eval.results.board import Board, Leaderboard, analyse, run_argv, write_outputs
+from eval.render.board_table import write_outputs
+from eval.results.board import Board, Leaderboard, analyse, run_argv
 
 
 class Outcome(NamedTuple):

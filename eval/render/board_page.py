@@ -8,10 +8,11 @@ Every number comes from eval.results.board.analyse, the same as leaderboard.md; 
 from __future__ import annotations
 
 from eval.core.schema import BUDGET_WARNING
+from eval.render.board_table import rank_text
 from eval.render.figures import TEMPLATES, png, pyplot
 from eval.render.fmt import accuracy_text, params_text, pts, usd_text
 from eval.results.analysis import budget_text
-from eval.results.board import Leaderboard, Row, rank_text, ranked
+from eval.results.board import Leaderboard, Row, ranked
 
 
 def _label(row: Row, several: bool) -> str:
