@@ -3,6 +3,7 @@ multi-answer (多选) question, to a set of letters."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -243,6 +244,33 @@ def parse_letter(text: str, letters: Sequence[str], options: Mapping[str, str] |
     if found:
         return letter
     return _bare_letter(text, letters, options or {}) or _option_text_letter(text, options or {})
+
+
+_LEADING_LETTER = re.compile(r"^\W*([A-Z])(?![A-Za-z])")
+
+
+def letter_from_text(text: str, candidates: Sequence[str], prefix: str = "") -> str | None:
+    """The letter a short reply asked for the letter alone commits to: '答案：C', 'C', '(C) ...' -> C; None when it
+    commits to no candidate. `prefix`: what the reply was primed with (it may complete "答案：")."""
+    found = parse_letter(prefix + text, candidates)
+    if found:
+        return found
+    m = _LEADING_LETTER.match(text.strip())
+    return m.group(1) if m and m.group(1) in candidates else None
+
+
+def letter_from_json(text: str, candidates: Sequence[str]) -> str | None:
+    """The letter a JSON reply ({"answer": "C"}) commits to, even one cut short ('{"answer": "C')."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        m = re.search(r'"answer"\s*:\s*"\s*([A-Z])', text)
+        return m.group(1) if m and m.group(1) in candidates else None
+    values = [data.get("answer"), *data.values()] if isinstance(data, dict) else [data]
+    for v in values:
+        if isinstance(v, str) and v.strip().upper() in candidates:
+            return v.strip().upper()
+    return None
 
 
 # A multi-answer statement whose letters run together: "答案：ABD", "Answer: ACE", "选BD".

@@ -23,8 +23,9 @@ os.environ["LANGSMITH_TRACING"] = "false"
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from agents.backends import BACKENDS, backend_fields
 from agents.backends.base import Backend, BackendError
-from agents.backends.llamacpp import IN_PROCESS, LlamaCppBackend
+from agents.backends.llamacpp import LlamaCppBackend
 from agents.backends.template import template_thinking
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import PromptError, UnknownVariant, load_prompts
@@ -49,7 +50,6 @@ from retrieval import RetrievalError
 DEFAULT_LIMIT = 28
 # What evaluate raises for bad input or a missing resource; each message is one line a user can act on.
 ERRORS = (UnknownGraph, UnknownVariant, PromptError, DataError, ModelError, RunDirError, BackendError, RetrievalError)
-SERVING = "serving (--backend openai: any OpenAI-compatible server, e.g. llama_cpp.server, llama-server, vLLM)"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -60,14 +60,11 @@ class Interrupted(KeyboardInterrupt):
         self.out = out
 
 
-def _serving(description: str, **extra) -> dict:
-    return {"description": description, "json_schema_extra": {"group": SERVING, **extra}}
-
-
 class _RunSpec(BaseModel):
     """What one evaluator run is asked to do; every field is also a flag of python -m eval.agentic.
 
-    RunSpec adds every strategy's options (graphs/*.py declare them), so a new strategy's option is a flag too.
+    RunSpec adds every strategy's options (graphs/*.py declare them) and every backend's (agents/backends/*.py), so a
+    new strategy's or engine's option is a flag too.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -161,63 +158,33 @@ class _RunSpec(BaseModel):
         "ended after this many tokens (llama-server: reasoning_budget_tokens; in-process: the block is closed and the "
         "answer generated; other servers: max_tokens only); default 0: thinking counts against the reply's budget",
     )
-    backend: Literal["llama", "openai"] = Field(
-        "llama",
-        **_serving("llama: in-process llama.cpp (default); openai: an HTTP server (the default with --base-url)"),
-    )
-    base_url: str | None = Field(None, **_serving("the server's OpenAI API root, e.g. http://127.0.0.1:8000/v1"))
-    model_name: str | None = Field(None, **_serving("model name to request (default: the first one the server lists)"))
-    api_key_env: str | None = Field(
-        None,
-        **_serving(
-            "environment variable holding the API key (default OPENAI_API_KEY; none needed for local servers)",
-            metavar="NAME",
-        ),
-    )
-    prompt_mode: Literal["auto", "completions", "chat"] = Field(
-        "auto",
-        **_serving(
-            "completions: render the GGUF's chat template here and use /v1/completions (needs --model); "
-            "chat: /v1/chat/completions; auto: completions when possible"
-        ),
-    )
-    scoring: Literal["auto", "probabilities", "letter"] = Field(
-        "auto",
-        **_serving(
-            "how a server commits to a letter: probabilities (next-token log-probabilities, for calibration), letter "
-            "(the letter alone, grammar-constrained: one short pass), auto: probabilities, except on llama_cpp.server "
-            "whose log-probabilities cost a pass over every prompt token and a sort of the vocabulary in Python"
-        ),
-    )
+    backend: str = "llama"  # RunSpec: one of the registered backends (agents/backends/__init__.py)
     concurrency: int = Field(
-        1, ge=1, **_serving("questions in flight at once (openai backend; in-process llama.cpp runs one)")
+        1, ge=1, description="questions in flight at once (a server backend; in-process llama.cpp runs one)"
     )
-    retries: int = Field(
-        4,
-        ge=0,
-        **_serving("retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff"),
-    )
-    retry_backoff: float = Field(
-        0.5, ge=0.0, **_serving("seconds before the first retry; doubles each time, with jitter")
-    )
-    request_timeout: float = Field(600.0, gt=0.0, **_serving("seconds one request may take"))
     check_determinism: int = Field(
         0,
         ge=0,
-        **_serving(
-            "after the run, re-run K of its questions (seeded sample) at concurrency 1 and report how many answers "
-            "changed: batching servers may change greedy answers",
-            metavar="K",
-        ),
+        description="after the run, re-run K of its questions (seeded sample) at concurrency 1 and report how many "
+        "answers changed: batching servers may change greedy answers",
+        json_schema_extra={"metavar": "K"},
     )
 
     @model_validator(mode="after")
-    def _base_url_means_a_server(self):
-        """--base-url is never ignored: it selects the OpenAI backend unless --backend says otherwise, an error."""
-        if self.base_url and "backend" not in self.model_fields_set:
-            self.backend = "openai"
-        elif self.base_url and self.backend == "llama":
-            raise ValueError("--base-url needs --backend openai (--backend llama evaluates in-process)")
+    def _an_address_selects_its_backend(self):
+        """An endpoint's address (--base-url) is never ignored: it selects its backend unless --backend names
+        another, an error."""
+        for kind, backend in BACKENDS.items():
+            address = backend.endpoint[0] if backend.endpoint else None
+            if not (address and getattr(self, address, None)) or self.backend == kind:
+                continue
+            if "backend" not in self.model_fields_set:
+                self.backend = kind
+            else:
+                raise ValueError(
+                    f"--{address.replace('_', '-')} needs --backend {kind} "
+                    f"(--backend {self.backend} {BACKENDS[self.backend].about})"
+                )
         return self
 
     @property
@@ -227,7 +194,20 @@ class _RunSpec(BaseModel):
         return [graph] + ([self.baseline] if self.baseline not in ("none", graph) else [])
 
 
-RunSpec = create_model("RunSpec", __base__=_RunSpec, **{n: (f.annotation, f) for n, f in option_fields().items()})
+def spec_model() -> type[_RunSpec]:
+    """RunSpec as the registries stand: _RunSpec, `backend` one of theirs, every strategy's and backend's options."""
+    kinds = "; ".join(f"{kind} {b.about}" for kind, b in BACKENDS.items())
+    backend = Field("llama", description=kinds)
+    options = {**option_fields(), **backend_fields()}
+    return create_model(
+        "RunSpec",
+        __base__=_RunSpec,
+        backend=(Literal[tuple(BACKENDS)], backend),
+        **{n: (f.annotation, f) for n, f in options.items()},
+    )
+
+
+RunSpec = spec_model()
 
 
 @dataclass
@@ -255,8 +235,9 @@ def evaluate(
     one of ERRORS for bad input; KeyboardInterrupt leaves every finished prediction saved for a resume.
     """
     log = structlog.get_logger()
-    if spec.backend == "openai" and not spec.base_url and backend is None:
-        raise BackendError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    kind = BACKENDS[spec.backend]
+    if backend is None:
+        kind.check(spec)
     names = spec.graphs
     specs = {name: GraphSpec.parse(name) for name in names}
     if bad := [pair for pair in spec.map if "=" not in pair]:
@@ -287,11 +268,9 @@ def evaluate(
     originals = questions  # the questions asked; under --circular, in every rotation of their options
     if spec.circular:
         questions = [r for q in originals for r in rotations(q)]
-    model_path = (
-        resolve_model(spec.model or DEFAULT_MODEL) if spec.model or not (backend or spec.backend == "openai") else None
-    )
-    if backend is None and spec.backend == "openai":
-        backend = open_server(spec, model_path)
+    model_path = resolve_model(spec.model or DEFAULT_MODEL) if spec.model or (kind.local and not backend) else None
+    if backend is None and not kind.local:
+        backend = kind.open(spec, model_path)  # what it serves is in the manifest
     strategies = [g.strategy for g in specs.values()]
     roles = role_models(spec, strategies[0])
     options = {s.name: options_of(s, spec) for s in strategies}
@@ -306,26 +285,12 @@ def evaluate(
         ",".join(load_prompts(s.prompt_file)["version"] for s in strategies) + "+" + load_prompts("question")["version"]
     )
     check_variant(spec.prompt_variant, [s.prompt_file for s in strategies])
-    server = backend if spec.backend == "openai" else None
-    if server and server.capabilities.prompt_mode == "chat":
-        from agents.backends.openai import CHAT_PROMPTS_VERSION
-
-        version += f"+{CHAT_PROMPTS_VERSION}"  # the prefix instructions chat mode adds to the prompts
     # The model as the manifest records it, as the run directory is named after it, and as the report shows it.
-    if server:
-        model, label, shown = (
-            f"openai:{server.model_name}",
-            f"openai-{Path(server.model_name).stem}",
-            f"{server.model_name} ({server.base_url})",
-        )
-    elif model_path:
-        model, label, shown = str(model_path), model_name(spec.model or DEFAULT_MODEL), model_path.name
-    else:
-        model = label = shown = backend.name
+    recorded = kind.recorded(spec, backend, model_path)
     info = inspect_gguf(model_path, sha256=False) if model_path else None
     config = RunConfig(
         graphs=names,
-        model=model,
+        model=recorded.model,
         model_sha256=model_sha256(model_path) if model_path else "",
         model_info=info.model_dump(exclude={"path", "sha256", "tensor_types"}) if info else {},
         data=str(spec.data),
@@ -342,7 +307,7 @@ def evaluate(
         n_ctx=spec.n_ctx,
         n_gpu_layers=spec.n_gpu_layers,
         seed=spec.seed,
-        prompts_version=version,
+        prompts_version=version + recorded.prompts,
         retrieval=retrieval.describe() if retrieval else "",
         shuffle_seed=spec.shuffle_options,
         circular=spec.circular,
@@ -356,16 +321,17 @@ def evaluate(
         if info
         else "",
         thinking_tokens=spec.thinking_tokens,
-        scoring=spec.scoring if server else "",
-        engine=backend.engine if backend is not None else IN_PROCESS,
+        scoring=recorded.scoring,
+        engine=recorded.engine,
     )
     # By default runs/MODEL-GRAPHS-HASH: the model as named (a packaged name, or the GGUF file's stem), and the hash of
     # what a resume compares, so a changed option is another directory and the same command finds its own again.
+    label = model_name(spec.model or DEFAULT_MODEL) if kind.local and model_path else recorded.label
     out = spec.out or Path("runs") / f"{label}-{'-vs-'.join(names)}-{config_hash(config)}"
     store = RunStore(out, config, fresh=spec.fresh)
     concurrency = spec.concurrency
     # One llama.cpp context must not be called concurrently: the drafter's, or an in-process critic's.
-    if (spec.backend == "llama" or any(r.path for r in roles.values())) and concurrency > 1:
+    if (kind.local or any(r.path for r in roles.values())) and concurrency > 1:
         log.warning(
             "concurrency.clamped", requested=concurrency, used=1, reason="in-process llama.cpp evaluates one stream"
         )
@@ -378,7 +344,7 @@ def evaluate(
                 check_fits(infos, spec.n_ctx, spec.n_gpu_layers)
         if backend is None:
             log.info("model.loading", model=str(model_path))
-            backend = load_model(spec, model_path)
+            backend = kind.open(spec, model_path)
         if role_backends is None:
             role_backends = open_roles(spec, roles, drafter=(model_path, backend))
         evaluated = originals if evaluated is None else evaluated
@@ -391,7 +357,7 @@ def evaluate(
     baseline = names[1] if len(names) > 1 else None
     predictions = store.predictions()
     summary = summarize(
-        shown,
+        recorded.shown,
         str(spec.data),
         names,
         baseline,
@@ -426,11 +392,12 @@ class RoleModel:
 
     spec: str  # as the user gave it
     path: Path | None = None  # in-process
-    server: Backend | None = None  # an OpenAI-compatible endpoint
+    server: Backend | None = None  # an endpoint
+    served: str = ""  # what the manifest records of the model the endpoint serves
 
     def recorded(self) -> dict:
         if self.server is not None:
-            return {"spec": self.spec, "model": f"openai:{self.server.model_name}"}
+            return {"spec": self.spec, "model": self.served}
         return {"spec": self.spec, "model": str(self.path), "model_sha256": model_sha256(self.path)}
 
 
@@ -444,25 +411,13 @@ def role_models(spec: RunSpec, strategy) -> dict[str, RoleModel]:
         if role not in strategy.roles:
             has = f"its roles: {', '.join(strategy.roles)}" if strategy.roles else "it has no model roles"
             raise ModelError(f"--{role}-model: strategy {strategy.name} has no {role} ({has})")
-        if given.startswith(("http://", "https://")):
-            roles[role] = RoleModel(
-                given, server=open_server(spec.model_copy(update={"base_url": given, "model_name": None}), None)
-            )
-        else:
+        for backend in BACKENDS.values():  # an endpoint, opened (and so probed) now
+            if (server := backend.role(spec, given)) is not None:
+                roles[role] = RoleModel(given, server=server, served=backend.recorded(spec, server, None).model)
+                break
+        else:  # a GGUF, loaded in-process
             roles[role] = RoleModel(given, path=resolve_model(given))
     return roles
-
-
-def load_model(spec: RunSpec, path: Path) -> LlamaCppBackend:
-    return LlamaCppBackend(
-        path,
-        n_ctx=spec.n_ctx,
-        n_threads=spec.n_threads,
-        n_gpu_layers=spec.n_gpu_layers,
-        seed=spec.seed,
-        flash_attn=spec.flash_attn,
-        thinking_tokens=spec.thinking_tokens,
-    )
 
 
 def open_roles(spec: RunSpec, roles: dict[str, RoleModel], drafter: tuple[Path | None, Backend]) -> dict[str, Backend]:
@@ -475,7 +430,7 @@ def open_roles(spec: RunSpec, roles: dict[str, RoleModel], drafter: tuple[Path |
             continue
         if r.path not in opened:
             structlog.get_logger().info("model.loading", role=role, model=str(r.path))
-            opened[r.path] = load_model(spec, r.path)
+            opened[r.path] = LlamaCppBackend.open(spec, r.path)
         backends[role] = opened[r.path]
     return backends
 
@@ -537,26 +492,6 @@ def check_determinism(
         compared={g: sum(first.graph == g for first, _ in pairs) for g in spec.graphs},
         changed={g: [a.question_id for a, b in pairs if a.graph == g and a.answer != b.answer] for g in spec.graphs},
     )
-
-
-def open_server(spec: RunSpec, model_path: Path | None):
-    """Connect to the server and detect what it supports; raises BackendError (one line) when it is not there."""
-    from agents.backends.openai import OpenAIBackend, RetryPolicy, api_key_from_env
-
-    server = OpenAIBackend(
-        spec.base_url,
-        spec.model_name,
-        api_key=api_key_from_env(spec.api_key_env),
-        model_path=model_path,
-        prompt_mode=spec.prompt_mode,
-        scoring=spec.scoring,
-        seed=spec.seed,
-        timeout=spec.request_timeout,
-        thinking_tokens=spec.thinking_tokens,
-        retry=RetryPolicy(retries=spec.retries, backoff=spec.retry_backoff),
-    )
-    server.probe()
-    return server
 
 
 def open_retrieval(spec: RunSpec, strategies, log) -> Retrieval:

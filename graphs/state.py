@@ -20,6 +20,3 @@ class ChainState(TypedDict, total=False):
     answer: str | None
     answer_method: str
     trace: Annotated[list[TraceStep], operator.add]  # each node appends its steps
-    # Wall time spent on shared preprocessing that this question happened to need first (medprompt's example
-    # reasoning): not the question's own time, so it is taken out of its seconds.
-    preprocessing_seconds: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,17 +76,96 @@ def own_logging():
     structlog.configure(**saved)
 
 
+def run_process(module: str, *args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` as its own process, for the tests about the process itself: kills and resumes, no
+    network, a server's life, native code fed a corrupt file (a crash fails one test, not the session)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def run_main(module: str, *args: object) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` in this process, as a user would see it: its exit status, stdout and stderr (an uncaught
+    exception is a traceback on stderr and status 1, as the interpreter does). Run in the repository root; structlog's
+    configuration is restored after. For tests not about the process itself (kills, the network, a server's life):
+    no interpreter start and no re-import of langgraph and llama.cpp, and the model cache below is shared."""
+    import contextlib
+    import importlib
+    import io
+    import os
+    import traceback
+
+    import structlog
+
+    argv = [str(a) for a in args]
+    program = importlib.import_module(module)
+    if hasattr(program, "__path__"):  # a package runs its __main__
+        program = importlib.import_module(f"{module}.__main__")
+    out, err = io.StringIO(), io.StringIO()
+    saved, cwd = structlog.get_config(), os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = program.main(argv)
+            except SystemExit as e:  # argparse's usage errors, --help; a message as the interpreter prints it
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+                status = e.code if not isinstance(e.code, str) else 1
+            except Exception:
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.chdir(cwd)
+        structlog.configure(**saved)
+    return subprocess.CompletedProcess(
+        [sys.executable, "-m", module, *argv], status or 0, out.getvalue(), err.getvalue()
+    )
+
+
 @pytest.fixture
 def cli():
-    """Run `python -m eval.agentic ...` as a user would; returns the CompletedProcess."""
-    import subprocess
+    """`python -m eval.agentic ...` in-process (run_main); returns the CompletedProcess."""
+    return lambda *args: run_main("eval.agentic", *args)
 
-    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "eval.agentic", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-        )
 
-    return run
+# In-process runs load each GGUF once per test session: llama.cpp backends kept by the arguments they were made with
+# (a changed file is a new key), the most recently used few.
+MODEL_CACHE_SIZE = 4
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache():
+    """Every in-process run opens its llama.cpp backend through LlamaCppBackend.open: serve it from a cache. Its state
+    between runs is the KV cache, and a prompt's results do not depend on what that held (llamacpp._reusable_prefix)."""
+    from collections import OrderedDict
+
+    from agents.backends.llamacpp import LlamaCppBackend
+
+    cache: OrderedDict[tuple, LlamaCppBackend] = OrderedDict()
+    built = LlamaCppBackend.__init__
+
+    def make(model_path: Path, **kwargs) -> LlamaCppBackend:
+        if LlamaCppBackend.__init__ is not built:  # a test replaced it (to see that nothing loads): no cache
+            return LlamaCppBackend(model_path, **kwargs)
+        stat = Path(model_path).stat()
+        key = (str(model_path), stat.st_ino, stat.st_size, stat.st_mtime_ns, *sorted(kwargs.items()))
+        if key not in cache:
+            cache[key] = LlamaCppBackend(model_path, **kwargs)
+            if len(cache) > MODEL_CACHE_SIZE:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        return cache[key]
+
+    opened = LlamaCppBackend.open.__func__  # it builds the backend by calling its class: call `make` instead
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(LlamaCppBackend, "open", classmethod(lambda cls, spec, path: opened(make, spec, path)))
+        yield cache
 
 
 LLAMA_SERVER_SLOTS = 2

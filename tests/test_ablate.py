@@ -4,11 +4,10 @@ import csv
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import TINY, run_main
 
 from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.stats import holm, paired_bootstrap_diff, paired_counts
@@ -250,11 +249,7 @@ def test_grid_errors_are_one_clear_line(tmp_path, text, message):
 
 
 def test_unknown_baseline_lists_the_cells(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "eval.ablate",
-         str(write_grid(tmp_path, 'graphs = ["cot", "sc"]\nbaseline = "single"\n')), "--dry-run"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_main("eval.ablate", write_grid(tmp_path, 'graphs = ["cot", "sc"]\nbaseline = "single"\n'), "--dry-run")
     assert (
         result.returncode == 2
         and "baseline 'single' is not a cell of this grid; choose one of: cot[zh], sc[zh,k=5]" in result.stderr
@@ -489,9 +484,7 @@ extra_args = ["--n-threads", "1", "--n-ctx", "2048", "--draft-tokens", "8"]
 
 
 def ablate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eval.ablate", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    return run_main("eval.ablate", *args)
 
 
 def test_tiny_grid_end_to_end_and_reuse(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from agents.backends.base import BackendError
-from agents.backends.openai import _finish_reason
+from agents.backends.server import _finish_reason
 from eval.api import RunSpec, evaluate
 from eval.core.schema import Prediction, Question, RunConfig
 from eval.core.store import read_predictions

@@ -1,12 +1,10 @@
 """What a score is graded against: a balanced sample, the key's own floor, one question set, the current key."""
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import TINY
 
 from eval.core.schema import Prediction, Question, RunConfig
 from eval.core.store import RunDirError, RunStore
@@ -120,11 +118,7 @@ def test_a_corrected_key_resumes_and_regrades_while_changed_questions_are_refuse
         RunStore(tmp_path, _config(fixed, answers="key-v2.json", format="cmb"))
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
-def test_a_changed_answers_file_regrades_on_the_next_run(tmp_path):
+def test_a_changed_answers_file_regrades_on_the_next_run(cli, tmp_path):
     """CMB-style data with its key in a second file: correcting the key changes the report, not the predictions."""
     records = [
         {
@@ -141,8 +135,6 @@ def test_a_changed_answers_file_regrades_on_the_next_run(tmp_path):
     data, answers = tmp_path / "cmb.json", tmp_path / "answers.json"
     data.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     common = (
-        "-m",
-        "eval.agentic",
         "--graph",
         "single",
         "--baseline",
@@ -159,12 +151,12 @@ def test_a_changed_answers_file_regrades_on_the_next_run(tmp_path):
         str(tmp_path / "run"),
     )
     answers.write_text(json.dumps([{"id": i, "answer": "A"} for i in range(3)]), encoding="utf-8")
-    first = _run(*common)
+    first = cli(*common)
     assert first.returncode == 0, first.stderr
     chosen = [json.loads(line)["answer"] for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     flipped = [{"id": i, "answer": "B" if chosen[i] == "A" else chosen[i]} for i in range(3)]  # every verdict inverts
     answers.write_text(json.dumps(flipped), encoding="utf-8")
-    second = _run(*common)
+    second = cli(*common)
     assert second.returncode == 0, second.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     first_correct = sum(a == "A" for a in chosen)

@@ -7,11 +7,10 @@ import itertools
 import json
 import math
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import run_main
 from test_ablate import exact_bootstrap_quantile
 
 from eval.core.schema import BudgetHits
@@ -232,16 +231,7 @@ def board(tmp_path_factory, tiny_model, tiny_moe, tiny_moe_sp):
         encoding="utf-8",
     )
     out = root / "out"
-    runs = [
-        subprocess.run(
-            [sys.executable, "-m", "eval.leaderboard", str(spec), "--out", str(out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        for _ in range(2)
-    ]
+    runs = [run_main("eval.leaderboard", spec, "--out", out) for _ in range(2)]
     return out, runs
 
 
@@ -405,9 +395,7 @@ def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp
     from test_html_report import PNG, chromium
 
     out, _ = board
-    made = subprocess.run(
-        [sys.executable, "-m", "eval.html_report", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    made = run_main("eval.html_report", out)
     assert made.returncode == 0, made.stderr[-3000:]
     page = (out / "report.html").read_text()
     lb = json.loads((out / "leaderboard.json").read_text())
@@ -459,13 +447,7 @@ def test_dry_run_lists_local_and_endpoint_models_as_evaluator_commands(tmp_path)
     )
     board = load_board(spec)
     assert board.models[1].facts.is_moe and board.limit == 0  # a leaderboard is on every question by default
-    done = subprocess.run(
-        [sys.executable, "-m", "eval.leaderboard", str(spec), "--out", str(tmp_path / "out"), "--dry-run"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_main("eval.leaderboard", spec, "--out", tmp_path / "out", "--dry-run")
     assert done.returncode == 0, done.stderr
     local, endpoint = done.stdout.splitlines()
     assert local.startswith("python -m eval.agentic --graph single --baseline none --model qwen2.5-coder-0.5b")
@@ -483,9 +465,7 @@ def test_dry_run_lists_local_and_endpoint_models_as_evaluator_commands(tmp_path)
     ],
 )
 def test_power_cli(args, expected):
-    done = subprocess.run(
-        [sys.executable, "-m", "eval.power", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = run_main("eval.power", *args)
     assert done.returncode == 0, done.stderr
     mdd = f"{100 * min_detectable_difference(237, 0.25):.1f}"
     assert expected.format(mdd=mdd, needed=questions_needed(0.05, 0.3)) in done.stdout
@@ -496,13 +476,7 @@ def test_power_cli(args, expected):
 
 
 def test_power_cli_refuses_nonsense_in_one_line():
-    done = subprocess.run(
-        [sys.executable, "-m", "eval.power", "--n", "100", "--discordance", "1.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_main("eval.power", "--n", "100", "--discordance", "1.5")
     assert done.returncode == 2 and "must be a proportion" in done.stderr and "Traceback" not in done.stderr
 
 

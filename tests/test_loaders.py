@@ -9,10 +9,10 @@ import csv
 import json
 import logging
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_main
 
 from eval.data import DataError, load_questions
 from eval.data.loaders import MultiQuestion, detect, load, load_mapping, stratified
@@ -214,9 +214,7 @@ def native_record(**change) -> dict:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eval.data", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return run_main("eval.data", *args)
 
 
 # --- detection and loading, per format ------------------------------------------------------------------

@@ -3,13 +3,14 @@ choice-shuffle ensemble's permutations and votes; then once through a real tiny 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
-from functools import partial
 
 import numpy as np
 import pytest
+import structlog
 from conftest import TINY
 from fakes import FakeBackend, run_config
 
@@ -18,10 +19,10 @@ from agents.nodes.examples import ExampleReasoning, examples_node
 from agents.prompts import load_prompts
 from eval.api import RunSpec, evaluate
 from eval.core.schema import Question
-from eval.core.shuffle import reorder
-from eval.core.store import RunDirError
+from eval.core.shuffle import reorder, rotate
+from eval.core.store import RunDirError, read_manifest
 from eval.data import BUNDLED, DataError, load_questions, select
-from eval.run.runner import predict, to_prediction
+from eval.run.runner import predict
 from graphs import build_graph
 from retrieval.examples import ExamplePool
 
@@ -72,53 +73,54 @@ def test_examples_keep_only_reasoning_that_reached_the_key_and_cache_it(tmp_path
     # Nearest first: p-1, p-3, p-2. p-1's reasoning names its key; p-3's another letter (dropped); p-2's its key.
     backend = FakeBackend(replies=["……\n答案：A", "……\n答案：A", "……\n答案：B"])
     path = tmp_path / "reasoning.jsonl"
-    update = examples_node(
-        {"question": test},
-        pool=pool,
-        k=2,
-        reasoning=ExampleReasoning(backend, PROMPTS, 64, path),
-        answer_prefix="答案：",
-    )
+
+    def examples(model):
+        reasoning = ExampleReasoning(model, PROMPTS, 64, path)
+        return examples_node({"question": test}, pool=pool, k=2, reasoning=reasoning, answer_prefix="", attempts=3)
+
+    update = examples(backend)
     assert update["example_ids"] == ["p-1", "p-2"] and len(backend.calls) == 3
+    assert "trace" not in update  # the pool's preprocessing: none of the question's calls, tokens or seconds
     assert update["examples"][0][1] == "分析：……\n答案：A"  # the reply as generated, prefix included
     # Cached: a new run (a new ExampleReasoning on the same file) asks the model nothing.
     again = FakeBackend()
-    update = examples_node(
-        {"question": test}, pool=pool, k=2, reasoning=ExampleReasoning(again, PROMPTS, 64, path), answer_prefix=""
-    )
+    update = examples(again)
     assert update["example_ids"] == ["p-1", "p-2"] and again.calls == []
     # A line cut short by a kill is skipped, not fatal: that example is made again.
     path.write_text(path.read_text(encoding="utf-8") + '{"key": "p-9:', encoding="utf-8")
     assert len(ExampleReasoning(FakeBackend(), PROMPTS, 64, path).known) == 3
     # Answer-only examples: no model call, the key as the reply.
-    update = examples_node({"question": test}, pool=pool, k=2, reasoning=None, answer_prefix="答案：")
+    update = examples_node({"question": test}, pool=pool, k=2, reasoning=None, answer_prefix="答案：", attempts=3)
     assert [reply for _, reply in update["examples"]] == ["答案：A", "答案：C"]
 
 
 class SlowBackend(FakeBackend):
     def chat(self, messages, **kwargs):
+        start = time.perf_counter()
         time.sleep(0.2)
-        return super().chat(messages, **kwargs)
+        return dataclasses.replace(super().chat(messages, **kwargs), seconds=time.perf_counter() - start)
+
+
+def test_a_weak_models_example_reasoning_stops_at_its_attempts(tmp_path):
+    """Reasoning that misses every key is tried on k x attempts candidates, no more (it was k x 3, always)."""
+    test = q("t-1", "心心肺")
+    pool = ExamplePool([q(f"p-{i}", "心肺" + "肺" * i, "A") for i in range(6)], CharEmbedder())
+    backend = FakeBackend(replies=["答案：B"] * 6)
+    update = examples_node(
+        {"question": test},
+        pool=pool,
+        k=2,
+        reasoning=ExampleReasoning(backend, PROMPTS, 64, tmp_path / "reasoning.jsonl"),
+        answer_prefix="",
+        attempts=2,
+    )
+    assert update["examples"] == [] and len(backend.calls) == 4
 
 
 def test_the_examples_reasoning_time_is_not_the_questions(tmp_path):
-    """Medprompt's example reasoning is the pool's preprocessing: its wall time is taken out of the seconds of the
-    question that needed it first (else a question's time would depend on what the cache held)."""
-    test = q("t-1", "心心肺")
-    pool = ExamplePool([q("p-1", "心肺", "A"), q("p-2", "心肺肺", "B")], CharEmbedder())
-    path = tmp_path / "reasoning.jsonl"
-    node = partial(examples_node, pool=pool, k=2, answer_prefix="")
-    made = node({"question": test}, reasoning=ExampleReasoning(SlowBackend(["答案：A", "答案：B"]), PROMPTS, 64, path))
-    assert made["preprocessing_seconds"] >= 0.4  # two replies made, 0.2 s each
-    cached = node({"question": test}, reasoning=ExampleReasoning(SlowBackend(), PROMPTS, 64, path))
-    assert cached["preprocessing_seconds"] < 0.1
-    state = {"question": test, "answer": "A", "trace": [], "preprocessing_seconds": made["preprocessing_seconds"]}
-    seconds = made["preprocessing_seconds"] + 1.5
-    assert to_prediction("medprompt", test, state, seconds).seconds == pytest.approx(1.5)
-
-
-def test_the_built_graph_carries_the_reasoning_time_out_of_the_question(tmp_path):
-    """Through the compiled graph (a key its state schema lacked would be dropped without a word)."""
+    """Medprompt's example reasoning is the pool's preprocessing: a question's seconds are its own calls' (its
+    trace's), never the reasoning it happened to need first (else its time would depend on what the cache held).
+    Through the compiled graph (a key its state schema lacked would be dropped without a word)."""
     chosen = select(load_questions(BUNDLED), limit=3)
     pool = tmp_path / "pool.jsonl"
     # Both examples keyed A, so each reply "答案：A" reaches its example's key (kept), whichever is nearer.
@@ -133,6 +135,35 @@ def test_the_built_graph_carries_the_reasoning_time_out_of_the_question(tmp_path
     assert len(prediction.extras["example_ids"]) == 2 and prediction.correct
     assert elapsed - prediction.seconds >= 0.4  # the two examples' replies, 0.2 s each, are not the question's
     assert prediction.seconds >= 0.2  # its own reply is
+    assert prediction.seconds == sum(s.seconds for s in prediction.trace) and prediction.model_calls == 1
+
+
+def test_every_rotation_is_shown_its_original_orders_examples(tmp_path):
+    """The candidates listed before the run are its original question's: a --circular run's rotations differ in the
+    option order alone, and reason about no example the announced bound left out."""
+    test = q("t-1", "心心肺")
+    pool = ExamplePool([q("p-1", "心肺", "A"), q("p-2", "肝", "A"), q("p-3", "心肺肺", "A")], CharEmbedder())
+    planned = {"t-1": [e for e in pool.questions if e.id in ("p-2", "p-3")]}  # not the nearest: the plan decides
+    backend = FakeBackend(replies=["答案：A"] * 2)
+    update = examples_node(
+        {"question": rotate(test, 1)},
+        pool=pool,
+        k=2,
+        reasoning=ExampleReasoning(backend, PROMPTS, 64, tmp_path / "reasoning.jsonl"),
+        answer_prefix="",
+        attempts=1,
+        planned=planned,
+    )
+    assert update["example_ids"] == ["p-2", "p-3"] and len(backend.calls) == 2
+
+
+def test_the_attempts_cap_is_in_the_help(capsys, own_logging):
+    from eval import agentic
+
+    with pytest.raises(SystemExit):
+        agentic.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--example-attempts EXAMPLE_ATTEMPTS" in shown and "the most calls this can take" in shown
 
 
 def test_option_orders_are_distinct_seeded_and_start_with_the_original():
@@ -186,16 +217,24 @@ def test_medprompt_without_a_pool_is_one_clear_error(tmp_path, cli):
 
 def test_medprompt_on_a_real_tiny_model(tmp_path, tiny_backend):
     """Two nearest pool questions as examples with SmolLM2's own reasoning, two option orders, one question; the
-    pool holds the evaluated question too, which it must not offer."""
+    pool holds the evaluated question too, which it must not offer. SmolLM2's reasoning rarely reaches an example's
+    key: the question tries 2 x --example-attempts 2 candidates at most, and one log line before the run gives the
+    most calls that can take (the README's command ran unbounded and unannounced on a weak model)."""
     chosen = select(load_questions(BUNDLED), limit=7)
     questions = chosen[:1]
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(q.model_dump_json() + "\n" for q in chosen), encoding="utf-8")
     spec = RunSpec(
         graph="medprompt", baseline="none", model=TINY, out=tmp_path / "run", pool=str(pool), knn_examples=2,
-        shuffles=2, draft_tokens=24, n_ctx=2048,
+        example_attempts=2, shuffles=2, draft_tokens=24, n_ctx=2048,
     )  # fmt: skip
-    result = evaluate(spec, questions=questions, backend=tiny_backend)
+    with structlog.testing.capture_logs() as logs:
+        result = evaluate(spec, questions=questions, backend=tiny_backend)
+    (planned,) = [e for e in logs if e["event"] == "medprompt.example_reasoning_planned"]
+    made = [e for e in logs if e["event"] == "medprompt.example_reasoning"]
+    assert logs.index(planned) < logs.index(made[0])  # announced before the first call
+    assert planned["calls_at_most"] == planned["candidates"] == 2 * 2  # nothing cached yet
+    assert len(made) <= planned["calls_at_most"] and len({e["example"] for e in made}) == len(made)
     (line,) = (result.out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     prediction = json.loads(line)
     extras = prediction["extras"]
@@ -207,6 +246,12 @@ def test_medprompt_on_a_real_tiny_model(tmp_path, tiny_backend):
     assert len(shown) == 2 + 2 * len(extras["example_ids"])  # system, each example's question and reply, question
     manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["options"]["medprompt"]["pool"] == str(pool) and len(manifest["resources"]["medprompt pool"]) == 64
+    assert manifest["options"]["medprompt"]["example_attempts"] == 2
+    # Built again, it finds what the run made cached and announces only the rest.
+    with structlog.testing.capture_logs() as logs:
+        build_graph("medprompt", tiny_backend, read_manifest(result.out), evaluated=questions)
+    (again,) = [e for e in logs if e["event"] == "medprompt.example_reasoning_planned"]
+    assert again["calls_at_most"] == planned["candidates"] - len(made)
     pool.write_text("".join(q.model_dump_json() + "\n" for q in chosen[:6]), encoding="utf-8")
     with pytest.raises(RunDirError, match="resources"):  # the pool changed: another run
         evaluate(spec, questions=questions, backend=tiny_backend)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import run_main, run_process
 
 from eval.core.cache import sha256_file
 from eval.core.schema import Message
@@ -24,9 +23,7 @@ LETTERS = list("ABCDE")
 
 
 def models_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eval.models", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return run_main("eval.models", *args)
 
 
 # -- inspection ----------------------------------------------------------------------------
@@ -157,9 +154,8 @@ def test_tiny_moe_scores_and_generates(moe_backend):
 
 def test_tinymoe_cli_is_reproducible(tiny_moe, tmp_path):
     out = tmp_path / "again.gguf"
-    result = subprocess.run(
-        [sys.executable, "-m", "eval.tinymoe", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    # Another process, so another hash seed: the bytes must not depend on one.
+    result = run_process("eval.tinymoe", out, timeout=120)
     assert result.returncode == 0, result.stderr
     assert sha256_file(out) == sha256_file(tiny_moe), "same seed, same bytes"
 

@@ -18,16 +18,12 @@ import pytest
 from conftest import TINY
 from fakes import run_config
 
+from agents.answer import letter_from_json, letter_from_text
 from agents.backends.base import BackendError, PermanentError
-from agents.backends.openai import (
-    MalformedReply,
-    OpenAIBackend,
-    RetryPolicy,
-    ServerError,
-    letter_from_json,
-    letter_from_text,
-    scores_from_top,
-)
+from agents.backends.openai import OpenAIBackend
+from agents.backends.retry import RetryPolicy, ServerError
+from agents.backends.scoring import scores_from_top
+from agents.backends.server import MalformedReply
 from eval import agentic
 from eval.core.schema import Message, Prediction
 from eval.models import resolve_model
@@ -354,7 +350,6 @@ def test_server_down_is_one_clear_error(cli, tmp_path):
         "2",
         "--out",
         str(tmp_path / "r"),
-        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert f"error: no server answers at http://127.0.0.1:{port}/v1/models" in result.stderr

@@ -2,9 +2,8 @@
 
 import json
 import subprocess
-import sys
 
-from conftest import ROOT, TINY
+from conftest import TINY, run_main
 
 from eval.core.shuffle import option_order, original_letter, shuffle_options
 from eval.data import BUNDLED, load_questions
@@ -28,9 +27,7 @@ def test_shuffle_handles_more_than_five_options(question):
 
 
 def bias(*runs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eval.position_bias", *map(str, runs)], cwd=ROOT, capture_output=True, text=True
-    )
+    return run_main("eval.position_bias", *runs)
 
 
 def answers(run) -> dict[str, str]:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import run_main
 
 from retrieval import RetrievalError
 from retrieval.chunking import split_document
@@ -97,14 +98,11 @@ def test_empty_store_and_bad_paths_are_clear_errors(tmp_path):
 
 
 def test_ingest_cli_reports_what_it_did(tmp_path, docs):
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "retrieval.ingest", str(docs), "--store", str(tmp_path / "s")]
-    first = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = ["retrieval.ingest", docs, "--store", tmp_path / "s"]
+    first = run_main(*cmd)
     assert first.returncode == 0, first.stderr
     assert "2 files" in first.stdout and "0 removed" in first.stdout
-    second = subprocess.run(cmd, capture_output=True, text=True)
+    second = run_main(*cmd)
     assert "0 passages added" in second.stdout
 
 

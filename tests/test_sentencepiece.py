@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agents.backends.base import letter_of_token
-from agents.backends.openai import scores_from_top
+from agents.backends.scoring import scores_from_top
 from eval.core.schema import Message
 
 MESSAGES = [

@@ -6,7 +6,10 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
 
 from agents.reasoning import split_reasoning
 from eval.core.schema import Engine, FinishReason, Message
@@ -118,3 +121,55 @@ class Backend(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in this model's vocabulary (to trim retrieved context to fit the window)."""
         ...
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a run records of the model its backend runs."""
+
+    model: str  # in the manifest: the GGUF's path, or what names the model behind an endpoint
+    label: str  # in the default run directory's name
+    shown: str  # in the report
+    engine: Engine
+    scoring: str = ""  # how a server was asked to commit to letters (--scoring), for the manifest
+    prompts: str = ""  # added to the prompts version: instructions the backend adds to every prompt
+
+
+class Registered:
+    """A backend class that `--backend KIND` selects (agents/backends/__init__.py lists them): its flags, how a run
+    opens it and what the run records of it. `spec` is any object with every flag as an attribute (eval.api.RunSpec).
+    """
+
+    kind: ClassVar[str]  # --backend KIND
+    about: ClassVar[str]  # what it does, for --help and messages: "evaluates in-process"
+    options: ClassVar[type[BaseModel] | None] = None  # its own flags, added to RunSpec as a strategy's options are
+    # The options that say where the model is and how to reach it (a leaderboard entry's own keys); the first, given,
+    # selects this backend
+    endpoint: ClassVar[tuple[str, ...]] = ()
+    # It loads the GGUF here: a run needs one (the packaged default unless given), evaluates one stream at a time, and
+    # loads it once the run directory has accepted the manifest. Otherwise it is opened first: the manifest records
+    # what it serves.
+    local: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, spec: Any) -> None:
+        """Refuse, in one line (BackendError), a spec this backend cannot be opened from, before any work."""
+
+    @classmethod
+    def open(cls, spec: Any, model_path: Path | None) -> Backend:
+        raise NotImplementedError
+
+    @classmethod
+    def role(cls, spec: Any, given: str) -> Backend | None:
+        """A role's model (--critic-model GIVEN) opened with this backend where GIVEN is its kind of address."""
+        return None
+
+    @classmethod
+    def recorded(cls, spec: Any, backend: Backend | None, model_path: Path | None) -> Recorded:
+        """The GGUF when there is one, else the backend's name; `backend` None: a local one not loaded yet."""
+        if model_path:
+            model, label, shown = str(model_path), model_path.stem, model_path.name
+        else:
+            assert backend is not None
+            model = label = shown = backend.name
+        return Recorded(model, label, shown, engine=backend.engine if backend is not None else cls.engine)

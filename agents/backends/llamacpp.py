@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.backends.base import BackendError, Completion, PermanentError, letter_of_token, quiet_stderr, reasoned
+from agents.backends.base import (
+    BackendError,
+    Completion,
+    PermanentError,
+    Registered,
+    letter_of_token,
+    quiet_stderr,
+    reasoned,
+)
 from agents.backends.template import ChatTemplate, Rendered
 from agents.reasoning import close_tag, split_reasoning, unclosed
 from eval.core.schema import Engine, Message
@@ -26,7 +34,12 @@ from eval.core.schema import Engine, Message
 IN_PROCESS = Engine(name="llama-cpp-python", version=version("llama-cpp-python"), slots=1)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(Registered):
+    kind = "llama"
+    about = "evaluates in-process"
+    local = True
+    engine = IN_PROCESS
+
     def __init__(
         self,
         model_path: Path,
@@ -48,7 +61,6 @@ class LlamaCppBackend:
 
         check_fits(inspect_gguf(model_path, sha256=False), n_ctx, n_gpu_layers)
         self.name = f"llama.cpp:{Path(model_path).name}"
-        self.engine = IN_PROCESS
         self.seed = seed
         self.repeat_penalty = repeat_penalty
         self.thinking_tokens = thinking_tokens
@@ -69,20 +81,14 @@ class LlamaCppBackend:
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"llama.cpp could not load {model_path}: {e}") from None
-        template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise BackendError(
-                f"{model_path} has no chat template in its GGUF metadata (a base model? evaluate its instruct version)"
-            )
-        eos, bos = self.llm.token_eos(), self.llm.token_bos()
-        text = self.llm._model.token_get_text
-        self._template = ChatTemplate(
-            template,
-            eos_token=text(eos) if eos != -1 else "",
-            bos_token=text(bos) if bos != -1 else "",
-            eos_id=eos,
-        )
+        self._template = ChatTemplate.of(self.llm, model_path, chat_template)
         self.thinking = self._template.thinking  # for the manifest: how a thinking template is scored
+
+    @classmethod
+    def open(cls, spec, model_path: Path | None) -> LlamaCppBackend:
+        assert model_path is not None  # local: a run resolves one
+        same = ("n_ctx", "n_threads", "n_gpu_layers", "seed", "flash_attn", "thinking_tokens")  # the spec's flags
+        return cls(model_path, **{name: getattr(spec, name) for name in same})
 
     # -- prompt handling -------------------------------------------------------------------
 
@@ -273,3 +279,6 @@ def tokens_by_char(llm) -> dict[str, list[int]]:
 def _logsumexp(x: np.ndarray) -> float:
     m = float(np.max(x))
     return m + float(np.log(np.sum(np.exp(x - m))))
+
+
+BACKEND = LlamaCppBackend

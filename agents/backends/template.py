@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+from agents.backends.base import BackendError, quiet_stderr
 from agents.reasoning import close_tag, opens_block, split_reasoning
 from eval.core.schema import Message
 
@@ -28,6 +30,7 @@ class ChatTemplate:
         self._formatter = llama_chat_format.Jinja2ChatFormatter(
             template=template, eos_token=eos_token, bos_token=bos_token, stop_token_ids=[eos_id]
         )
+        self.bos_token = bos_token
         probe = [{"role": "user", "content": "?"}]
         plain = self._formatter(messages=probe).prompt
         self.opens = opens_block(plain)  # the open tag every reply starts in, or None
@@ -48,6 +51,24 @@ class ChatTemplate:
             else f"the template opens {self.opens}: answers are scored after an empty closed block"
             if self.opens
             else "the template thinks unless enable_thinking=false: answers are scored after its empty closed block"
+        )
+
+    @classmethod
+    def of(cls, llm, model_path: Path, chat_template: str | None = None) -> ChatTemplate:
+        """The template a llama.cpp model (loaded, or its vocabulary alone) renders with: `chat_template` or the
+        GGUF's own, with the model's BOS and EOS."""
+        template = chat_template or llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise BackendError(
+                f"{model_path} has no chat template in its GGUF metadata (a base model? evaluate its instruct version)"
+            )
+        eos, bos = llm.token_eos(), llm.token_bos()
+        text = llm._model.token_get_text
+        return cls(
+            template,
+            eos_token=text(eos) if eos != -1 else "",
+            bos_token=text(bos) if bos != -1 else "",
+            eos_id=eos,
         )
 
     def _render_switched(self, messages: list[dict]) -> str:
@@ -73,6 +94,33 @@ class ChatTemplate:
             opened = False
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return Rendered(prompt + assistant_prefix, stop, bool(result.added_special), opened)
+
+
+class ServerTemplate:
+    """A GGUF's chat template rendered here for a server's raw /v1/completions, exactly as the in-process backend
+    renders it (only the vocabulary is loaded)."""
+
+    def __init__(self, model_path: Path):
+        from llama_cpp import Llama
+
+        try:
+            with quiet_stderr():
+                vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+        except (ValueError, RuntimeError, OSError) as e:
+            raise BackendError(f"could not read the tokenizer of {model_path}: {e}") from None
+        try:
+            self.template = ChatTemplate.of(vocab, model_path)
+            # The server tokenizes a text prompt with add_bos: a BOS the template writes itself must not be doubled.
+            self.server_adds_bos = vocab.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        finally:
+            vocab.close()
+
+    def render(self, messages: Sequence[Message], assistant_prefix: str, *, thinking: bool = True) -> Rendered:
+        rendered = self.template.render(messages, assistant_prefix, thinking=thinking)
+        bos = self.template.bos_token
+        if self.server_adds_bos and bos and rendered.prompt.startswith(bos):
+            return replace(rendered, prompt=rendered.prompt[len(bos) :])
+        return rendered
 
 
 def _raise(message: str):

@@ -1,12 +1,16 @@
 """examples_node: Medprompt's worked examples for a question, the k nearest in the pool, each with the model's own
-chain of thought (kept only when it reached the example's key) or with its answer alone."""
+chain of thought (kept only when it reached the example's key) or with its answer alone.
+
+A question tries at most k x attempts candidates, nearest first: a weak model's reasoning often misses the key, and
+each miss is a generation. `nearest_candidates` lists them before the run, so the most calls it can make is known.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
-import time
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -17,11 +21,8 @@ from agents.backends.base import Backend
 from agents.messages import question_messages
 from agents.prompts import prompts_for, render_question
 from eval.core import jsonl
-from eval.core.schema import Question
+from eval.core.schema import Question, rotation_of
 from retrieval.examples import ExamplePool
-
-# Candidates looked at per example wanted: the model's reasoning may miss an example's key (it is then not shown).
-TRIES = 3
 
 
 class ExampleReasoning:
@@ -46,7 +47,7 @@ class ExampleReasoning:
         it is logged, not charged to the question that happened to need it first (neither its calls nor its time), so
         a question's cost does not depend on what the cache held (or on the order an ablation ran its cells in).
         """
-        key = f"{example.id}:{hashlib.sha256(render_question(example).encode()).hexdigest()[:16]}"
+        key = self.key(example)
         with self.lock:
             if (found := self.known.get(key)) is not None:
                 return found["text"], found["letter"]
@@ -71,6 +72,20 @@ class ExampleReasoning:
             )
             return completion.text, letter
 
+    @staticmethod
+    def key(example: Question) -> str:
+        return f"{example.id}:{hashlib.sha256(render_question(example).encode()).hexdigest()[:16]}"
+
+    def missing(self, examples: Iterable[Question]) -> int:
+        """How many of `examples` (distinct) have no reasoning made yet: a call each when needed."""
+        return len({self.key(e) for e in examples} - self.known.keys())
+
+
+def nearest_candidates(pool: ExamplePool, question: Question, n: int) -> list[Question]:
+    """The question's first n candidates, nearest first, of its own kind (single- or multi-answer): their replies
+    show the answer it must give."""
+    return list(islice((e for e in pool.ranked(question) if e.multi == question.multi), n))
+
 
 def _record(line: str) -> dict:
     record = json.loads(line)
@@ -80,23 +95,30 @@ def _record(line: str) -> dict:
 
 
 def examples_node(
-    state: dict, *, pool: ExamplePool | None, k: int, reasoning: ExampleReasoning | None, answer_prefix: str
+    state: dict,
+    *,
+    pool: ExamplePool | None,
+    k: int,
+    reasoning: ExampleReasoning | None,
+    answer_prefix: str,
+    attempts: int,
+    planned: Mapping[str, Sequence[Question]] | None = None,
 ) -> dict:
-    """No pool (k = 0): zero-shot, no examples."""
+    """No pool (k = 0): zero-shot, no examples. With `reasoning`, up to k x `attempts` candidates are tried.
+    `planned`: candidates listed before the run, by question id; a rotated question (--circular) is shown its
+    original order's examples, so its rotations differ in the option order alone."""
     question = state["question"]
     shots: list[tuple[Question, str]] = []
-    preprocessing = 0.0
-    # Examples of the question's own kind (single- or multi-answer): their replies show the answer it must give.
-    candidates = (e for e in pool.ranked(question) if e.multi == question.multi) if pool else iter(())
-    for example in islice(candidates, k * TRIES):
+    tries = k * attempts if reasoning else k
+    found = (planned or {}).get(rotation_of(question.id)[0])
+    candidates = found[:tries] if found is not None else nearest_candidates(pool, question, tries) if pool else []
+    for example in candidates:
         if reasoning is None:
             shots.append((example, f"{answer_prefix}{example.answer}"))
         else:
-            start = time.perf_counter()
-            text, letter = reasoning.reasoning(example)
-            preprocessing += time.perf_counter() - start
+            text, letter = reasoning.reasoning(example)  # the pool's preprocessing: not in the question's trace
             if letter == example.answer:
                 shots.append((example, text))
         if len(shots) == k:
             break
-    return {"examples": shots, "example_ids": [e.id for e, _ in shots], "preprocessing_seconds": preprocessing}
+    return {"examples": shots, "example_ids": [e.id for e, _ in shots]}

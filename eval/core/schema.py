@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -134,6 +135,26 @@ class TraceStep(BaseModel):
     continues: int | None = None
 
 
+# What a prediction cost. Each is a total over its trace, where every model call the question caused is a step (pride's
+# calibration rotations among them; medprompt's example reasoning, the pool's preprocessing, is not): calls, tokens and
+# seconds are counted alike, so they cannot disagree. A question asked several times (--circular's rotations) costs
+# the sum of its predictions.
+COSTS = ("model_calls", "prompt_tokens", "prompt_tokens_evaluated", "completion_tokens", "reasoning_tokens", "seconds")
+
+
+def trace_costs(trace: Sequence[TraceStep]) -> dict[str, Any]:
+    """A prediction's COSTS from its trace; a retrieval step is no model call (it sends the model nothing)."""
+    return {"model_calls": sum(s.passages is None for s in trace)} | {
+        cost: sum(getattr(s, cost) for s in trace) for cost in COSTS[1:]
+    }
+
+
+def summed_costs(predictions: Iterable[Prediction]) -> dict[str, Any]:
+    """The COSTS of one question's predictions (its rotations), added up."""
+    predictions = list(predictions)
+    return {cost: sum(getattr(p, cost) for p in predictions) for cost in COSTS}
+
+
 class Engine(BaseModel):
     """What computed the predictions: in-process llama.cpp or a server, its version and build, and its slots."""
 
@@ -174,6 +195,7 @@ class Prediction(BaseModel):
     # never fit the context window) are final. None before kinds were recorded: retried, as then.
     error_kind: Literal["transient", "permanent"] | None = None
     trace: list[TraceStep] = Field(default_factory=list)
+    # COSTS, from the trace (trace_costs); an error's seconds are the wall time until it failed (its trace is lost).
     prompt_tokens: int = 0
     prompt_tokens_evaluated: int = 0
     completion_tokens: int = 0

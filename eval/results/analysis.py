@@ -21,6 +21,7 @@ from eval.core.schema import (
     Prediction,
     Question,
     rotation_of,
+    summed_costs,
 )
 from eval.core.shuffle import unrotated_letter
 from eval.core.stats import (
@@ -274,13 +275,24 @@ def collapse_rotations(
                 "first_proposal": "",
                 "extras": {"rotations": chosen},
                 "trace": [],
-                **{k: sum(getattr(p, k) for p in preds) for k in _COSTS},
+                **summed_costs(preds),
             }
         )
     return collapsed
 
 
-_COSTS = ("prompt_tokens", "prompt_tokens_evaluated", "completion_tokens", "seconds", "model_calls")
+def charge_rotations(predictions: Mapping[str, Prediction]) -> dict[str, Prediction]:
+    """A --circular run's original-order predictions (by rotated question id in, by original id out), each with
+    the costs of every rotation of its question made so far: the headline's answer is the original order's, its
+    calls, tokens and seconds all the question caused."""
+    groups: dict[str, list[Prediction]] = {}
+    for qid, p in predictions.items():
+        groups.setdefault(rotation_of(qid)[0], []).append(p)
+    return {
+        qid: p.model_copy(update=summed_costs(groups[qid]))
+        for qid, p in predictions.items()
+        if rotation_of(qid)[1] == 0
+    }
 
 
 def circular_summary(

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from agents.backends import endpoint_flags
 from eval.core.errors import one_line
 from eval.core.schema import (
     Accuracy,
@@ -59,7 +60,7 @@ from eval.results.graded import grade
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
-ENDPOINT_FLAGS = {"--backend", "--base-url", "--model-name", "--api-key-env"}
+ENDPOINT_FLAGS = endpoint_flags()  # which backend and where its model is: an entry says so with its own keys
 # What one entry may set that a grid sets itself: its critic (an entry "0.5B drafting, 1.5B critiquing").
 ENTRY_MAY_SET = {"--critic-model"}
 ALPHA = 0.05

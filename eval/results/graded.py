@@ -14,7 +14,7 @@ from pathlib import Path
 
 from eval.core.schema import Prediction, Question, RunConfig
 from eval.core.shuffle import rotations
-from eval.results.analysis import collapse_rotations, regrade
+from eval.results.analysis import charge_rotations, collapse_rotations, regrade
 
 
 @dataclass
@@ -72,7 +72,8 @@ def grade(
             found[p.graph][p.question_id] = regrade(p, asked[p.question_id])
     graded = {
         g: GradedGraph(
-            original={q: p for q, p in preds.items() if q in questions},
+            # Under --circular each costs every rotation of its question (eval.results.analysis.charge_rotations).
+            original={q: p for q, p in (charge_rotations(preds) if circular else preds).items() if q in questions},
             rotations=preds if circular else {},
             circled=collapse_rotations(preds, questions) if circular else {},
         )

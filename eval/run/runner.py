@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from agents.backends.base import BackendError, PermanentError, Unreachable
 from eval.core.log import Lines, progress
-from eval.core.schema import Prediction, Question, TraceStep
+from eval.core.schema import Prediction, Question, TraceStep, trace_costs
 from eval.core.store import RunStore
 from graphs import GraphSpec
 
@@ -62,7 +62,7 @@ def _finite_scores(step: TraceStep) -> TraceStep:
     return step
 
 
-def to_prediction(graph: str, question: Question, state: dict, seconds: float) -> Prediction:
+def to_prediction(graph: str, question: Question, state: dict) -> Prediction:
     strategy = GraphSpec.parse(graph).strategy
     trace = [_finite_scores(s) for s in state.get("trace", [])]
     generated = [s for s in trace if s.finish_reason is not None]  # steps that generated text, not scores
@@ -82,12 +82,9 @@ def to_prediction(graph: str, question: Question, state: dict, seconds: float) -
         first_proposal=strategy.first_proposal,
         extras={key: state[key] for key in strategy.extras if key in state},
         trace=trace,
-        prompt_tokens=sum(s.prompt_tokens for s in trace),
-        prompt_tokens_evaluated=sum(s.prompt_tokens_evaluated for s in trace),
-        completion_tokens=sum(s.completion_tokens for s in trace),
-        reasoning_tokens=sum(s.reasoning_tokens for s in trace),
-        seconds=max(0.0, seconds - state.get("preprocessing_seconds", 0.0)),
-        model_calls=sum(s.passages is None for s in trace),  # a retrieval step sends no tokens to the model
+        # Not the wall time around the graph: pride's calibration rotations ran before it, and medprompt's example
+        # reasoning (the pool's preprocessing) runs inside it for whichever question needs an example first.
+        **trace_costs(trace),
     )
 
 
@@ -116,7 +113,7 @@ def predict(name: str, graph, question: Question, breaker: Breaker | None = None
         )
     if breaker:
         breaker.record(None)
-    return to_prediction(name, question, state, time.perf_counter() - start)
+    return to_prediction(name, question, state)
 
 
 def run(
