@@ -5,12 +5,11 @@ import html
 import json
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY
+from conftest import TINY, run_main
 
 pytest.importorskip("matplotlib", reason="the HTML report draws with matplotlib: pip install matplotlib")
 
@@ -50,9 +49,7 @@ def parse(page: str) -> Structure:
 
 
 def report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eval.html_report", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    return run_main("eval.html_report", *args)
 
 
 def assert_self_contained(s: Structure) -> None:
@@ -93,13 +90,7 @@ def tiny_run(tmp_path_factory) -> Path:
         "--n-ctx",
         "2048",
     ]
-    result = subprocess.run(
-        [sys.executable, "-m", "eval.agentic", *args, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_main("eval.agentic", *args, "--out", out)
     assert result.returncode == 0, result.stderr
     return out
 
