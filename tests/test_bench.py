@@ -28,6 +28,7 @@ def result(tmp_path_factory) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_ratios_are_the_quotients_of_what_was_measured(result):
     assert all(key in result for key in KEYS)
     graphs = ("reflect", "single")
@@ -44,6 +45,7 @@ def test_ratios_are_the_quotients_of_what_was_measured(result):
     assert result["raw_prompt_tok_s"] > result["raw_gen_tok_s"]
 
 
+@pytest.mark.slow
 def test_reflect_reuses_its_prefix(result):
     # critique and extract extend the draft's conversation: the KV cache spares the shared prefix.
     assert result["reflect_prompt_tokens_evaluated_per_q"] < result["reflect_prompt_tokens_sent_per_q"]

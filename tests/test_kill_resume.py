@@ -11,6 +11,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, TINY
 
 from eval.core.schema import Prediction
@@ -104,6 +105,7 @@ def comparable_summary(path: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path, capsys):
     rng = random.Random(SEED)
     out = tmp_path / "killed"

@@ -240,6 +240,7 @@ def predictions(run_dir) -> dict:
     return {r["question_id"]: r for r in rows}
 
 
+@pytest.mark.slow
 def test_a_failed_model_is_reported_and_the_others_still_run_and_are_reused(board):
     out, (first, second) = board
     assert first.returncode == 1, first.stderr[-3000:]  # two models did not load
@@ -252,6 +253,7 @@ def test_a_failed_model_is_reported_and_the_others_still_run_and_are_reused(boar
     assert (out / "leaderboard.md").read_text() == second.stdout.rstrip("\n") + "\n"
 
 
+@pytest.mark.slow
 def test_every_statistic_matches_an_independent_computation(board):
     out, _ = board
     lb = json.loads((out / "leaderboard.json").read_text())
@@ -377,6 +379,7 @@ def test_every_statistic_matches_an_independent_computation(board):
         assert answered["answered"] == sum(t >= answered["threshold"] for t in tops)
 
 
+@pytest.mark.slow
 def test_the_markdown_says_what_the_numbers_say(board):
     out, _ = board
     md = (out / "leaderboard.md").read_text()
@@ -391,6 +394,7 @@ def test_the_markdown_says_what_the_numbers_say(board):
     assert (out / "leaderboard.csv").read_text().count("\n") == 1 + 10
 
 
+@pytest.mark.slow
 def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp_path):
     from test_html_report import PNG, chromium
 

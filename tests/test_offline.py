@@ -144,6 +144,7 @@ def test_guard_blocks_and_records(guarded_env):
     assert len(attempts(log)) == 2
 
 
+@pytest.mark.slow
 def test_full_run_needs_no_network(guarded_env, tmp_path):
     env, log = guarded_env
     result = run_cli(tmp_path / "run", env)
@@ -152,6 +153,7 @@ def test_full_run_needs_no_network(guarded_env, tmp_path):
     assert (tmp_path / "run" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_full_run_in_a_network_namespace(tmp_path):
     # A namespace with no network at all (only a loopback that is down): anything that needs the network fails.
     unshare = shutil.which("unshare")

@@ -388,6 +388,7 @@ SERVE = (
 )
 
 
+@pytest.mark.slow
 def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path):
     out = tmp_path / "run"
     args = (
@@ -449,6 +450,7 @@ def test_both_graphs_through_the_cli_resume_and_chat_mode(server, cli, tmp_path)
     assert json.loads((chat / "manifest.json").read_text())["prompts_version"].endswith("+chat-prefix-1")
 
 
+@pytest.mark.slow
 def test_a_prompt_too_long_for_a_real_server_is_a_permanent_error(server):
     long = [*MSGS[:-1], Message(role="user", content="胸痛" * 3000 + MSGS[-1].content)]
     for model in (None, resolve_model(TINY)):  # chat and completions
@@ -457,6 +459,7 @@ def test_a_prompt_too_long_for_a_real_server_is_a_permanent_error(server):
             backend.score_next(long, LETTERS, assistant_prefix="答案：")
 
 
+@pytest.mark.slow
 def test_completions_mode_scores_match_in_process(server):
     from agents.backends.llamacpp import LlamaCppBackend
 
@@ -578,6 +581,7 @@ QUESTIONS = [
 ]
 
 
+@pytest.mark.slow
 def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path):
     data = tmp_path / "q.jsonl"
     data.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
@@ -623,6 +627,7 @@ def test_faults_end_answered_or_error_and_resume_completes(server, cli, tmp_path
     assert set(final) == pairs and all(p.parse_status == "ok" for p in final.values())
 
 
+@pytest.mark.slow
 def test_a_server_that_goes_away_stops_the_run_then_resume_completes(server, cli, tmp_path):
     # The proxy answers the start-up probes, then drops every question's connection: a server that went away.
     proxy = FaultProxy(server.removesuffix("/v1"), seed=1, drop=1.0, error=0.0, busy=0.0, delay=0.0)
