@@ -1,7 +1,8 @@
-"""python -m eval.docs [--check]: write the CLI reference pages (docs/reference/*.md) from the programs' own
-argparse parsers and the pydantic models behind their flags (RunSpec) and their TOML files (the grid, the
-leaderboard), so the pages say what the code does. --check writes nothing and exits 1 naming every stale page
-(tests/test_docs.py runs it).
+"""python -m eval.docs [--check]: write the CLI reference pages of the docs site from the code.
+
+The pages (docs/reference/*.md) come from the programs' own argparse parsers and the pydantic models behind their
+flags (RunSpec) and their TOML files (the grid, the leaderboard), so they say what the code does. --check writes
+nothing and exits 1 naming every stale page (tests/test_docs.py checks the same).
 """
 
 from __future__ import annotations

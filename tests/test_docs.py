@@ -104,10 +104,10 @@ def _set(argv: list[str], flag: str, value: str) -> list[str]:
 def scaled(module: str, argv: list[str]) -> list[str]:
     if module in ("eval.agentic", "eval.bench"):
         argv = _set(argv, "--model", TINY)
+        for flag, value in BUDGETS.items():
+            argv = _set(argv, flag, value)
     if module == "eval.agentic":
         argv = _set(argv, "--limit", "2")
-        for flag, value in BUDGETS.items():
-            argv = argv if flag in argv else [*argv, flag, value]
     if module == "eval.bench":
         argv = _set(argv, "--questions", "2")
     return argv
