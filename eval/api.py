@@ -14,7 +14,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 # Nothing may leave the machine: LangChain/LangSmith tracing stays off even if the environment asks for it.
 os.environ["LANGCHAIN_TRACING_V2"] = "false"
@@ -66,6 +66,10 @@ class _RunSpec(BaseModel):
     RunSpec adds every strategy's options (graphs/*.py declare them) and every backend's (agents/backends/*.py), so a
     new strategy's or engine's option is a flag too.
     """
+
+    if TYPE_CHECKING:  # the options spec_model() adds, as a type checker sees them: pydantic validates them
+
+        def __getattr__(self, name: str) -> Any: ...
 
     model_config = ConfigDict(extra="forbid")
 
@@ -199,15 +203,15 @@ def spec_model() -> type[_RunSpec]:
     kinds = "; ".join(f"{kind} {b.about}" for kind, b in BACKENDS.items())
     backend = Field("llama", description=kinds)
     options = {**option_fields(), **backend_fields()}
-    return create_model(
-        "RunSpec",
-        __base__=_RunSpec,
-        backend=(Literal[tuple(BACKENDS)], backend),
-        **{n: (f.annotation, f) for n, f in options.items()},
-    )
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in options.items()}
+    fields["backend"] = (Literal[tuple(BACKENDS)], backend)
+    return create_model("RunSpec", __base__=_RunSpec, **fields)
 
 
-RunSpec = spec_model()
+if TYPE_CHECKING:
+    RunSpec = _RunSpec  # a type checker cannot see a model built at import time; its declared part is checked
+else:
+    RunSpec = spec_model()
 
 
 @dataclass
@@ -338,7 +342,9 @@ def evaluate(
         concurrency = 1
     try:
         if role_backends is None:
-            to_load = [r.path for r in roles.values() if r.path] + ([model_path] if backend is None else [])
+            to_load = [r.path for r in roles.values() if r.path] + (
+                [model_path] if backend is None and model_path else []
+            )
             if len(set(to_load)) > 1:  # each backend checks its own model; together they must fit too
                 infos = [inspect_gguf(p, sha256=False) for p in dict.fromkeys(to_load)]
                 check_fits(infos, spec.n_ctx, spec.n_gpu_layers)
@@ -396,7 +402,7 @@ class RoleModel:
     served: str = ""  # what the manifest records of the model the endpoint serves
 
     def recorded(self) -> dict:
-        if self.server is not None:
+        if self.path is None:  # an endpoint
             return {"spec": self.spec, "model": self.served}
         return {"spec": self.spec, "model": str(self.path), "model_sha256": model_sha256(self.path)}
 
@@ -425,7 +431,8 @@ def open_roles(spec: RunSpec, roles: dict[str, RoleModel], drafter: tuple[Path |
     opened: dict[Path, Backend] = {drafter[0]: drafter[1]} if drafter[0] else {}
     backends = {}
     for role, r in roles.items():
-        if r.server is not None:
+        if r.path is None:  # an endpoint
+            assert r.server is not None
             backends[role] = r.server
             continue
         if r.path not in opened:
