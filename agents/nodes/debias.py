@@ -100,6 +100,7 @@ def debiased_node(state: dict, *, backend: Backend, prompts: dict, calibration: 
     if question.id in calibration.asked:
         steps, rotated = calibration.asked[question.id]
         n = len(letters)
+        assert prior is not None  # every calibration question added to its option count's prior
         # Rotation r shows original option (i + r) mod n at position i.
         content = [sum(rotated[r][(j - r) % n] - prior[(j - r) % n] for r in range(n)) / n for j in range(n)]
         # Contents the rotations cannot tell apart (equal to rounding) go to the original order's choice.
