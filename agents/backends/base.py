@@ -88,8 +88,14 @@ def reasoned(
 
 
 class Backend(Protocol):
-    name: str
-    engine: Engine  # what computes the answers, for the manifest
+    # Read-only: a server's backend derives both from its address and what probing found
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def engine(self) -> Engine:
+        """What computes the answers, for the manifest."""
+        ...
 
     def chat(
         self,
@@ -150,6 +156,9 @@ class Registered:
     # loads it once the run directory has accepted the manifest. Otherwise it is opened first: the manifest records
     # what it serves.
     local: ClassVar[bool] = False
+    # What computes the answers, known before opening where the backend is local (recorded() reads it then); a
+    # server's backend learns it by probing and says so through a property of the opened backend instead
+    engine: ClassVar[Engine]
 
     @classmethod
     def check(cls, spec: Any) -> None:

@@ -205,7 +205,7 @@ class OpenAIBackend(Registered):
         return self._caps or self.probe()
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine:  # type: ignore[override]  # known once probed; recorded() reads the opened backend's
         return self.capabilities.engine
 
     @property

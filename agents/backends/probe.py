@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import httpx
@@ -179,7 +180,7 @@ def _detect_tokenize(server: Server, retry: RetryPolicy) -> tuple[str | None, in
     """Which tokenize endpoint answers, the tokens it adds to an empty text (BOS), and whether it is llama.cpp's."""
     for kind in ("extras", "tokenize"):
         try:
-            data = retry.call("tokenize probe", lambda kind=kind: server.tokenize_json(kind, ""))
+            data = retry.call("tokenize probe", partial(server.tokenize_json, kind, ""))
             # llama_cpp.server (/extras/tokenize) and llama-server (/tokenize) answer {"tokens"}; vLLM adds "count".
             return kind, token_count(data), "count" not in data
         except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as e:

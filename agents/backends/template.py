@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from agents.backends.base import BackendError, quiet_stderr
 from agents.reasoning import close_tag, opens_block, split_reasoning
 from eval.core.schema import Message
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class ChatTemplate:
             template=template, eos_token=eos_token, bos_token=bos_token, stop_token_ids=[eos_id]
         )
         self.bos_token = bos_token
-        probe = [{"role": "user", "content": "?"}]
+        probe: list[ChatCompletionRequestMessage] = [{"role": "user", "content": "?"}]
         plain = self._formatter(messages=probe).prompt
         self.opens = opens_block(plain)  # the open tag every reply starts in, or None
         # What ends the prompt so that the model answers without thinking: an empty closed block, the models' own
@@ -71,7 +75,7 @@ class ChatTemplate:
             eos_id=eos,
         )
 
-    def _render_switched(self, messages: list[dict]) -> str:
+    def _render_switched(self, messages: Sequence[Mapping[str, object]]) -> str:
         # Jinja2ChatFormatter does not pass extra variables to the template, so its compiled template is rendered
         # with them directly, with the variables the formatter itself passes.
         return self._formatter._environment.render(
@@ -86,7 +90,8 @@ class ChatTemplate:
     def render(self, messages: Sequence[Message], assistant_prefix: str = "", *, thinking: bool = True) -> Rendered:
         """The prompt for the model's reply, primed with `assistant_prefix`. `thinking=False` (scoring: the answer is
         the very next token) ends any thinking first, in the template's own no-thinking form."""
-        turns = [m.model_dump() for m in messages]
+        # Message's role and content are those of llama.cpp's message dicts, which it types apart by role
+        turns = cast("list[ChatCompletionRequestMessage]", [m.model_dump() for m in messages])
         result = self._formatter(messages=turns)
         prompt, opened = result.prompt, self.opens is not None
         if not thinking and self._no_thinking:
