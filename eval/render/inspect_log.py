@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inspect_ai.event import InfoEvent, ModelEvent, ScoreEvent, SpanBeginEvent, SpanEndEvent
+from inspect_ai.event import Event, InfoEvent, ModelEvent, ScoreEvent, SpanBeginEvent, SpanEndEvent
 from inspect_ai.log import (
     EvalConfig,
     EvalDataset,
@@ -247,10 +247,11 @@ def conversation(trace: list[TraceStep], model: str) -> list[ChatMessage]:
     return messages
 
 
-def events(p: Prediction, score: Score, model: str):
+def events(p: Prediction, score: Score, model: str) -> list[Event]:
     """The transcript: a span per step named after its node, holding its model call (or the passages retrieved)."""
     at = datetime.now(UTC)
-    found, clock = [], 0.0
+    found: list[Event] = []
+    clock = 0.0
     for i, step in enumerate(p.trace):
         span = f"{p.question_id}-{i}"
         found.append(SpanBeginEvent(id=span, name=step.node, type="solver", timestamp=at, working_start=clock))

@@ -202,13 +202,13 @@ def budget_text(budget: Mapping[str, BudgetHits]) -> str:
 def answered_letters(predictions: Iterable[Prediction], questions: Mapping[str, Question]) -> LetterBias:
     """The answered letters (not errors, not unparsed answers) against a uniform guess over each question's options."""
     answered = [
-        p
+        (p.answer, questions[p.question_id])
         for p in predictions
         if p.parse_status != "error" and p.answer and p.question_id in questions and not questions[p.question_id].multi
     ]
-    if any(p.answer not in questions[p.question_id].options for p in answered):
+    if any(answer not in question.options for answer, question in answered):
         return LetterBias(None, None, "answers outside the options shown: the questions changed since the run")
-    return letter_bias([p.answer for p in answered], [questions[p.question_id].letters for p in answered])
+    return letter_bias([answer for answer, _ in answered], [question.letters for _, question in answered])
 
 
 def letter_p_text(p: float | None, why: str) -> str:

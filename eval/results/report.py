@@ -125,7 +125,9 @@ def summarize_run(
     scored_ids = [q for q in scored_ids if q in single]
 
     def against_baseline(found: dict[str, dict[str, Prediction]], ids: list[str]) -> list[Comparison]:
-        others = [g for g in graphs if baseline and g != baseline]
+        if not baseline:
+            return []
+        others = [g for g in graphs if g != baseline]
         return compare_family(Pairing(g, baseline, found[g], found[baseline], ids) for g in others)
 
     circled = [g.circled for g in run.graphs.values()]
@@ -284,7 +286,7 @@ def render_markdown(summary: RunSummary) -> str:
                 f"## {g.graph}: {f.first} → final answer\n\n" + table([f"{f.first} → final", "questions"], flip_rows(f))
             )
     if summary.engine:
-        parts.append(_serving(summary))
+        parts.append(_serving(summary, summary.engine))
     return "\n\n".join(parts) + "\n"
 
 
@@ -382,8 +384,8 @@ def batching_note(batched: int, scored: int) -> str:
     )
 
 
-def _serving(summary: RunSummary) -> str:
-    engine, scored = summary.engine, summary.scored * len(summary.graphs)
+def _serving(summary: RunSummary, engine: Engine) -> str:
+    scored = summary.scored * len(summary.graphs)
     lines = [f"## Engine\n\n{engine.describe()}."]
     if summary.batched:
         lines.append(batching_note(summary.batched, scored))
