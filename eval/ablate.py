@@ -41,9 +41,10 @@ Paths are relative to the current directory, as on the evaluator's command line.
 GRAPH[VARIANT,k=K,circular,critic=MODEL] (single, reflect+rag, cot[en], sc[zh,k=3], single[circular],
 reflect[critic=qwen2.5-coder-1.5b]) and run in DIR/MODEL/GRAPH_VARIANT_kK_circular_critic-MODEL (the parts they have).
 
-Each cell is one call of eval.api.evaluate with the evaluator's flags (prompt variant, sc's k and
-temperature included, so they are recorded in the cell's manifest); in-process saves the evaluator's imports per
-cell. Cells run one at a time, each loading its model afresh and freeing it after.
+Each cell is one call of eval.api.evaluate with its RunSpec (prompt variant, sc's k and temperature included, so
+they are recorded in the cell's manifest; --dry-run prints each as the equivalent command); in-process saves the
+evaluator's imports per cell. Cells run one at a time, each loading its model afresh and freeing it after. From
+Python: eval.plans.campaign.run_ablation(grid, out) runs the same and returns the table's typed rows.
 """
 
 from __future__ import annotations
@@ -55,47 +56,11 @@ from pathlib import Path
 from eval.core import log as logsetup
 from eval.core.errors import fail
 from eval.core.flags import HelpFormatter
-from eval.core.schema import RunConfig
-from eval.plans.campaign import run_reused
+from eval.plans.campaign import run_ablation
 from eval.plans.plan import PlanError
+from eval.plans.specs import command, grid_specs
 from eval.render.ablation_table import render_markdown, write_outputs
-from eval.results.ablation import Cell, Grid, GridError, analyse, baseline_cell, cells, load_grid, recorded
-
-
-def agentic_argv(grid: Grid, model: str, cell: Cell) -> list[str]:
-    """The evaluator's arguments for one (model, cell), without --out."""
-    argv = ["--graph", cell.graph, "--baseline", "none", "--model", model, *grid.shared_argv()]
-    flags = {
-        "prompt_variant": "--prompt-variant",
-        "samples": "--samples",
-        "sample_temperature": "--sample-temperature",
-        "critic_model": "--critic-model",
-        "circular": "--circular",
-    }
-    for field, value in cell.settings(grid).items():
-        flag = flags.get(field, "--" + field.replace("_", "-"))  # the rest: the grid's `vary`, strategy options
-        argv += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]
-    return argv + grid.extra_args
-
-
-# -- running ----------------------------------------------------------------------------------
-
-
-def run_cell(argv: list[str], cell: Cell, settings: dict, out: Path, *, recheck: bool = False) -> bool:
-    """One evaluator run (resuming whatever `out` holds); returns whether it was reused as is. A failure is printed
-    and left in the cell's marker, where the table reads it."""
-
-    def verify(config: RunConfig) -> None:
-        if wrong := {k: got for k, v in settings.items() if (got := recorded(config, cell.base, k)) != v}:
-            raise GridError(
-                f"{out}: the evaluator did not record the cell's settings {settings} (manifest has {wrong})"
-            )
-
-    outcome = run_reused(argv, out, {"settings": settings}, recheck=recheck, verify=verify)
-    if outcome.error:
-        print(f"error: {outcome.error}", file=sys.stderr)
-    return outcome.reused
-
+from eval.results.ablation import GridError, analyse, baseline_cell, cells, load_grid
 
 # -- CLI --------------------------------------------------------------------------------------
 
@@ -129,51 +94,37 @@ def ablate(args: argparse.Namespace, out: Path) -> int:
 
     try:
         grid = load_grid(args.grid)
-        all_cells = cells(grid)
-        baseline_cell(grid, all_cells)
+        plan = grid_specs(grid, out)
+        baseline_cell(grid, cells(grid))
         if not args.no_run:
             grid.check_inputs(args.grid, GridError)
     except GridError as e:
         return fail(e)
-    plan = [(m, c) for m in grid.models for c in all_cells]
-    dirs = grid.model_dirs()
     if args.dry_run:
-        for m, c in plan:
-            print(f"{c.label:28} python -m eval.agentic {' '.join(agentic_argv(grid, m, c))} "
-                  f"--out {out / dirs[m] / c.slug}"
-                  + (f"   # RunConfig {c.settings(grid)}" if c.settings(grid) else ""))  # fmt: skip
+        for _, c, spec in plan:
+            settings = c.settings(grid)
+            print(f"{c.label:28} {command(spec)}" + (f"   # RunConfig {settings}" if settings else ""))
         return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.toml").write_text(args.grid.read_text(encoding="utf-8"), encoding="utf-8")
-    if not args.no_run:
-        for i, (model, cell) in enumerate(plan, start=1):
-            cell_out = out / dirs[model] / cell.slug
-            print(f"[{i}/{len(plan)}] {model} · {cell.label} -> {cell_out}", file=sys.stderr, flush=True)
-            try:
-                reused = run_cell(
-                    agentic_argv(grid, model, cell), cell, cell.settings(grid), cell_out, recheck=args.recheck
-                )
-            except KeyboardInterrupt:
-                print(
-                    "\ninterrupted: finished cells and predictions are kept; "
-                    f"run the same command again to resume ({out})",
-                    file=sys.stderr,
-                )
-                return 130
-            except PlanError as e:  # a cell's flags the evaluator refuses, or a manifest without its settings
-                print(f"error: {e}", file=sys.stderr)
-                return 2
-            if reused:
-                print("    finished earlier: reused", file=sys.stderr)
     try:
-        ablation = analyse(grid, out)
-    except (GridError, DataError) as e:
+        if args.no_run:
+            ablation = analyse(grid, out)
+            write_outputs(ablation)
+        else:
+            ablation = run_ablation(
+                grid, out, recheck=args.recheck, progress=lambda line: print(line, file=sys.stderr, flush=True)
+            )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished cells and predictions are kept; run the same command again to resume ({out})",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    except (PlanError, DataError) as e:  # a cell the evaluator refuses, a manifest without its settings, the data
         print(f"error: {e}", file=sys.stderr)
         return 2
-    paths = write_outputs(ablation)
     print(render_markdown(ablation))
     print(
-        f"table: {paths['md']} ({paths['csv'].name}, {paths['json'].name})\nhtml: python -m eval.html_report {out}",
+        f"table: {out / 'ablation.md'} (ablation.csv, ablation.json)\nhtml: python -m eval.html_report {out}",
         file=sys.stderr,
     )
     return 1 if any(r.status == "failed" for r in ablation.runs) else 0

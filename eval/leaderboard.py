@@ -49,8 +49,9 @@ from eval.core.errors import fail
 from eval.core.flags import HelpFormatter
 from eval.plans.campaign import run_leaderboard
 from eval.plans.plan import PlanError
+from eval.plans.specs import board_specs, command
 from eval.render.board_table import render_markdown, write_outputs
-from eval.results.board import analyse, load_board, run_argv
+from eval.results.board import analyse, load_board
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"leaderboard-{args.spec.stem}"
     try:
         board = load_board(args.spec)
+        plan = board_specs(board, out)  # refuses flags that set what the leaderboard sets, before anything runs
         if not args.no_run:
             board.check_inputs(args.spec, DataError)
         if args.dry_run:
-            for s in board.strategies:
-                for e in board.models:
-                    print(f"python -m eval.agentic {' '.join(run_argv(board, e, s))} --out {board.run_dir(out, e, s)}")
+            for *_, spec in plan:
+                print(command(spec))
             return 0
         if args.no_run:
             out.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_main
 
+from eval.api import RunSpec
+from eval.core.flags import parse
 from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.stats import holm, paired_bootstrap_diff, paired_counts
 from eval.core.store import RunStore
 from eval.data import BUNDLED, load_questions, select
+from eval.plans.specs import grid_specs, spec_argv
 from eval.render.ablation_table import flat, render_markdown, write_outputs
 from eval.results.ablation import Cell, GridError, analyse, cells, load_grid
 from eval.results.analysis import answer_key, key_text
@@ -93,6 +96,11 @@ def write_grid(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def spec_of(grid, cell: Cell) -> RunSpec:
+    """The spec the grid gives `cell` (as run_ablation runs it)."""
+    return next(spec for _, c, spec in grid_specs(grid, Path("out")) if c == cell)
+
+
 def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
     grid = load_grid(
         write_grid(
@@ -119,8 +127,6 @@ def test_cells_cross_graph_variant_retrieval_and_k(tmp_path):
 
 
 def test_circular_and_critic_cells(tmp_path):
-    from eval.ablate import agentic_argv
-
     grid = load_grid(
         write_grid(
             tmp_path, 'graphs = ["single", "reflect"]\ncircular = [false, true]\ncritics = ["models/big.gguf"]\n'
@@ -141,15 +147,13 @@ def test_circular_and_critic_cells(tmp_path):
     cell = cells(grid)[-1]
     assert cell.slug == "reflect_circular_critic-big"
     assert cell.settings(grid) == {"circular": True, "critic_model": "models/big.gguf"}
-    argv = agentic_argv(grid, "m.gguf", cell)
-    assert "--circular" in argv and argv[argv.index("--critic-model") + 1] == "models/big.gguf"
+    spec = spec_of(grid, cell)
+    assert spec.circular and spec.critic_model == "models/big.gguf"
     with pytest.raises(GridError, match="may not set --circular"):
-        load_grid(write_grid(tmp_path, 'graphs = ["single"]\nextra_args = ["--circular"]\n'))
+        grid_specs(load_grid(write_grid(tmp_path, 'graphs = ["single"]\nextra_args = ["--circular"]\n')), tmp_path)
 
 
 def test_vary_crosses_strategy_options_for_the_strategies_that_have_them(tmp_path):
-    from eval.ablate import agentic_argv
-
     grid = load_grid(
         write_grid(
             tmp_path,
@@ -168,11 +172,8 @@ def test_vary_crosses_strategy_options_for_the_strategies_that_have_them(tmp_pat
     cell = cells(grid)[-1]
     assert cell.slug == "medprompt_zh_knn_examples-5_example_reasoning-answer-only"
     assert cell.settings(grid) == {"prompt_variant": "zh", "knn_examples": 5, "example_reasoning": "answer-only"}
-    argv = agentic_argv(grid, "m.gguf", cell)
-    assert (
-        argv[argv.index("--knn-examples") + 1] == "5" and argv[argv.index("--example-reasoning") + 1] == "answer-only"
-    )
-    assert argv[argv.index("--pool") + 1] == "pool.jsonl"
+    spec = spec_of(grid, cell)
+    assert (spec.knn_examples, spec.example_reasoning, spec.pool) == (5, "answer-only", "pool.jsonl")
     for text, message in [
         ('graphs = ["sc"]\nvary = {samples = [1]}', "vary.samples is not a strategy option the grid may vary"),
         ('graphs = ["sc"]\nvary = {nope = [1]}', "vary.nope is not a strategy option"),
@@ -221,13 +222,31 @@ def test_a_circular_cell_scores_right_under_every_rotation(tmp_path):
 
 
 def test_grid_options_reach_every_cell_as_flags(tmp_path):
-    from eval.ablate import agentic_argv
-
     grid = load_grid(
         write_grid(tmp_path, 'graphs = ["reflect", "single"]\noptions = {rounds = 2, draft_tokens = 64}\n')
     )
-    argv = agentic_argv(grid, "m.gguf", Cell("reflect"))
+    spec = spec_of(grid, Cell("reflect"))
+    assert (spec.rounds, spec.draft_tokens) == (2, 64)
+    argv = spec_argv(spec)  # as --dry-run shows it: flags that give the same spec back
     assert argv[argv.index("--rounds") + 1] == "2" and argv[argv.index("--draft-tokens") + 1] == "64"
+    assert parse(RunSpec, argv, prog="test", error=ValueError) == spec.model_copy(update={"out": None})
+
+
+def test_extra_args_may_not_set_what_any_cell_sets(tmp_path):
+    """The refused flags are what the grid sets for its cells (a cell's prompt variant, a varied option), named with
+    the grid's file; flags it does not set pass into every cell's spec, parsed once."""
+    path = write_grid(tmp_path, 'graphs = ["cot"]\nvariants = ["zh", "en"]\nextra_args = ["--prompt-variant", "en"]\n')
+    with pytest.raises(GridError) as refused:
+        grid_specs(load_grid(path), tmp_path)
+    assert str(refused.value) == f"{path}: extra_args may not set --prompt-variant; the grid sets it (use its own key)"
+    path = write_grid(tmp_path, 'graphs = ["reflect"]\nvary = {rounds = [1, 2]}\nextra_args = ["--rounds=3"]\n')
+    with pytest.raises(GridError, match=r"grid.toml: extra_args may not set --rounds"):
+        grid_specs(load_grid(path), tmp_path)
+    path = write_grid(tmp_path, 'graphs = ["reflect"]\nextra_args = ["--n-ctx", "1024", "--rounds", "3"]\n')
+    (_, _, spec), *_ = grid_specs(load_grid(path), tmp_path)
+    assert (spec.n_ctx, spec.rounds, spec.graph, spec.baseline) == (1024, 3, "reflect", "none")
+    with pytest.raises(GridError, match=r"grid.toml: extra_args: argument --n-ctx: invalid int value: 'x'"):
+        grid_specs(load_grid(write_grid(tmp_path, 'graphs = ["single"]\nextra_args = ["--n-ctx", "x"]\n')), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -245,7 +264,7 @@ def test_grid_options_reach_every_cell_as_flags(tmp_path):
 )
 def test_grid_errors_are_one_clear_line(tmp_path, text, message):
     with pytest.raises(GridError, match=message):
-        cells(load_grid(write_grid(tmp_path, text)))
+        grid_specs(load_grid(write_grid(tmp_path, text)), tmp_path)
 
 
 def test_unknown_baseline_lists_the_cells(tmp_path):
@@ -523,6 +542,47 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("finished earlier: reused") == 2
     assert {c: (d / "predictions.jsonl").read_bytes() for c, d in cell_dirs.items()} == before
+
+
+def test_run_ablation_returns_the_table_and_resumes_a_cell_marked_by_older_code(tmp_path):
+    """The Python API: run_ablation runs the grid in-process and returns its typed rows. A cell whose marker an older
+    version wrote (its flags as "argv") is not reused blindly: the evaluator's resume takes it (nothing asked again),
+    and its marker then records the spec, so the next call reuses it."""
+    from eval.plans.campaign import run_ablation
+    from eval.plans.plan import MARKER
+
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            f'models = ["{TINY}"]\ngraphs = ["single", "cot"]\nvariants = ["zh"]\nlimit = 2\n'
+            'extra_args = ["--n-threads", "1", "--n-ctx", "1024", "--draft-tokens", "8"]\n',
+        )
+    )
+    out = tmp_path / "ablation"
+    lines: list[str] = []
+    ablation = run_ablation(grid, out, progress=lines.append)
+    assert [(r.model, r.cell, r.status, r.summary.overall.total) for r in ablation.rows] == [
+        (TINY, "single", "done", 2),
+        (TINY, "cot[zh]", "done", 2),
+    ]
+    assert json.loads((out / "ablation.json").read_text())["rows"][1]["cell"] == "cot[zh]"
+    cot = out / TINY / "cot_zh"
+    marker = json.loads((cot / MARKER).read_text())
+    assert marker["complete"] and marker["spec"]["prompt_variant"] == "zh" and marker["spec"]["n_ctx"] == 1024
+    assert "out" not in marker["spec"] and "argv" not in marker
+
+    predictions = (cot / "predictions.jsonl").read_bytes()
+    old = ["--graph", "cot", "--baseline", "none", "--model", TINY, "--limit", "2", "--prompt-variant", "zh"]
+    (cot / MARKER).write_text(json.dumps({"argv": old, "settings": {"prompt_variant": "zh"}, "complete": True}))
+    lines.clear()
+    again = run_ablation(grid, out, progress=lines.append)
+    assert lines.count("    finished earlier: reused") == 1, lines  # single's; cot's went to the evaluator's resume
+    assert (cot / "predictions.jsonl").read_bytes() == predictions  # resumed: nothing asked again
+    assert json.loads((cot / MARKER).read_text()) == marker
+    assert [r.summary.overall.total for r in again.rows] == [2, 2]
+    lines.clear()
+    run_ablation(grid, out, progress=lines.append)
+    assert lines.count("    finished earlier: reused") == 2
 
 
 # -- each model its own cells, each row its own model's run -----------------------------------

@@ -122,7 +122,7 @@ def test_base_url_is_never_ignored(tmp_path, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text(f'graphs = ["single"]\nextra_args = ["--backend", "llama", "--base-url", "{url}"]\n')
     assert ablate.main([str(grid), "--out", str(tmp_path / "grid")]) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"error: plan: {refused}"
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {grid}: extra_args: {refused}"
     spec = tmp_path / "board.toml"
     spec.write_text(f'models = ["{TINY}"]\nlimit = 2\nextra_args = ["--base-url", "{url}"]\n')
     assert leaderboard.main([str(spec), "--out", str(tmp_path / "board")]) == 1

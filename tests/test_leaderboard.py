@@ -23,6 +23,7 @@ from eval.core.stats import (
     rank_intervals,
     spearman,
 )
+from eval.plans.specs import board_specs
 from eval.results.board import BoardError, Facts, load_board
 
 Z = 1.959963984540054
@@ -177,6 +178,10 @@ def test_calibration_against_hand_computation():
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--limit", "3"]', "a: args may not set --limit"),
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--base-url=http://x"]', "a: args may not set --base-url"),
         ('[[models]]\nmodel = "a.gguf"\nargs = ["--circular"]', "a: args may not set --circular"),
+        # what an entry sets (its endpoint's backend) is the leaderboard's too: extra_args may not change it
+        ('extra_args = ["--backend", "llama"]\n[[models]]\nbase_url = "http://x/v1"', "may not set --backend; the"),
+        ('[[models]]\nmodel = "a.gguf"\nargs = ["--api-key-env", "K"]', "a: args may not set --api-key-env"),
+        ('[[models]]\nmodel = "a.gguf"\nargs = ["--n-ctx", "x"]', "a: args: argument --n-ctx: invalid int value"),
         (
             '[[models]]\nname = "x"\nmodel = "a.gguf"\n[[models]]\nname = "y"\nmodel = "./a.gguf"',
             "x and y are one model with the same flags; list it once",
@@ -191,12 +196,10 @@ def test_a_bad_spec_is_one_clear_error(tmp_path, text, message):
         assert load_board(path).strategies == ["cot"]
         return
     with pytest.raises(BoardError, match=message.replace("[", r"\[")):
-        load_board(path)
+        board_specs(load_board(path), tmp_path)
 
 
 def test_an_entry_may_bring_its_own_critic(tmp_path):
-    from eval.results.board import run_argv
-
     path = tmp_path / "board.toml"
     path.write_text(
         'strategies = ["reflect"]\nbaseline = "reflect"\n'
@@ -204,8 +207,8 @@ def test_an_entry_may_bring_its_own_critic(tmp_path):
         encoding="utf-8",
     )
     board = load_board(path)
-    argv = run_argv(board, board.models[0], "reflect")
-    assert argv[argv.index("--critic-model") + 1] == "b.gguf"
+    [(_, _, spec)] = board_specs(board, tmp_path)
+    assert (spec.critic_model, spec.model, spec.graph) == ("b.gguf", "a.gguf", "reflect")
 
 
 def test_declared_facts_of_a_dense_model_have_active_equal_to_total():
@@ -491,12 +494,12 @@ def test_a_circular_leaderboard_ranks_by_circular_accuracy(tmp_path):
     from eval.core.shuffle import rotations
     from eval.core.store import RunStore
     from eval.data import BUNDLED, load_questions, select
-    from eval.results.board import analyse, run_argv
+    from eval.results.board import analyse
 
     spec = tmp_path / "board.toml"
     spec.write_text('models = ["m1.gguf", "m2.gguf"]\ncircular = true\nlimit = 10\n', encoding="utf-8")
     board = load_board(spec)
-    assert "--circular" in run_argv(board, board.models[0], "single")
+    assert all(spec.circular for *_, spec in board_specs(board, tmp_path))
     questions = select(load_questions(BUNDLED), limit=10)
     asked = [r for q in questions for r in rotations(q)]
     for entry, right in ((board.models[0], lambda i, r: i < 6), (board.models[1], lambda i, r: i < 8 and r == 0)):

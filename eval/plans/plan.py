@@ -1,8 +1,9 @@
 """What a set of evaluator runs shares (the questions, the seed, the strategy options, extra flags), as the
-ablation grid and the leaderboard declare it in TOML, and the evaluator flags that say it.
+ablation grid and the leaderboard declare it in TOML.
 
-Each of their runs is an ordinary `python -m eval.agentic` run, so a plan's shared settings are the evaluator's flags
-with the same names; this module turns them into those flags once for both.
+Each of their runs is an ordinary evaluator run, so a plan's shared settings are the evaluator's settings (RunSpec's
+fields) with the same names; this module gives them as those fields once for both (eval.plans.specs builds the runs'
+specs from them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
 from eval.core.cache import model_sha256
 from eval.core.flags import problem
@@ -26,13 +27,7 @@ from eval.core.store import RunDirError, read_manifest
 from eval.models import PACKAGED_MODELS
 from graphs import option_fields
 
-MARKER = "cell.json"  # in each run directory of a plan: the flags it ran with, and whether it finished
-# Flags a plan sets for every run itself; `extra_args` may not repeat them.
-RESERVED = {
-    "--graph", "--baseline", "--model", "--limit", "--specialty", "--level", "--seed", "--data", "--format",
-    "--answers", "--map", "--mapping", "--out", "--fresh", "--retrieval", "--shuffle-options", "--circular",
-    "--critic-model", "--multi",
-}  # fmt: skip
+MARKER = "cell.json"  # in each run directory of a plan: the spec it ran with, and whether it finished
 
 
 class PlanError(Exception):
@@ -67,26 +62,31 @@ class Plan(BaseModel):
     bootstrap_resamples: int = Field(default=2000, ge=100, description="resamples of every bootstrap interval")
     bootstrap_seed: int = Field(0, description="seed of the bootstrap resampling")
 
-    def shared_argv(self) -> list[str]:
-        """The evaluator's flags for what every run of the plan shares (not --graph, --model or --out)."""
-        argv = ["--limit", str(self.limit), "--seed", str(self.seed)]
-        for s in self.specialty:
-            argv += ["--specialty", s]
-        for lv in self.level:
-            argv += ["--level", lv]
-        if self.data:
-            argv += ["--data", self.data]
-        argv += ["--format", self.format, "--multi", self.multi]
-        if self.answers:
-            argv += ["--answers", self.answers]
-        if self.mapping:
-            argv += ["--mapping", self.mapping]
-        for ours, theirs in self.map.items():
-            argv += ["--map", f"{ours}={theirs}"]
-        for option, value in self.options.items():
-            flag = f"--{option.replace('_', '-')}"
-            argv += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]  # a switch takes none
-        return argv
+    _source: str = PrivateAttr("")  # the plan's file, for messages (load_plan sets it)
+
+    @property
+    def source(self) -> str:
+        """What messages about the plan name: its file, or its noun for a plan built in Python."""
+        return self._source or self.noun
+
+    def shared(self) -> dict[str, Any]:
+        """The evaluator's settings (RunSpec's fields) every run of the plan shares: its questions, seed and strategy
+        options."""
+        from eval.data import BUNDLED
+
+        return {
+            "limit": self.limit,
+            "seed": self.seed,
+            "specialty": list(self.specialty),
+            "level": list(self.level),
+            "data": Path(self.data) if self.data else BUNDLED,
+            "format": self.format,
+            "multi": self.multi,
+            "answers": Path(self.answers) if self.answers else None,
+            "mapping": Path(self.mapping) if self.mapping else None,
+            "map": [f"{ours}={theirs}" for ours, theirs in self.map.items()],
+            **self.options,
+        }
 
     def check_inputs(self, path: Path, error: type[Exception] = PlanError) -> None:
         """Refuse, before anything runs, the files every run would fail on: the data, its answers and its mapping (a
@@ -139,10 +139,7 @@ def load_plan(path: Path, kind: type[P], error: type[Exception] = PlanError) -> 
     except ValidationError as e:
         first = e.errors()[0]
         raise error(f"{path}: options.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
-    for arg in plan.extra_args:
-        if arg.split("=", 1)[0] in RESERVED:
-            flag = arg.split("=", 1)[0]
-            raise error(f"{path}: extra_args may not set {flag}; the {kind.noun} sets it (use its own key)")
+    plan._source = str(path)  # extra_args are checked against what the plan sets: eval.plans.specs
     return plan
 
 

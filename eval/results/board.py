@@ -30,7 +30,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from agents.backends import endpoint_flags
 from eval.core.errors import one_line
 from eval.core.schema import (
     Accuracy,
@@ -44,7 +43,6 @@ from eval.core.schema import (
 from eval.core.stats import calibration, min_detectable_difference, rank_intervals, spearman
 from eval.core.store import finished, graph_predictions
 from eval.plans.plan import (
-    RESERVED,
     Plan,
     PlanError,
     duplicate,
@@ -60,9 +58,6 @@ from eval.results.graded import grade
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
-ENDPOINT_FLAGS = endpoint_flags()  # which backend and where its model is: an entry says so with its own keys
-# What one entry may set that a grid sets itself: its critic (an entry "0.5B drafting, 1.5B critiquing").
-ENTRY_MAY_SET = {"--critic-model"}
 ALPHA = 0.05
 POWER = 0.8
 
@@ -161,14 +156,6 @@ class Entry(BaseModel):
         """Why a run's manifest is not of this entry's model ("" when it is)."""
         return other_model(config, self.model, self.model_name if self.base_url else None)
 
-    def argv(self) -> list[str]:
-        argv = ["--model", self.model] if self.model else []
-        if self.base_url:
-            argv += ["--backend", "openai", "--base-url", self.base_url]
-            argv += ["--model-name", self.model_name] if self.model_name else []
-            argv += ["--api-key-env", self.api_key_env] if self.api_key_env else []
-        return argv + self.args
-
 
 class Board(Plan):
     """python -m eval.leaderboard SPEC.toml: every key but `models` optional.
@@ -210,9 +197,6 @@ class Board(Plan):
     def _valid(self) -> Board:
         if dupes := sorted({s for s in self.strategies if self.strategies.count(s) > 1}):
             raise ValueError(f"strategy {dupes[0]!r} is listed twice")
-        for m in self.models:  # a model's own flags may not change what every run shares, nor which model it is
-            if bad := [a for a in m.args if a.split("=", 1)[0] in (RESERVED - ENTRY_MAY_SET) | ENDPOINT_FLAGS]:
-                raise ValueError(f"{m.label}: args may not set {bad[0].split('=', 1)[0]}; use the leaderboard's keys")
         for s in self.strategies:
             try:
                 GraphSpec.parse(s)
@@ -236,21 +220,6 @@ class Board(Plan):
 
 def load_board(path: Path) -> Board:
     return load_plan(path, Board, BoardError)
-
-
-def run_argv(board: Board, entry: Entry, strategy: str) -> list[str]:
-    """The evaluator's flags for one (model, strategy), without --out."""
-    circular = ["--circular"] if board.circular else []
-    return [
-        "--graph",
-        strategy,
-        "--baseline",
-        "none",
-        *entry.argv(),
-        *board.shared_argv(),
-        *circular,
-        *board.extra_args,
-    ]
 
 
 # -- reading the runs -------------------------------------------------------------------------
