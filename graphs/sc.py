@@ -41,7 +41,9 @@ def build(b: Build):
         seed=b.seed,
     )
     graph.add_node("sample", sample)
-    graph.add_node("vote", vote_node)
+    # langgraph types a node's input as a TypedDict, dataclass or model, and would then hand the node only that
+    # schema's keys; the nodes take the whole state as a dict
+    graph.add_node("vote", vote_node)  # type: ignore[type-var]
     connect_entry(graph, "sample", b.backend, b.retrieval)
     graph.add_edge("sample", "vote")
     graph.add_edge("vote", END)

@@ -28,7 +28,7 @@ from agents.backends.base import (
 )
 from agents.backends.template import ChatTemplate, Rendered
 from agents.reasoning import close_tag, split_reasoning, unclosed
-from eval.core.schema import Engine, Message
+from eval.core.schema import Engine, FinishReason, Message
 
 # One llama.cpp context evaluates one stream: nothing is batched with another question.
 IN_PROCESS = Engine(name="llama-cpp-python", version=version("llama-cpp-python"), slots=1)
@@ -176,7 +176,7 @@ class LlamaCppBackend(Registered):
         tokens, rendered = self._tokens(messages, assistant_prefix, thinking=grammar is None)
         start = time.perf_counter()
 
-        def generate(prompt: list[int], budget: int) -> tuple[str, str, int, int]:
+        def generate(prompt: list[int], budget: int) -> tuple[str, FinishReason, int, int]:
             """(text, finish reason, generated tokens, prompt tokens evaluated) of one completion of `prompt`."""
             reused = self._keep_cached_prefix(prompt)  # create_completion then evaluates exactly prompt[reused:]
             out = self.llm.create_completion(
@@ -188,9 +188,10 @@ class LlamaCppBackend(Registered):
                 grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
                 seed=self.seed if seed is None else seed,
             )
+            assert isinstance(out, dict)  # not streamed: one response (llama_cpp types both, with no overload)
             choice = out["choices"][0]
             # "length" when max_tokens (or the context window) ran out, "stop" at EOS or a stop string.
-            finish = "length" if choice["finish_reason"] == "length" else "stop"
+            finish: FinishReason = "length" if choice["finish_reason"] == "length" else "stop"
             return choice["text"], finish, out["usage"]["completion_tokens"], len(prompt) - reused
 
         thinking = self.thinking_tokens if grammar is None else 0

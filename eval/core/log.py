@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, TextIO, cast
 
 import structlog
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 
 def configure(verbose: bool = False) -> None:

@@ -236,7 +236,7 @@ class _HeaderReader(GGUFReader):
 
     _LONG = 64  # string arrays up to this length (tags, languages) are read as usual
 
-    def _get_field_parts(self, orig_offs: int, raw_type: int):  # type: ignore[override]
+    def _get_field_parts(self, orig_offs: int, raw_type: int):
         if raw_type != GGUFValueType.ARRAY or self.byte_order != "I":
             return super()._get_field_parts(orig_offs, raw_type)
         offs = orig_offs
@@ -253,7 +253,7 @@ class _HeaderReader(GGUFReader):
                 raise ValueError("metadata array runs past the end of the file")
             return offs + int(items.nbytes) - orig_offs, [raw_itype, alen, items], [2], [GGUFValueType.ARRAY, itype]
         if itype == GGUFValueType.STRING and count > self._LONG:
-            buf = memoryview(self.data)
+            buf = memoryview(self.data)  # type: ignore[arg-type]  # numpy's stubs give __buffer__ only on 3.12+
             unpack, limit = struct.Struct("<Q").unpack_from, len(buf)
             for _ in range(count):
                 if offs + 8 > limit:
