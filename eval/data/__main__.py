@@ -96,7 +96,7 @@ def report(loaded: Loaded, max_problems: int, multi: str) -> str:
         note = "  (skipped: --multi skip)" if k == "multi" and multi == "skip" else ""
         lines.append(f"  {KIND_NAMES.get(k, k.replace('-', ', ') + ' options'):<20}{n:>7}{note}")
 
-    cells = Counter((q.specialty, q.level) for q in loaded.questions)
+    cells: Counter[tuple[str, str | None]] = Counter((q.specialty, q.level) for q in loaded.questions)
     levels = ("attending", "senior", None)
     lines += ["", f"{'specialty × level':<20}" + "".join(f"{lv or 'none':>10}" for lv in levels) + f"{'total':>10}"]
     for s in SPECIALTIES:

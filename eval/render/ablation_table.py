@@ -79,8 +79,8 @@ def flat(row: Row) -> dict:
         "letter_p": row.letter_p,
         "letter_note": row.letter_note,
     }
-    if m := row.multi:
-        found |= {"multi_n": m.exact.total, "multi_exact": m.exact.accuracy, "multi_partial": m.partial}
+    if multi := row.multi:
+        found |= {"multi_n": multi.exact.total, "multi_exact": multi.exact.accuracy, "multi_partial": multi.partial}
     if row.versus:  # n stays the cell's own: the comparison's may be fewer, the questions both answered
         found |= {"baseline": row.baseline} | {k: v for k, v in _paired(row.versus).items() if k != "n"}
     if f := s.draft_to_final:

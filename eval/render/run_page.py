@@ -156,7 +156,9 @@ def letter_bars(page: Page) -> str:
     """Share of each letter among a column's answers (unparsed in grey), under the answer key's own shares."""
     plt = pyplot()
     letters = [k for k in LETTERS if any(k in q.options for q in page.questions.values())]
-    rows = [("answer key", [q.answer for q in page.questions.values() if not q.multi])]
+    rows: list[tuple[str, list[str | None]]] = [
+        ("answer key", [q.answer for q in page.questions.values() if not q.multi])
+    ]
     rows += [(c.title, [p.answer for p in c.headline.values() if p.parse_status != "error"]) for c in page.columns]
     colours = plt.get_cmap("Set2")
     fig, ax = plt.subplots(figsize=(9, 0.8 + 0.36 * len(rows)))
@@ -309,7 +311,7 @@ def _prompt(messages: Sequence[Message], previous: TraceStep | None, question_te
         "messages": [
             {
                 "role": m.role,
-                "reply_above": bool(previous) and m.role == "assistant" and m.content == previous.output,
+                "reply_above": previous is not None and m.role == "assistant" and m.content == previous.output,
                 "parts": m.content.split(question_text)
                 if question_text and question_text in m.content
                 else [m.content],

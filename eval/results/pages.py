@@ -153,7 +153,7 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
             for name, values in config.options.items()
             if values
         ),
-        "key": key_text(summary.key),
+        "key": key_text(summary.key) if summary.key else "",  # as report.md: a summary without a key has no line
     }
     if summary.batched:
         notes.append(batching_note(summary.batched, summary.scored * len(summary.graphs)))
