@@ -102,10 +102,11 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
     for name in ("reflect", "single"):
         # One evaluator run per graph, as the CLI makes it (store, fsync and report included in the time).
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            spec = RunSpec(
-                graph=name, baseline="none", model=str(path), out=Path(tmp), draft_tokens=draft_tokens,
-                critique_tokens=critique_tokens,
-            )  # fmt: skip
+            # validated as RunSpec(...) would be: the strategies' options are RunSpec's fields only at run time
+            spec = RunSpec.model_validate({
+                "graph": name, "baseline": "none", "model": str(path), "out": Path(tmp), "draft_tokens": draft_tokens,
+                "critique_tokens": critique_tokens,
+            })  # fmt: skip
             start = time.perf_counter()
             evaluate(spec, questions=chosen, backend=backend)
             seconds = (time.perf_counter() - start) / len(chosen)

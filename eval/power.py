@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.difference is None:
         p.error("give --difference (to get the questions needed) or --n (to get the smallest detectable difference)")
-    n = questions_needed(args.difference, args.discordance, args.alpha, args.power)
-    if n is None:
+    needed = questions_needed(args.difference, args.discordance, args.alpha, args.power)
+    if needed is None:
         print(f"a difference of {args.difference:g} cannot occur at discordance {args.discordance:g} (it is at most "
               "the discordance)")  # fmt: skip
         return 2
-    reached = mcnemar_power(n, args.discordance, args.difference, args.alpha)
-    print(f"{n} paired questions detect a difference of {100 * args.difference:g} points at discordance "
+    reached = mcnemar_power(needed, args.discordance, args.difference, args.alpha)
+    print(f"{needed} paired questions detect a difference of {100 * args.difference:g} points at discordance "
           f"{args.discordance:g} with {100 * reached:.1f}% power (two-sided α = {args.alpha:g}, exact "
           "McNemar)")  # fmt: skip
     return 0
