@@ -99,7 +99,8 @@ def _default(field) -> Any:
 def flags_section(parser: argparse.ArgumentParser, model: type[BaseModel] | None = None, level: str = "##") -> str:
     """Every argument group of a parser as a table: flag, value, default (the model's, where the flags come from
     one: those flags default to None so that an unset flag keeps the model's default), meaning."""
-    out, tables = [], {}
+    out: list[str] = []
+    tables: dict[str | None, list[list[str]]] = {}  # by group title
     for group in parser._action_groups:  # argparse keeps its groups only there
         title = "arguments" if group.title in ("options", "positional arguments") else group.title
         rows = tables.setdefault(title, [])
@@ -114,6 +115,7 @@ def flags_section(parser: argparse.ArgumentParser, model: type[BaseModel] | None
                 continue
             fields = model.model_fields if model else {}
             default = _default(fields[action.dest]) if action.dest in fields else action.default
+            value: str | tuple[str, ...]  # a metavar may be a tuple: a name for each value
             if action.nargs == 0:  # a switch
                 value, default = "", "off" if not default else "on"
             else:
