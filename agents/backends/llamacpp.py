@@ -16,6 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logsumexp
 
 from agents.backends.base import (
     BackendError,
@@ -229,8 +230,8 @@ class LlamaCppBackend(Registered):
         logits = np.ctypeslib.as_array(
             llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self.llm.n_vocab(),)
         )
-        logprobs = logits - _logsumexp(logits)
-        scores = {c: float(_logsumexp(logprobs[self._ids(c)])) for c in candidates}
+        logprobs = logits - logsumexp(logits)
+        scores = {c: float(logsumexp(logprobs[self._ids(c)])) for c in candidates}
         return Completion(
             text=max(scores, key=scores.__getitem__),
             prompt_tokens=len(tokens),
@@ -275,11 +276,6 @@ def tokens_by_char(llm) -> dict[str, list[int]]:
         if len(text) == 1:
             found[text].append(token)
     return dict(found)
-
-
-def _logsumexp(x: np.ndarray) -> float:
-    m = float(np.max(x))
-    return m + float(np.log(np.sum(np.exp(x - m))))
 
 
 BACKEND = LlamaCppBackend

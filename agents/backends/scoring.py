@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scipy.special import logsumexp
+
 from agents.answer import letter_from_json, letter_from_text
 from agents.backends.base import Completion, letter_of_token, reasoned
 from agents.backends.server import Reply
@@ -29,17 +31,12 @@ def letters_grammar(candidates: Sequence[str]) -> str:
     return "root ::= " + " | ".join(json.dumps(c) for c in candidates)
 
 
-def _logsumexp(values: list[float]) -> float:
-    m = max(values)
-    return m + math.log(sum(math.exp(v - m) for v in values))
-
-
 def scores_from_top(top: Sequence[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
     """Log-probability of each candidate from one position's top log-probabilities ("C", " C", "▁C" all count)."""
     scores = {}
     for c in candidates:
         found = [lp for token, lp in top if letter_of_token(token) == c and lp is not None]
-        scores[c] = _logsumexp(found) if found else -math.inf
+        scores[c] = float(logsumexp(found)) if found else -math.inf
     return scores
 
 

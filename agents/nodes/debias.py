@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from scipy.special import logsumexp
+
 from agents.backends.base import Backend, BackendError
 from agents.messages import choose_by_scores, question_messages, trace_step
 from agents.nodes.retrieve import Retrieval, retrieve_node
@@ -28,8 +30,7 @@ def log_probs(scores: Mapping[str, float], letters: Sequence[str]) -> list[float
     """The letters' log-probabilities renormalised over the options (position order)."""
     raw = [max(scores.get(letter, FLOOR), FLOOR) if math.isfinite(scores.get(letter, FLOOR)) else FLOOR
            for letter in letters]  # fmt: skip
-    top = max(raw)
-    total = top + math.log(sum(math.exp(x - top) for x in raw))
+    total = float(logsumexp(raw))
     return [x - total for x in raw]
 
 
@@ -43,7 +44,7 @@ def position_prior(rotated: Sequence[Sequence[float]]) -> list[float]:
 def average_prior(priors: Sequence[Sequence[float]]) -> list[float]:
     """The calibration questions' priors averaged as probabilities, as a log prior."""
     n = len(priors[0])
-    return [math.log(sum(math.exp(p[i]) for p in priors) / len(priors)) for i in range(n)]
+    return [float(logsumexp([p[i] for p in priors])) - math.log(len(priors)) for i in range(n)]
 
 
 @dataclass
