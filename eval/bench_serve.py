@@ -101,10 +101,12 @@ def bench_graph(connect, graph: str, questions, levels: list[int], rounds: int, 
             log.info("bench.level", graph=graph, round=r + 1, concurrency=c, q_min=runs[c][-1]["questions_per_minute"])
     results = [_median(runs[c]) for c in levels]
     first = results[0]
-    for r in results:
-        r["speedup"] = round(r["questions_per_minute"] / first["questions_per_minute"], 2)
+    for level in results:
+        level["speedup"] = round(level["questions_per_minute"] / first["questions_per_minute"], 2)
         # Greedy answers that differ from concurrency 1's: what batching changed (0 on an engine that serialises).
-        r["answers_changed"] = sum(r["answers"][q] != a for q, a in first["answers"].items() if q in r["answers"])
+        level["answers_changed"] = sum(
+            level["answers"][q] != a for q, a in first["answers"].items() if q in level["answers"]
+        )
     return {
         "graph": graph,
         "same_answers_at_every_concurrency": all(
