@@ -15,7 +15,7 @@ from eval.core import log as logsetup
 from eval.core.flags import HelpFormatter
 from eval.core.schema import Prediction, RunConfig
 from eval.core.shuffle import original_letter
-from eval.core.store import RunDirError
+from eval.core.store import RunDirError, read_manifest
 from eval.data import DataError
 from eval.render.fmt import p_value, pct, table
 from eval.results.analysis import Pairing, accuracy, compare_family, share
@@ -29,17 +29,17 @@ class PositionBiasError(Exception):
     pass
 
 
-def _read(run: Path) -> GradedRun:
-    """The run graded by its own key, its questions reloaded as it read them."""
-    graded = read_graded(run)
+def _read(run: Path) -> tuple[GradedRun, RunConfig]:
+    """The run graded by its own key, its questions reloaded as it read them; and its manifest."""
+    config = read_manifest(run)
+    graded = read_graded(run, config=config)
     if graded.changed:
-        raise PositionBiasError(f"{run}: the questions in {graded.config.data} changed since this run; re-run it")
-    return graded
+        raise PositionBiasError(f"{run}: the questions in {config.data} changed since this run; re-run it")
+    return graded, config
 
 
 def compare(original: Path, shuffled: Path) -> str:
-    base_run, moved_run = _read(original), _read(shuffled)
-    base_config, config = base_run.config, moved_run.config
+    (base_run, base_config), (moved_run, config) = _read(original), _read(shuffled)
     if config.shuffle_seed is None or base_config.shuffle_seed is not None:
         raise PositionBiasError("the second run must be the one with --shuffle-options, the first without")
     if changed := sorted(
