@@ -184,6 +184,19 @@ def test_vary_crosses_strategy_options_for_the_strategies_that_have_them(tmp_pat
             cells(load_grid(write_grid(tmp_path, text)))
 
 
+def test_a_grid_key_no_graph_uses_and_a_model_not_installed_are_refused_before_any_cell(tmp_path):
+    for text, message in [
+        ('graphs = ["single", "reflect"]\nvary = {shuffles = [1, 5]}', r"vary.shuffles: no graph .* medprompt"),
+        ('graphs = ["single", "cot"]\ncritics = ["smollm2-135m"]', r"critics: no graph of this grid has a critic"),
+    ]:
+        with pytest.raises(GridError, match=message):
+            cells(load_grid(write_grid(tmp_path, text)))
+    grid = write_grid(tmp_path, f'models = ["{tmp_path / "gone.gguf"}"]\ngraphs = ["single", "cot"]\n')
+    result = run_main("eval.ablate", grid, "--out", tmp_path / "ab")
+    assert result.returncode == 2 and "gone.gguf" in result.stderr and "install it or remove it" in result.stderr
+    assert [p.name for p in (tmp_path / "ab").iterdir()] == ["grid.toml"]  # refused before the first cell
+
+
 def test_a_circular_cell_scores_right_under_every_rotation(tmp_path):
     """single[circular]: right under every rotation on questions 0-5, right in the original order only on 6-9
     (position A after that), wrong on the rest; compared, paired, with single's standard accuracy (right on 0-9)."""

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from eval.api import ERRORS, RunSpec, evaluate
 from eval.core.schema import RunConfig
 from eval.core.store import finished, graph_predictions
+from eval.models import ModelError, resolve_model
 from eval.plans.plan import MARKER, PlanError
 from eval.plans.specs import board_specs, grid_specs, recorded
 from eval.render.ablation_table import write_outputs as write_table
@@ -117,6 +118,12 @@ def run_ablation(grid: Grid, out: Path, *, recheck: bool = False, progress: Call
     and the others still run; a grid that cannot run is refused (GridError) before any cell."""
     plan = grid_specs(grid, out)
     baseline_cell(grid, cells(grid))
+    for model in dict.fromkeys([*grid.models, *grid.critics]):  # every cell of a model that is not there would fail
+        if "://" not in model:
+            try:
+                resolve_model(model)
+            except ModelError as e:
+                raise GridError(f"{e}: install it or remove it from the grid") from None
     out.mkdir(parents=True, exist_ok=True)
     run_each(
         [(f"{m} · {c.label}", spec, _records(c, c.settings(grid), spec.out)) for m, c, spec in plan], progress, recheck

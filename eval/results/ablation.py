@@ -53,7 +53,7 @@ from eval.results.analysis import (
     letter_p_text,
 )
 from eval.results.graded import GradedRun, grade
-from graphs import GraphSpec, UnknownGraph, option_fields
+from graphs import STRATEGIES, GraphSpec, UnknownGraph, option_fields
 
 SAMPLING_GRAPHS = {"sc"}  # graphs whose cells are also crossed with `samples`
 MATCHED_CONTROL = "sc"  # the compute-matched control: this graph with k matched to a chain's calls or tokens
@@ -230,6 +230,21 @@ def cells(grid: Grid) -> list[Cell]:
                                 cell = Cell(graph, variant, k, circular, critic, options, critic_names.get(critic, ""))
                                 if cell not in found:
                                     found.append(cell)
+    strategies = [GraphSpec.parse(name).strategy for name in grid.graphs]
+    # A key no graph of the grid uses would cross nothing, silently: refused, naming the graphs that have it.
+    for option in grid.vary:
+        if not any(option in s.options.model_fields for s in strategies):
+            has = [name for name, s in STRATEGIES.items() if option in s.options.model_fields]
+            raise GridError(
+                f"vary.{option}: no graph of this grid has it ({', '.join(grid.graphs)}); it is an option of "
+                f"{', '.join(has)}: add one of them to `graphs`"
+            )
+    if grid.critics and not any("critic" in s.roles for s in strategies):
+        with_critic = [name for name, s in STRATEGIES.items() if "critic" in s.roles]
+        raise GridError(
+            f"critics: no graph of this grid has a critic ({', '.join(grid.graphs)}); graphs with one: "
+            f"{', '.join(with_critic)}"
+        )
     return found
 
 
