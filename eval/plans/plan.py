@@ -133,7 +133,8 @@ def load_plan(path: Path, kind: type[P], error: type[Exception] = PlanError) -> 
             f"choose from: {', '.join(sorted(set(fields) - kind.crossed))}"
         )
     # Checked here, not when the first run parses its flags: one line naming the file, before anything runs.
-    options = create_model("Options", **{name: (fields[name].annotation, fields[name]) for name in plan.options})
+    declared: dict[str, Any] = {name: (fields[name].annotation, fields[name]) for name in plan.options}
+    options = create_model("Options", **declared)
     try:
         options.model_validate(plan.options, strict=True)
     except ValidationError as e:

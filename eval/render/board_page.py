@@ -47,7 +47,7 @@ def heatmap(lb: Leaderboard) -> str | None:
 
 def size_scatter(lb: Leaderboard) -> str | None:
     """Accuracy (Wilson 95% interval) against total and against active parameters, log scale; MoE and dense marked."""
-    rows = [r for r in lb.rows if r.overall and r.facts and r.facts.total_params]
+    rows = [(r, a, f) for r in lb.rows if (a := r.overall) and (f := r.facts) and f.total_params]
     if not rows:
         return None
     plt = pyplot()
@@ -56,17 +56,16 @@ def size_scatter(lb: Leaderboard) -> str | None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     colours = {s: f"C{i}" for i, s in enumerate(lb.board.strategies)}
     for ax, by in zip(axes, ("total", "active"), strict=True):
-        for r in rows:
-            if not (x := getattr(r.facts, f"{by}_params")):  # a MoE whose active parameters nobody declared
+        for r, a, facts in rows:
+            if not (x := getattr(facts, f"{by}_params")):  # a MoE whose active parameters nobody declared
                 continue
-            a = r.overall
             ax.errorbar(
                 x,
                 100 * a.accuracy,
                 yerr=[[100 * (a.accuracy - a.ci_low)], [100 * (a.ci_high - a.accuracy)]],
-                fmt="s" if r.facts.is_moe else "o",
+                fmt="s" if facts.is_moe else "o",
                 color=colours[r.strategy],
-                mfc="white" if r.facts.is_moe else colours[r.strategy],
+                mfc="white" if facts.is_moe else colours[r.strategy],
                 capsize=3,
             )
             ax.annotate(r.model, (x, 100 * a.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=7)
@@ -98,6 +97,7 @@ def pair_matrix(lb: Leaderboard) -> str | None:
         grid = np.full((len(models), len(models)), np.nan)
         for p in (p for p in lb.pairs if p.strategy == strategy):
             c = p.comparison
+            assert c.holm_p is not None  # the analysis adjusts every pair
             i, j = models.index(c.graph), models.index(c.baseline)
             for a, b, sign in ((i, j, 1), (j, i, -1)):
                 grid[a, b] = sign * 100 * c.difference

@@ -217,8 +217,9 @@ def cells(grid: Grid) -> list[Cell]:
         critics = ["", *grid.critics] if "critic" in spec.strategy.roles else [""]
         critic_names = dict(zip(grid.critics, run_names([(model_name(c), c) for c in grid.critics]), strict=True))
         varied = _varied(grid, spec.strategy)
+        flags = [c for c in grid.circular if isinstance(c, bool)]  # none where it names graphs
         circulars = (
-            grid.circular if all(isinstance(c, bool) for c in grid.circular) else [False, True]
+            flags if flags else [False, True]
             if {name, base} & set(grid.circular) else [False]
         )  # fmt: skip
         for graph in names:
@@ -358,7 +359,7 @@ def matched_control(run: CellRun, runs: list[CellRun], basis: str = "calls") -> 
         k = max(1, round(sum(_per_asked(p, "model_calls") for p in preds) / len(preds)))
     else:
         # sc's generated tokens per sample, pooled over its cells: a sample's length does not depend on k.
-        samples = [(p, r.cell.samples) for r in siblings for p in scored(r.predictions)]
+        samples = [(p, n) for r in siblings if (n := r.cell.samples) for p in scored(r.predictions)]  # sc's have k
         if not samples:
             return None, ""
         per_sample = sum(_per_asked(p, "completion_tokens") for p, _ in samples) / sum(k for _, k in samples)
@@ -434,11 +435,11 @@ def analyse(grid: Grid, out: Path) -> Ablation:
     dirs = grid.model_dirs()
     runs = [load_cell(m, c, out / dirs[m] / c.slug) for m in grid.models for c in all_cells]
     notes = [f"{r.model} · {r.label} failed: {r.error}" for r in runs if r.status == "failed"]
-    done = [r for r in runs if r.config]
-    ids = done[0].config.original_ids if done else []
-    if differing := [r.label for r in done if r.config.original_ids != ids]:
+    done = [(r, config) for r in runs if (config := r.config)]
+    ids = done[0][1].original_ids if done else []
+    if differing := [r.label for r, config in done if config.original_ids != ids]:
         notes.append(
-            f"cells {', '.join(differing)} ran on other questions than {done[0].label}; "
+            f"cells {', '.join(differing)} ran on other questions than {done[0][0].label}; "
             "comparisons use the questions both answered"
         )
     every = grid.questions() if done else {}
@@ -448,9 +449,10 @@ def analyse(grid: Grid, out: Path) -> Ablation:
             f"{len(ids) - len(questions)} question ids of the runs are not in the dataset; "
             "they are left out of the breakdowns"
         )
-    for run in done:  # a corrected answer file re-grades every cell; a circular one counts right under every rotation
-        run.graded = grade(run.predictions.values(), questions, run.config.graphs, circular=run.config.circular)
-        run.predictions = run.graded.counted(run.config.graphs[0])
+    # A corrected answer file re-grades every cell; a circular one counts right under every rotation.
+    for run, config in done:
+        run.graded = grade(run.predictions.values(), questions, config.graphs, circular=config.circular)
+        run.predictions = run.graded.counted(config.graphs[0])
 
     rows = [_row(run, questions) for run in runs]
     rs, seed = grid.bootstrap_resamples, grid.bootstrap_seed

@@ -108,7 +108,9 @@ class Facts(BaseModel):
         """What a prediction cost in US dollars at the declared prices: every prompt token sent at the input price
         (what an API bills; a provider's discount on prompt tokens it had cached is not applied, nor is the local
         prompt cache's saving), every generated token, thinking included, at the output price."""
-        return (p.prompt_tokens * self.usd_per_million_input + p.completion_tokens * self.usd_per_million_output) / 1e6
+        usd_in, usd_out = self.usd_per_million_input, self.usd_per_million_output
+        assert usd_in is not None and usd_out is not None  # called where `priced`: both are declared or neither
+        return (p.prompt_tokens * usd_in + p.completion_tokens * usd_out) / 1e6
 
     @property
     def is_moe(self) -> bool:
@@ -239,6 +241,12 @@ class EntryRun:
     def model(self) -> str:
         return self.entry.label
 
+    @property
+    def manifest(self) -> RunConfig:
+        """The manifest of a run that started (done or partial): those have one."""
+        assert self.config is not None, f"{self.out}: a run with status {self.status} has no manifest"
+        return self.config
+
 
 def load_run(entry: Entry, strategy: str, out: Path) -> EntryRun:
     """done: every question has a result; partial: unfinished (or with errors) and left out of the statistics;
@@ -323,6 +331,7 @@ class Pair(BaseModel):
     @property
     def verdict(self) -> str:
         c = self.comparison
+        assert c.holm_p is not None  # the analysis adjusts every pair
         if c.holm_p < ALPHA:
             return f"{c.graph} beats {c.baseline}" if c.difference > 0 else f"{c.baseline} beats {c.graph}"
         mdd = "–" if self.min_detectable is None else f"±{100 * self.min_detectable:.1f} points"
@@ -358,7 +367,7 @@ class Gain(BaseModel):
     comparison: Comparison
     min_detectable: float | None = None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorator over @property (pydantic's docs)
     @property
     def strength(self) -> float:
         """The mean of the two accuracies: what the trend is read against."""
@@ -410,29 +419,29 @@ def analyse(board: Board, out: Path) -> Leaderboard:
     notes += [f"{r.model} · {r.strategy} has not run yet" for r in runs if r.status == "missing"]
     notes += [
         f"{r.model} · {r.strategy} is unfinished ({sum(p.parse_status != 'error' for p in r.predictions.values())} of "
-        f"{len(r.config.question_ids)} questions have a result) and left out of the statistics; run the leaderboard "
+        f"{len(r.manifest.question_ids)} questions have a result) and left out of the statistics; run the leaderboard "
         "again to resume it"
         for r in runs
         if r.status == "partial"
     ]
     seen: dict[str, dict[str, Question]] = {}
     for run in done:  # each run graded against the key as it read the questions; a corrected key re-grades it
-        mine = _questions(run.config, seen)
+        mine = _questions(run.manifest, seen)
         # Under --circular, one prediction per question: right when right under every rotation.
         graded = grade(
             run.predictions.values(),
-            {q: mine[q] for q in run.config.original_ids},
-            run.config.graphs,
-            circular=run.config.circular,
+            {q: mine[q] for q in run.manifest.original_ids},
+            run.manifest.graphs,
+            circular=run.manifest.circular,
         )
-        run.predictions = graded.counted(run.config.graphs[0])
-    order = done[0].config.original_ids if done else []
+        run.predictions = graded.counted(run.manifest.graphs[0])
+    order = done[0].manifest.original_ids if done else []
     if board.circular:
         notes.append(
             "every run asked each question under every rotation of its options: every statistic below is circular "
             "accuracy (right under all of them), and costs sum the rotations"
         )
-    ids = [q for q in order if all(q in r.predictions and q in _questions(r.config, seen) for r in done)]
+    ids = [q for q in order if all(q in r.predictions and q in _questions(r.manifest, seen) for r in done)]
     if done and len(ids) < len(order):
         notes.append(
             f"{len(order) - len(ids)} of {len(order)} questions are not in every finished run (the runs were made on "
@@ -446,7 +455,7 @@ def analyse(board: Board, out: Path) -> Leaderboard:
             "(a permanent error: a prompt that cannot fit its context window)"
         )
         ids = answered
-    questions = {q: _questions(done[0].config, seen)[q] for q in ids}
+    questions = {q: _questions(done[0].manifest, seen)[q] for q in ids}
     if multi := [q for q in ids if questions[q].multi]:  # as in every run's headline: single-answer accuracy
         ids = [q for q in ids if not questions[q].multi]
         questions = {q: questions[q] for q in ids}
@@ -495,7 +504,7 @@ def analyse(board: Board, out: Path) -> Leaderboard:
         notes.append(f"no parameter counts for {', '.join(missing)}: declare `facts` for an endpoint's model")
 
     gains, trends = _gains(board, by_strategy, ids, rs, seed)
-    calib = [c for r in done if (c := _calibration(r, ids, _questions(r.config, seen)))]
+    calib = [cal for r in done if (cal := _calibration(r, ids, _questions(r.manifest, seen)))]
     return Leaderboard(
         board=board,
         question_ids=ids,
