@@ -120,8 +120,7 @@ def ablate(args: argparse.Namespace, out: Path) -> int:
               file=sys.stderr)  # fmt: skip
         return 130
     except (PlanError, DataError) as e:  # a cell the evaluator refuses, a manifest without its settings, the data
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     print(render_markdown(ablation))
     print(
         f"table: {out / 'ablation.md'} (ablation.csv, ablation.json)\nhtml: python -m eval.html_report {out}",

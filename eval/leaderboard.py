@@ -90,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # OUT read-only or its disk full
         return fail(e, f"whatever has finished is kept in {out}")
     except (PlanError, DataError) as e:  # the spec, or a run's flags the evaluator refuses
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     print(render_markdown(leaderboard))
     print(f"tables: {out}/leaderboard.md (.json, .csv)\nhtml: python -m eval.html_report {out}", file=sys.stderr)
     return 1 if any(r.status != "done" for r in leaderboard.rows) else 0
