@@ -12,8 +12,22 @@ pytest.importorskip("matplotlib", reason="the HTML report draws with matplotlib:
 
 from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.store import RunStore
-from eval.render import run_page
+from eval.render import board_page, run_page
+from eval.render.fmt import params_text
 from eval.results.pages import load_run_page
+
+
+def figures(monkeypatch, module) -> list:
+    """The matplotlib figures `module` draws from now on, kept open instead of encoded."""
+    drawn = []
+
+    def keep(fig) -> str:
+        drawn.append(fig)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(module, "png", keep)
+    return drawn
+
 
 # -- a run -----------------------------------------------------------------------------------------
 
@@ -67,3 +81,96 @@ def test_a_run_page_says_parameter_counts_as_the_tables_do(tmp_path, info, said)
     document = run_page.render(load_run_page(token_run(tmp_path, info)))
     assert f"Model <code>m.gguf ({said})</code>" in document
     assert not re.search(r"\d\.\d\dB parameters", document.replace(said, ""))
+
+
+# -- the leaderboard -------------------------------------------------------------------------------
+
+
+def leaderboard(root, params: dict[str, float]):
+    """A leaderboard of endpoint models that declare their parameters, each right on a different share of the
+    questions."""
+    from eval.data import BUNDLED, load_questions, select
+    from eval.results.board import analyse, load_board
+
+    spec = root / "board.toml"
+    spec.write_text(
+        "limit = 6\n"
+        + "".join(
+            f'[[models]]\nname = "{name}"\nbase_url = "http://api.example/v1"\nmodel_name = "{name}"\n'
+            f"[models.facts]\ntotal_params = {n:g}\n\n"
+            for name, n in params.items()
+        ),
+        encoding="utf-8",
+    )
+    board = load_board(spec)
+    questions = select(load_questions(BUNDLED), limit=6)
+    out = root / "out"
+    for k, entry in enumerate(board.models, start=1):
+        config = RunConfig(
+            graphs=["single"], model=f"openai:{entry.name}", model_sha256="", data=str(BUNDLED), data_sha256="",
+            question_ids=[q.id for q in questions],
+        )  # fmt: skip
+        store = RunStore(board.run_dir(out, entry, "single"), config)
+        for i, q in enumerate(questions):
+            answer = q.answer if i < k else next(x for x in q.letters if x != q.answer)
+            store.append(
+                Prediction(
+                    question_id=q.id, graph="single", answer=answer, gold=q.answer, correct=i < k,
+                    parse_status="ok", answer_method="regex", prompt_tokens=100 + k, prompt_tokens_evaluated=90,
+                    completion_tokens=7 * k, reasoning_tokens=k, model_calls=1,
+                )
+            )  # fmt: skip
+        store.close()
+    return analyse(board, out)
+
+
+def tick_labels(ax) -> dict[float, str]:
+    """The labelled major ticks of an axis's x axis that fall on it."""
+    ax.figure.canvas.draw()
+    low, high = ax.get_xlim()
+    return {
+        t.get_position()[0]: t.get_text()
+        for t in ax.xaxis.get_majorticklabels()
+        if t.get_text() and t.get_visible() and low <= t.get_position()[0] <= high
+    }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"a": 1.2e9, "b": 1.5e9},  # under a decade: no power of ten on the axis
+        {"a": 7e9},  # one model
+        {"tiny": 1.4e6, "small": 135e6, "mid": 1.5e9},
+        {"tiny": 1.4e6, "big": 671e9},  # six decades
+    ],
+)
+def test_the_leaderboards_parameter_axes_are_labelled_as_the_tables_write_counts(tmp_path, monkeypatch, params):
+    lb = leaderboard(tmp_path, params)
+    drawn = figures(monkeypatch, board_page)
+    assert board_page.size_scatter(lb)
+    (fig,) = drawn
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log"
+        labels = tick_labels(ax)
+        assert len(labels) >= 2, labels
+        assert all(text == params_text(x) for x, text in labels.items()), labels
+        low, high = ax.get_xlim()
+        assert low < min(params.values()) and max(params.values()) < high  # every model on the axis
+
+
+def test_a_run_page_and_the_leaderboard_plot_accuracy_in_percent_on_the_same_axis(tmp_path, monkeypatch):
+    page = load_run_page(token_run(tmp_path))
+    run_figures, board_figures = figures(monkeypatch, run_page), figures(monkeypatch, board_page)
+    run_page.cost_scatter(page)
+    lb = leaderboard(tmp_path, {"a": 1.2e9, "b": 1.5e9})
+    board_page.size_scatter(lb)
+    run_axes, board_axes = run_figures[0].axes[0], board_figures[0].axes[0]
+    assert run_axes.get_ylabel() == board_axes.get_ylabel() and "%" in run_axes.get_ylabel()
+    assert run_axes.get_ylim() == board_axes.get_ylim() and run_axes.get_ylim()[1] >= 100
+
+    def plotted(ax) -> list[float]:
+        return sorted(float(y) for c in ax.containers for y in c.lines[0].get_ydata())
+
+    wanted = sorted(100 * c.summary.overall.accuracy for c in page.columns)  # cot 2/3 right, single 2/3
+    assert plotted(run_axes) == pytest.approx(wanted) and max(wanted) > 1
+    assert plotted(board_axes) == pytest.approx(sorted(100 * r.overall.accuracy for r in lb.rows if r.overall))

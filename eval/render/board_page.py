@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from eval.core.schema import BUDGET_WARNING
 from eval.render.board_table import rank_text
-from eval.render.figures import TEMPLATES, png, pyplot
+from eval.render.figures import ACCURACY_AXIS, ACCURACY_LIMITS, TEMPLATES, params_axis, png, pyplot
 from eval.render.fmt import accuracy_text, params_text, pts, usd_text
 from eval.results.analysis import budget_text
 from eval.results.board import Leaderboard, Row, ranked
@@ -51,14 +51,14 @@ def size_scatter(lb: Leaderboard) -> str | None:
     if not rows:
         return None
     plt = pyplot()
-    from matplotlib.ticker import FuncFormatter
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     colours = {s: f"C{i}" for i, s in enumerate(lb.board.strategies)}
     for ax, by in zip(axes, ("total", "active"), strict=True):
+        xs = []
         for r, a, facts in rows:
             if not (x := getattr(facts, f"{by}_params")):  # a MoE whose active parameters nobody declared
                 continue
+            xs.append(x)
             ax.errorbar(
                 x,
                 100 * a.accuracy,
@@ -69,12 +69,11 @@ def size_scatter(lb: Leaderboard) -> str | None:
                 capsize=3,
             )
             ax.annotate(r.model, (x, 100 * a.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=7)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: params_text(v)))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        if xs:
+            params_axis(ax, xs)
         ax.set_xlabel(f"{by} parameters{' per token' if by == 'active' else ''} (log scale)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy, % (Wilson 95% CI)")
+    axes[0].set(ylabel=ACCURACY_AXIS, ylim=ACCURACY_LIMITS)
     handles = [plt.Line2D([], [], color="grey", marker=m, ls="", mfc=f, label=t)
                for m, f, t in (("o", "grey", "dense"), ("s", "white", "mixture of experts"))]  # fmt: skip
     handles += [plt.Line2D([], [], color=c, ls="-", label=s) for s, c in colours.items()] if len(colours) > 1 else []

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from eval.core.schema import LETTERS, Message, Prediction, Question, TraceStep
-from eval.render.figures import TEMPLATES, png, pyplot
+from eval.render.figures import ACCURACY_AXIS, ACCURACY_LIMITS, TEMPLATES, png, pyplot
 from eval.results.analysis import draft_flips, flip_rows
 from eval.results.pages import Column, Page
 from eval.results.report import LEVELS
@@ -79,7 +79,7 @@ def cost_scatter(page: Page) -> str:
         axes,
         [
             (
-                "tokens per question (prompt evaluated + generated)",
+                "evaluated + completion tok/q (tokens per question)",
                 lambda s: s.prompt_tokens_evaluated_per_q + s.completion_tokens_per_q,
             ),
             ("seconds per question", lambda s: s.seconds_per_q),
@@ -93,8 +93,8 @@ def cost_scatter(page: Page) -> str:
         xs = [cost(c.summary) for c in drawn]
         for rank, column in enumerate(drawn):
             s = column.summary
-            x, y = cost(s), s.overall.accuracy
-            err = [[y - s.overall.ci_low], [s.overall.ci_high - y]]
+            x, y = cost(s), 100 * s.overall.accuracy
+            err = [[y - 100 * s.overall.ci_low], [100 * s.overall.ci_high - y]]
             colour = colours(groups.index(colour_of(column)) % 10)
             marker = markers.get(_base(column.graph), "o")
             ax.errorbar(
@@ -114,8 +114,7 @@ def cost_scatter(page: Page) -> str:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("accuracy (95% CI)")
-    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].set(ylabel=ACCURACY_AXIS, ylim=ACCURACY_LIMITS)
     if by_model:
         for i, g in enumerate(groups):
             axes[1].plot([], [], "o", color=colours(i % 10), label=g)
