@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from test_html_report import cells
 
 pytest.importorskip("matplotlib", reason="the HTML report draws with matplotlib: pip install matplotlib")
 
@@ -14,7 +15,19 @@ from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.store import RunStore
 from eval.render import board_page, run_page
 from eval.render.fmt import params_text
-from eval.results.pages import load_run_page
+from eval.results.pages import load_ablation_page, load_run_page
+from eval.results.report import render_markdown
+
+
+def markdown_table(text: str, first: str) -> list[list[str]]:
+    """The cells of the Markdown table whose header starts with `first`, its separator line left out."""
+    lines = text[text.index(f"| {first} |") :].split("\n\n")[0].splitlines()
+    return [[c.strip() for c in line.strip().strip("|").split(" | ")] for i, line in enumerate(lines) if i != 1]
+
+
+def by_name(table: list[list[str]]) -> dict[str, dict[str, str]]:
+    """Each row of a table (its header first) by its first cell, as {column name: cell}."""
+    return {row[0]: dict(zip(table[0], row, strict=True)) for row in table[1:]}
 
 
 def figures(monkeypatch, module) -> list:
@@ -65,6 +78,20 @@ def token_run(root, model_info: dict | None = None):
     return out
 
 
+def test_a_run_page_has_report_md_columns_and_numbers(tmp_path):
+    page = load_run_page(token_run(tmp_path))
+    document = run_page.render(page)
+    markdown = by_name(markdown_table(render_markdown(page.summary), "graph"))
+    html = by_name(cells(document, "<table class='headline'>"))
+    names = ["calls/q", "prompt tok/q", "evaluated tok/q", "completion tok/q", "s/q"]
+    assert set(html) == set(markdown) == {"cot", "single"}
+    for graph in markdown:
+        assert [html[graph].get(n) for n in names] == [markdown[graph][n] for n in names], graph
+    assert markdown["cot"]["completion tok/q"] == "58 (21 thinking)"  # the numbers are not all zero
+    assert (markdown["single"]["prompt tok/q"], markdown["single"]["evaluated tok/q"]) == ("120", "80")
+    assert "steps/q" not in document and "tokens/q" not in document
+
+
 @pytest.mark.parametrize(
     ("info", "said"),
     [
@@ -81,6 +108,23 @@ def test_a_run_page_says_parameter_counts_as_the_tables_do(tmp_path, info, said)
     document = run_page.render(load_run_page(token_run(tmp_path, info)))
     assert f"Model <code>m.gguf ({said})</code>" in document
     assert not re.search(r"\d\.\d\dB parameters", document.replace(said, ""))
+
+
+# -- an ablation ---------------------------------------------------------------------------------
+
+
+def test_an_ablation_page_has_the_ablation_tables_cost_columns(tmp_path):
+    from test_ablate import make_ablation
+
+    out = make_ablation(tmp_path)
+    document = run_page.render(load_ablation_page(out))
+    markdown = by_name([row[1:] for row in markdown_table((out / "ablation.md").read_text(), "model")])
+    html = by_name(cells(document, "<table class='headline'>"))
+    names = ["calls/q", "tok/q", "s/q"]
+    assert len(html) == len(markdown) == 4
+    markdown = {cell.strip("*"): row for cell, row in markdown.items()}  # the baseline's in bold
+    for cell, row in html.items():
+        assert [row.get(n) for n in names] == [markdown[cell.removesuffix(" baseline")][n] for n in names], cell
 
 
 # -- the leaderboard -------------------------------------------------------------------------------
@@ -156,6 +200,17 @@ def test_the_leaderboards_parameter_axes_are_labelled_as_the_tables_write_counts
         assert all(text == params_text(x) for x, text in labels.items()), labels
         low, high = ax.get_xlim()
         assert low < min(params.values()) and max(params.values()) < high  # every model on the axis
+
+
+def test_the_leaderboard_pages_cost_columns_are_leaderboard_md_s(tmp_path):
+    from eval.render.board_table import render_markdown as board_markdown
+
+    lb = leaderboard(tmp_path, {"a": 1.2e9, "b": 1.5e9})
+    markdown = by_name([row[1:] for row in markdown_table(board_markdown(lb), "rank [95% CI]")])
+    html = by_name([row[1:] for row in cells(board_page.render(lb, "board"), "id='leaderboard'>")])
+    names = ["tok/q", "thinking tok/q", "s/q"]
+    assert [[html[m].get(n) for n in names] for m in "ab"] == [[markdown[m][n] for n in names] for m in "ab"]
+    assert markdown["b"]["tok/q"] == "104" and markdown["b"]["thinking tok/q"] == "2"
 
 
 def test_a_run_page_and_the_leaderboard_plot_accuracy_in_percent_on_the_same_axis(tmp_path, monkeypatch):

@@ -667,7 +667,7 @@ def test_truncated_answers_budget_hits_thinking_and_cost_per_question(tmp_path):
     assert again["r1"].cost_per_correct == pytest.approx(4 * cost / 3) and again["r1"].budget == r1.budget
     page = cells(render(lb, "board"), "<table class='headline sortable' id='leaderboard'>")
     shown = {row[1]: dict(zip(page[0], row, strict=True)) for row in page[1:]}
-    wanted = ("truncated", "at the token budget", "thinking tokens/q", "$/q", "$/correct")
+    wanted = ("truncated", "at the token budget", "thinking tok/q", "$/q", "$/correct")
     assert [shown["r1"][k] for k in wanted] == ["1", "answer 1/4 ⚠", "2000", "$0.00712", "$0.00949"]
     assert [shown["m2"][k] for k in wanted] == ["0", "–", "0", "–", "–"]
 
