@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
+from agents.backends.amx import without_amx_buffers
 from agents.backends.base import (
     BackendError,
     Completion,
@@ -69,7 +70,7 @@ class LlamaCppBackend(Registered):
         # for prompts, whatever n_threads says: --n-threads bounds both, as llama-server's --threads/--threads-batch.
         threads = n_threads or os.cpu_count() or 1
         try:
-            with quiet_stderr():
+            with quiet_stderr(), without_amx_buffers():
                 self.llm = Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,

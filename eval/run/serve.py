@@ -24,6 +24,7 @@ from typing import Literal
 
 import httpx
 
+from agents.backends.amx import server_args
 from agents.backends.base import BackendError
 
 EngineName = Literal["llama_cpp.server", "llama-server"]
@@ -63,14 +64,15 @@ def server_command(
     if engine == "llama_cpp.server":
         if parallel != 1:
             raise BackendError("llama_cpp.server has no parallel slots; use --engine llama-server for --parallel")
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+        # llama_cpp.server itself, loading its model as the in-process backend does on AMX CPUs (agents.backends.amx).
+        return [sys.executable, "-m", "agents.backends.amx", "--model", str(model), "--host", "127.0.0.1",
                 "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads),
                 "--n_threads_batch", str(n_threads), *extra_args]  # fmt: skip
     # The binary itself, not the package's wrapper script, so that stopping it stops the server. Each slot gets
     # n_ctx / parallel tokens of the context, so the context is multiplied to give every slot n_ctx.
     return [str(llama_server_binary()), "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
             "--ctx-size", str(n_ctx * parallel), "--parallel", str(parallel), "--threads", str(n_threads),
-            "--threads-batch", str(n_threads), "--no-webui", *extra_args]  # fmt: skip
+            "--threads-batch", str(n_threads), "--no-webui", *server_args(), *extra_args]  # fmt: skip
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
