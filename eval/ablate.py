@@ -50,6 +50,7 @@ Python: eval.plans.campaign.run_ablation(grid, out) runs the same and returns th
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -59,7 +60,7 @@ from eval.core.flags import HelpFormatter
 from eval.plans.campaign import run_ablation
 from eval.plans.plan import PlanError
 from eval.plans.specs import command, grid_specs
-from eval.render.ablation_table import render_markdown, write_outputs
+from eval.render.ablation_table import render_terminal, write_outputs
 from eval.results.ablation import GridError, analyse, baseline_cell, cells, load_grid
 
 # -- CLI --------------------------------------------------------------------------------------
@@ -121,9 +122,9 @@ def ablate(args: argparse.Namespace, out: Path) -> int:
         return 130
     except (PlanError, DataError) as e:  # a cell the evaluator refuses, a manifest without its settings, the data
         return fail(e)
-    print(render_markdown(ablation))
+    print(render_terminal(ablation, shutil.get_terminal_size().columns))
     print(
-        f"table: {out / 'ablation.md'} (ablation.csv, ablation.json)\nhtml: python -m eval.html_report {out}",
+        f"every column: {out / 'ablation.md'} (ablation.csv, ablation.json)\nhtml: python -m eval.html_report {out}",
         file=sys.stderr,
     )
     return 1 if any(r.status == "failed" for r in ablation.runs) else 0

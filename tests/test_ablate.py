@@ -16,7 +16,7 @@ from eval.core.stats import holm, paired_bootstrap_diff, paired_counts
 from eval.core.store import RunStore
 from eval.data import BUNDLED, load_questions, select
 from eval.plans.specs import grid_specs, spec_argv
-from eval.render.ablation_table import flat, render_markdown, write_outputs
+from eval.render.ablation_table import flat, render_markdown, render_terminal, write_outputs
 from eval.results.ablation import Cell, GridError, analyse, cells, load_grid
 from eval.results.analysis import answer_key, key_text
 
@@ -436,6 +436,8 @@ def test_table_from_known_outcomes(tmp_path):
     assert cot["matched_tokens_cell"] == "sc[zh,k=1]"
     assert any("sc[zh,k=1], sc[zh,k=2] to the grid" in note for note in ablation.notes)
     assert rows["sc[zh,k=3]"]["matched_calls_cell"] == ""  # sc is the control, not matched against itself
+    # Nor is the baseline: single against sc at one call is sc[zh,k=1]'s own row against single.
+    assert (rows["single"]["matched_calls_cell"], rows["single"]["matched_tokens_cell"]) == ("", "")
 
     markdown = (out / "ablation.md").read_text(encoding="utf-8")
     lines = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
@@ -484,6 +486,25 @@ def test_the_token_matched_control_is_measured_from_the_grids_sc_cells(tmp_path)
     assert reflect["matched_tokens_holm_p"] == 0.5 and reflect["matched_calls_holm_p"] == pytest.approx(0.34375)
     markdown = render_markdown(ablation)
     assert "| sc at equal generated tokens |" in markdown and "sc[zh,k=2]: 60.0%" in markdown
+
+
+def test_terminal_view_fits_the_width_and_says_each_comparison(tmp_path):
+    """The table printed to a terminal: the columns that matter most within its width, then one plain sentence per
+    comparison with the baseline; the files keep every column."""
+    out = make_ablation(tmp_path)
+    ablation = analyse(load_grid(tmp_path / "grid.toml"), out)
+    wide, narrow = render_terminal(ablation, 200), render_terminal(ablation, 60)
+    table = narrow.split("\n\n")[0].splitlines()
+    assert all(len(line) <= 60 for line in table) and table[0].split()[:2] == ["cell", "accuracy"]
+    assert "columns left out to fit" in narrow and "columns left out" not in wide
+    assert "Δ vs sc at equal calls" in wide.splitlines()[0]
+    # cot 5 right -> wrong, 10 wrong -> right on 20 questions; Holm over three comparisons leaves it at p = 0.604.
+    assert (
+        "cot[zh] − single: +25.0 points [" in wide
+        and "McNemar p = 0.302 (Holm-adjusted 0.604): no evidence of a difference; 20 questions (15 answered right "
+        "by only one of the two) detect"
+        in " ".join(wide.split())
+    )
 
 
 def test_a_corrected_answer_key_regrades_every_cell(tmp_path):
@@ -541,14 +562,16 @@ def test_tiny_grid_end_to_end_and_reuse(tmp_path):
         assert all(p["graph"] == manifests[c]["graphs"][0] for p in predictions)  # --baseline none: one graph per cell
     rows = {r["cell"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
     assert list(rows) == ["cot[zh]", "sc[zh,k=1]"]
-    # cot makes one model call per question: its compute-matched control is sc with k=1 (sampled instead of greedy).
-    assert rows["cot[zh]"]["matched_calls_cell"] == "sc[zh,k=1]" and rows["cot[zh]"]["matched_calls_found"]
+    # cot makes one model call per question, as sc with k=1 (sampled instead of greedy); cot is the baseline, so that
+    # comparison is sc's own row, not a compute-matched control of cot's.
+    assert rows["cot[zh]"]["matched_calls_cell"] == "" and not rows["cot[zh]"].get("matched_calls_found")
     assert (
         rows["sc[zh,k=1]"]["calls_per_q"] == 1.0
         and rows["sc[zh,k=1]"]["baseline"] == "cot[zh]"
         and rows["sc[zh,k=1]"]["n"] == 2
     )
-    assert "| smollm2-135m | sc[zh,k=1] |" in result.stdout and (out / "ablation.csv").exists()
+    assert "\nsc[zh,k=1] " in result.stdout and "sc[zh,k=1] − cot[zh]: " in result.stdout
+    assert (out / "ablation.csv").exists()
 
     before = {c: (d / "predictions.jsonl").read_bytes() for c, d in cell_dirs.items()}
     again = ablate(str(grid), "--out", str(out))

@@ -303,7 +303,7 @@ def test_every_statistic_matches_an_independent_computation(board):
 
     # Pairs: 3 per strategy, McNemar by hand, Holm over all 6, bootstrap interval against the exact distribution.
     # Each is one eval.core.schema.Comparison: the better-ranked model (graph) against the other (baseline).
-    pairs = [p["comparison"] | {"strategy": p["strategy"], "min_detectable": p["min_detectable"]} for p in lb["pairs"]]
+    pairs = [p["comparison"] | {"strategy": p["strategy"]} for p in lb["pairs"]]
     assert len(pairs) == 6
     for p in pairs:
         a, b = correct[(p["graph"], p["strategy"])], correct[(p["baseline"], p["strategy"])]

@@ -83,7 +83,7 @@ def test_markdown_has_every_section():
     for heading in ("## Overall", "## By specialty", "## By level", "## reflect vs single (paired, n=4)"):
         assert heading in md
     assert "100.0% [51.0%–100.0%] (4/4)" in md
-    assert "McNemar exact p = 1" in md
+    assert "McNemar p = 1: no evidence of a difference" in md
 
 
 def paired_run(outcomes: list[tuple[bool, bool]]) -> list[Prediction]:
@@ -123,8 +123,9 @@ def test_report_renders_exactly_the_counts():
     assert (
         "## reflect vs single (paired, n=12)\n\n"
         "|  | single right | single wrong |\n|---|---|---|\n| reflect right | 1 | 8 |\n| reflect wrong | 1 | 2 |\n\n"
-        "Difference +58.3 points [paired bootstrap 95% CI +16.7, +91.7]; flips: 1 right→wrong, 8 wrong→right; "
-        "McNemar exact p = 0.0391."
+        "reflect − single: +58.3 points [+16.7, +91.7], McNemar p = 0.0391: reflect answers better than single.\n\n"
+        "The interval is a paired bootstrap 95% interval, the p exact McNemar's on the flips: 1 right→wrong, "
+        "8 wrong→right."
     ) in md
     assert md.endswith(
         "## reflect: draft → final answer\n\n"
@@ -137,6 +138,38 @@ def test_report_renders_exactly_the_counts():
         "| draft named no option | 1 |\n"
         "| total | 12 |\n"
     )
+
+
+@pytest.mark.parametrize("n", [28, 200])
+def test_no_difference_says_what_the_questions_could_have_detected(n):
+    """A comparison without evidence says so in words, with the smallest difference its questions detect with 80%
+    power (McNemar at the observed discordance), or that they detect none."""
+    from eval.core.stats import min_detectable_difference
+
+    flips = n // 14  # each way: 4 of 28 discordant, 28 of 200
+    outcomes = [(True, False)] * flips + [(False, True)] * flips + [(True, True)] * (n - 2 * flips)
+    md = render_markdown(summarize("m", "d", ["reflect", "single"], "single", questions(n), paired_run(outcomes)))
+    mdd = min_detectable_difference(n, 2 * flips / n)
+    reach = "no difference" if mdd is None else f"only differences of ±{100 * mdd:.1f} points or more"
+    assert (n == 28) == (mdd is None)
+    assert "reflect − single: +0.0 points [" in md
+    assert (
+        f"], McNemar p = 1: no evidence of a difference; {n} questions ({2 * flips} answered right by only one of the "
+        f"two) detect {reach} reliably (80% power)."
+    ) in md
+
+
+@pytest.mark.parametrize(
+    ("n", "said"), [(1.4e6, "1.4M"), (135e6, "135M"), (999.6e6, "1B"), (1.54e9, "1.54B"), (671e9, "671B"), (1e12, "1T")]
+)
+def test_parameter_counts_read_as_people_say_them(n, said):
+    """report.md heads a run with its model's size as every table writes it: a 1.4M-parameter model was "0.00B"."""
+    from eval.render.fmt import params_text
+
+    assert params_text(n) == said
+    summary = summarize("m", "d", ["single"], None, QUESTIONS, [pred("q0", "single", "A")])
+    summary.model_info = {"architecture": "llama", "total_params": n, "quantization": "F32"}
+    assert f"Model `m` (llama, {said} parameters, F32)" in render_markdown(summary)
 
 
 def test_engine_section_counts_predictions_made_under_batching():

@@ -303,6 +303,10 @@ class Accuracy(BaseModel):
     ci_high: float
 
 
+ALPHA = 0.05  # every comparison's verdict is at this level, family-wise (Holm)
+POWER = 0.8  # a difference is "detectable" when McNemar's test finds it this often
+
+
 class Comparison(BaseModel):
     """The chain against the baseline on the same questions (paired)."""
 
@@ -319,6 +323,10 @@ class Comparison(BaseModel):
     diff_ci_high: float = 0.0
     mcnemar_p: float
     holm_p: float | None = None  # McNemar p adjusted (Holm) over every comparison against the same baseline
+    # The smallest difference McNemar's test on these n questions, at their observed discordance, detects with 80%
+    # power at the level Holm's first step holds the family to: what a verdict of no difference could have seen.
+    # None when not even the largest difference the discordance allows is detectable.
+    min_detectable: float | None = None
     unparsed: int = 0  # of the n, the chain's answers that named no option (counted wrong above)
     baseline_unparsed: int = 0
     truncated: int = 0  # of the n, the chain's outputs cut before they named an option (counted wrong above)
@@ -328,6 +336,11 @@ class Comparison(BaseModel):
     def discordance(self) -> float:
         """The share of the n questions exactly one of the two got right: what McNemar's power depends on."""
         return (self.right_to_wrong + self.wrong_to_right) / self.n if self.n else 0.0
+
+    @property
+    def significant(self) -> bool:
+        """Whether McNemar's p, Holm-adjusted over the family where it was, is below ALPHA."""
+        return (self.holm_p if self.holm_p is not None else self.mcnemar_p) < ALPHA
 
 
 class Flips(BaseModel):

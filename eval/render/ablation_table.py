@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
-from eval.core.schema import BUDGET_WARNING, Comparison
-from eval.render.fmt import accuracy_text, diff_text, p_value, pct
+from eval.core.schema import BUDGET_WARNING, Comparison, GraphSummary
+from eval.render.fmt import accuracy_text, diff_text, finding, p_value, pct
 from eval.results.ablation import ABLATION, MATCHED_BASES, MATCHED_CONTROL, Ablation, Row
 from eval.results.analysis import key_text
 
@@ -178,6 +180,43 @@ def render_markdown(ablation: Ablation) -> str:
         )
     parts += [f"Note: {note}" for note in ablation.notes]
     return "\n\n".join(parts) + "\n"
+
+
+def render_terminal(ablation: Ablation, width: int = 100) -> str:
+    """The table as a terminal shows it: the columns that matter most, as many as fit `width` (the least important
+    dropped first), then each cell's comparison with the baseline in one sentence. ablation.md and ablation.csv keep
+    every column."""
+    base = ablation.baseline.label
+    several = len({r.model for r in ablation.rows}) > 1
+    named: list[tuple[str, Callable[[Row], str]]] = [("model", lambda r: r.model)] if several else []
+    named.append(("cell", lambda r: r.cell))
+    # After the names, the most important first; a row without results shows its status instead.
+    columns: list[tuple[str, Callable[[Row, GraphSummary], str]]] = [
+        ("accuracy (correct/n)", lambda r, s: f"{pct(s.overall.accuracy)} ({s.overall.correct}/{s.overall.total})"),
+        (f"Δ vs {base} [95% CI]", lambda r, s: diff_text(r.versus) if r.versus else "baseline"),
+        ("Holm p", lambda r, s: _holm(r.versus)),
+        *((f"Δ vs sc at equal {b}", lambda r, s, b=b: diff_text(r.matched[b].comparison)) for b in MATCHED_BASES),
+        ("unparsed+cut", lambda r, s: str(s.unparsed + s.truncated)),
+        ("calls/q", lambda r, s: f"{s.calls_per_q:.1f}"),
+        ("s/q", lambda r, s: f"{s.seconds_per_q:.2f}"),
+    ]
+    rows = [[h for h, _ in named] + [h for h, _ in columns]]
+    for r in ablation.rows:
+        values = [get(r, r.summary) for _, get in columns] if r.summary else [r.status] + [""] * (len(columns) - 1)
+        rows.append([get(r) for _, get in named] + values)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    keep = len(widths)
+    while keep > len(named) + 1 and sum(widths[:keep]) + 2 * (keep - 1) > width:
+        keep -= 1
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:keep], widths, strict=False)).rstrip() for row in rows]
+    lines.append("")
+    for r in ablation.rows:
+        if r.versus:
+            lines.append(textwrap.fill((f"{r.model} · " if several else "") + finding(r.versus), width))
+    lines += [textwrap.fill(f"Note: {note}", width) for note in ablation.notes]
+    if keep < len(widths):
+        lines.append(f"({len(widths) - keep} columns left out to fit; ablation.md and ablation.csv have every column)")
+    return "\n".join(lines)
 
 
 def _json_safe(value):

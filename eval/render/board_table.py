@@ -157,7 +157,7 @@ def render_markdown(lb: Leaderboard) -> str:
                         diff_text(g.comparison),
                         p_value(g.comparison.mcnemar_p),
                         p_value(g.comparison.holm_p),
-                        "–" if g.min_detectable is None else f"±{100 * g.min_detectable:.1f}",
+                        "–" if (d := g.comparison.min_detectable) is None else f"±{100 * d:.1f}",
                     ]
                     for g in lb.gains
                 ],

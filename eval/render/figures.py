@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from eval.render.fmt import p_value, params_text, pct, pts
+from eval.render.fmt import finding, p_value, params_text, pct, pts
 
 # Every figure that plots accuracy (a run's cost scatter, the leaderboard's size scatter) plots it in % on this axis.
 ACCURACY_AXIS = "accuracy, % (Wilson 95% CI)"
@@ -74,4 +74,4 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,  # an included part ends with its line break, the page too
 )
-TEMPLATES.filters.update(pct=pct, pts=pts, p=p_value, fmt=format)
+TEMPLATES.filters.update(pct=pct, pts=pts, p=p_value, fmt=format, finding=finding)

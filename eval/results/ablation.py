@@ -470,7 +470,8 @@ def analyse(grid: Grid, out: Path) -> Ablation:
     for basis in MATCHED_BASES:
         controls = []
         for row, run in zip(rows, runs, strict=True):
-            control, wanted = matched_control(run, runs, basis) if run.config else (None, "")
+            # The baseline has none: its comparison with sc at its cost is that sc cell's own row against it.
+            control, wanted = matched_control(run, runs, basis) if run.config and run.cell != baseline else (None, "")
             row.matched[basis] = Matched(cell=wanted, accuracy=control and accuracy(scored(control.headline)).accuracy)
             if control:
                 controls.append((row, run, control))
@@ -489,7 +490,10 @@ def analyse(grid: Grid, out: Path) -> Ablation:
             f"(the k values to `samples`) to compare each chain with {MATCHED_CONTROL} at equal model calls and at "
             "equal generated tokens"
         )
-    if any(r.summary and not r.matched["tokens"].cell and r.graph != MATCHED_CONTROL for r in rows):
+    if any(
+        r.summary and not r.matched["tokens"].cell and r.graph != MATCHED_CONTROL and r.cell != baseline.label
+        for r in rows
+    ):
         notes.append(
             f"the token-matched control needs {MATCHED_CONTROL}'s generated tokens per sample: add a {MATCHED_CONTROL} "
             "cell to the grid (any k), run it, and run the grid again to see which k matches each chain"

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from eval.core.schema import (
+    ALPHA,
     BUDGET_WARNING,
+    POWER,
     Accuracy,
     AnswerKey,
     BudgetHits,
@@ -29,6 +31,7 @@ from eval.core.stats import (
     holm,
     letter_bias,
     mcnemar_exact,
+    min_detectable_difference,
     paired_bootstrap_diff,
     paired_counts,
     wilson_interval,
@@ -123,11 +126,13 @@ class Pairing:
 
 def compare_family(pairings: Iterable[Pairing], *, resamples: int = 2000, seed: int = 0) -> list[Comparison]:
     """Every pairing compared (`paired`: difference, paired bootstrap interval, exact McNemar), the McNemar p-values
-    Holm-adjusted over the family: what report.md, the ablation table, the leaderboard, the HTML pages and
-    position_bias all show."""
+    Holm-adjusted over the family, and the smallest difference each could have detected at the level Holm's first
+    step holds the family to: what report.md, the ablation table, the leaderboard, the HTML pages and position_bias
+    all show."""
     found = [paired(p.graph, p.baseline, p.chain, p.base, p.ids, resamples=resamples, seed=seed) for p in pairings]
     for c, adjusted in zip(found, holm([c.mcnemar_p for c in found]), strict=True):
         c.holm_p = adjusted
+        c.min_detectable = min_detectable_difference(c.n, c.discordance, ALPHA / len(found), POWER)
     return found
 
 

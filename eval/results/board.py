@@ -40,7 +40,7 @@ from eval.core.schema import (
     Question,
     RunConfig,
 )
-from eval.core.stats import calibration, min_detectable_difference, rank_intervals, spearman
+from eval.core.stats import calibration, rank_intervals, spearman
 from eval.core.store import finished, graph_predictions
 from eval.plans.plan import (
     Plan,
@@ -58,8 +58,6 @@ from eval.results.graded import grade
 from graphs import GraphSpec, UnknownGraph
 
 LEADERBOARD = "leaderboard"
-ALPHA = 0.05
-POWER = 0.8
 
 
 class BoardError(PlanError):
@@ -326,15 +324,13 @@ class Pair(BaseModel):
 
     strategy: str
     comparison: Comparison
-    min_detectable: float | None = None  # at 80% power, at the level Holm's first step holds the family to
 
     @property
     def verdict(self) -> str:
         c = self.comparison
-        assert c.holm_p is not None  # the analysis adjusts every pair
-        if c.holm_p < ALPHA:
+        if c.significant:
             return f"{c.graph} beats {c.baseline}" if c.difference > 0 else f"{c.baseline} beats {c.graph}"
-        mdd = "–" if self.min_detectable is None else f"±{100 * self.min_detectable:.1f} points"
+        mdd = "–" if c.min_detectable is None else f"±{100 * c.min_detectable:.1f} points"
         return f"no significant difference (detectable: {mdd})"
 
 
@@ -365,7 +361,6 @@ class Gain(BaseModel):
 
     model: str
     comparison: Comparison
-    min_detectable: float | None = None
 
     @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorator over @property (pydantic's docs)
     @property
@@ -478,10 +473,7 @@ def analyse(board: Board, out: Path) -> Leaderboard:
     found = compare_family(
         (Pairing(a.model, b.model, a.predictions, b.predictions, ids) for _, a, b in matched), resamples=rs, seed=seed
     )
-    pairs = [
-        Pair(strategy=s, comparison=c, min_detectable=d)
-        for (s, _, _), c, d in zip(matched, found, detectable(found), strict=True)
-    ]
+    pairs = [Pair(strategy=s, comparison=c) for (s, _, _), c in zip(matched, found, strict=True)]
 
     facts = {r.model: r.facts for r in rows if r.facts}
     accuracy_of = {(r.model, r.strategy): r.overall.accuracy for r in rows if r.overall}
@@ -591,13 +583,6 @@ def _groups(strategy: str, models: list[str], facts: dict[str, Facts], accuracy_
     return Groups(strategy=strategy, moe=moe, dense=dense, moe_mean=mean(moe), dense_mean=mean(dense), p=p)
 
 
-def detectable(family: list[Comparison]) -> list[float | None]:
-    """Per comparison, the smallest difference McNemar's test on its questions, at its observed discordance, detects
-    with 80% power at the level Holm's first step holds the family to (alpha / its size): what a verdict of no
-    difference could have seen."""
-    return [min_detectable_difference(c.n, c.discordance, ALPHA / len(family), POWER) for c in family]
-
-
 def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) -> tuple[list[Gain], list[Trend]]:
     from scipy.stats import kendalltau
 
@@ -608,10 +593,7 @@ def _gains(board: Board, by_strategy: dict, ids: list[str], rs: int, seed: int) 
         resamples=rs,
         seed=seed,
     )
-    gains = [
-        Gain(model=r.model, comparison=c, min_detectable=d)
-        for r, c, d in zip(chains, found, detectable(found), strict=True)
-    ]
+    gains = [Gain(model=r.model, comparison=c) for r, c in zip(chains, found, strict=True)]
     trends = []
     for strategy in {g.comparison.graph: None for g in gains}:
         mine = [g for g in gains if g.comparison.graph == strategy]

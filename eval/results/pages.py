@@ -20,7 +20,7 @@ from eval.core.schema import (
     RunSummary,
 )
 from eval.render.figures import ReportError
-from eval.render.fmt import params_text
+from eval.render.fmt import model_text
 from eval.results.analysis import answered_letters, budget_text, key_text, letter_p_text
 from eval.results.graded import grade
 
@@ -176,18 +176,6 @@ def load_run_page(run_dir: Path, data: Path | None = None, fmt: str = "auto") ->
     page = Page(" vs ".join(graphs), "run", meta, questions, columns, comparisons, rows, notes)
     page.summary = summary
     return page
-
-
-def model_text(info: dict) -> str:
-    """'qwen2, 494M parameters, Q4_K_M' or, for a Mixture-of-Experts model, its experts and active parameters: the
-    counts as every table writes them (params_text: 1.4M, not 0.00B)."""
-    text = f"{info['architecture']}, {params_text(info['total_params'])} parameters"
-    if info.get("is_moe"):
-        text += (
-            f", MoE: {info['n_experts']} experts, {info['n_experts_used']} used per token, "
-            f"{params_text(info['active_params'])} active"
-        )
-    return f"{text}, {info['quantization']}"
 
 
 def load_ablation_page(out: Path) -> Page:

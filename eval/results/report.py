@@ -16,7 +16,7 @@ from eval.core.schema import (
     Question,
     RunSummary,
 )
-from eval.render.fmt import accuracy_text, diff_text, p_value, pct, pts, table
+from eval.render.fmt import accuracy_text, diff_text, finding, model_text, p_value, pct, table
 from eval.results.analysis import (
     NEAR_TIE_NATS,
     Pairing,
@@ -179,19 +179,6 @@ def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) 
     return f"## {title}\n\n" + table([title.split()[-1], *(g.graph for g in summary.graphs)], rows)
 
 
-def describe_model(info: dict) -> str:
-    """'qwen2, 0.63B parameters, Q4_K_M' or, for a Mixture-of-Experts model, its experts and active parameters."""
-    if not info:
-        return ""
-    text = f"{info['architecture']}, {info['total_params'] / 1e9:.2f}B parameters"
-    if info.get("is_moe"):
-        text += (
-            f", MoE: {info['n_experts']} experts, {info['n_experts_used']} used per token, "
-            f"{info['active_params'] / 1e9:.2f}B active"
-        )
-    return f"{text}, {info['quantization']}"
-
-
 def _coverage(summary: RunSummary) -> str:
     """Which questions the headline counts, and what the answer key alone would score on them."""
     lines = [f"Scored: {summary.scored} of {summary.questions} questions, the same for every graph."]
@@ -214,7 +201,7 @@ def _coverage(summary: RunSummary) -> str:
 
 
 def render_markdown(summary: RunSummary) -> str:
-    model = f"Model `{summary.model}`" + (f" ({describe_model(summary.model_info)})" if summary.model_info else "")
+    model = f"Model `{summary.model}`" + (f" ({model_text(summary.model_info)})" if summary.model_info else "")
     model += "".join(f" · {role} `{m}`" for role, m in summary.roles.items())
     parts = [
         f"# {' vs '.join(g.graph for g in summary.graphs)}",
@@ -270,9 +257,8 @@ def render_markdown(summary: RunSummary) -> str:
                     [f"{c.graph} wrong", c.right_to_wrong, c.both_wrong],
                 ],
             )
-            + f"\n\nDifference {pts(c.difference)} points [paired bootstrap 95% CI "
-            f"{pts(c.diff_ci_low)}, {pts(c.diff_ci_high)}]; flips: {c.right_to_wrong} right→wrong, "
-            f"{c.wrong_to_right} wrong→right; McNemar exact p = {p_value(c.mcnemar_p)}. "
+            + f"\n\n{finding(c)}\n\nThe interval is a paired bootstrap 95% interval, the p exact McNemar's on the "
+            f"flips: {c.right_to_wrong} right→wrong, {c.wrong_to_right} wrong→right. "
             f"Unparsed (counted wrong): {c.graph} {c.unparsed}, {c.baseline} {c.baseline_unparsed}; "
             f"truncated (counted wrong): {c.graph} {c.truncated}, {c.baseline} {c.baseline_truncated}."
         )
@@ -360,7 +346,7 @@ def _comparisons(what: str, comparisons: list[Comparison]) -> str:
              f"{c.right_to_wrong} / {c.wrong_to_right}"]
             for c in comparisons
         ],
-    )  # fmt: skip
+    ) + "".join(f"\n\n{finding(c)}" for c in comparisons)  # fmt: skip
 
 
 def _multi_markdown(summary: RunSummary) -> str:
