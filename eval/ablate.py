@@ -58,10 +58,11 @@ from eval.core import log as logsetup
 from eval.core.errors import fail
 from eval.core.flags import HelpFormatter
 from eval.plans.campaign import run_ablation
+from eval.plans.grid import GridError, baseline_cell, cells, load_grid
 from eval.plans.plan import PlanError
 from eval.plans.specs import command, grid_specs
 from eval.render.ablation_table import render_terminal, write_outputs
-from eval.results.ablation import GridError, analyse, baseline_cell, cells, load_grid
+from eval.results.ablation import analyse
 
 # -- CLI --------------------------------------------------------------------------------------
 

@@ -157,8 +157,8 @@ def pages() -> dict[Path, str]:
     import os
 
     from eval.api import RunSpec
-    from eval.results.ablation import Grid
-    from eval.results.board import Board, Entry, Facts
+    from eval.plans.board import Board, Entry, Facts
+    from eval.plans.grid import Grid
 
     os.environ["COLUMNS"] = "120"  # argparse wraps usage lines at the terminal's width: one width on every machine
     agentic, ablate, board, data = (program_parser(m) for m in ("eval.agentic", "eval.ablate", "eval.leaderboard",

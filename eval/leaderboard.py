@@ -35,7 +35,7 @@ finished is reused on the next invocation. A model that fails to load is reporte
 file that is not there stops the leaderboard before anything runs). Then
 DIR/leaderboard.md, .json and .csv (eval.results.board says what each statistic is);
 python -m eval.html_report DIR draws the leaderboard page. Python:
-eval.plans.campaign.run_leaderboard(eval.results.board.load_board(path), out).
+eval.plans.campaign.run_leaderboard(eval.plans.board.load_board(path), out).
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ from pathlib import Path
 from eval.core import log as logsetup
 from eval.core.errors import fail
 from eval.core.flags import HelpFormatter
+from eval.plans.board import load_board
 from eval.plans.campaign import run_leaderboard
 from eval.plans.plan import PlanError
 from eval.plans.specs import board_specs, command
 from eval.render.board_table import render_markdown, write_outputs
-from eval.results.board import analyse, load_board
+from eval.results.board import analyse
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,10 @@ from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.stats import holm, paired_bootstrap_diff, paired_counts
 from eval.core.store import RunStore
 from eval.data import BUNDLED, load_questions, select
+from eval.plans.grid import Cell, GridError, cells, load_grid
 from eval.plans.specs import grid_specs, spec_argv
 from eval.render.ablation_table import flat, render_markdown, render_terminal, write_outputs
-from eval.results.ablation import Cell, GridError, analyse, cells, load_grid
+from eval.results.ablation import analyse
 from eval.results.analysis import answer_key, key_text
 
 # -- statistics against reference values -------------------------------------------------------

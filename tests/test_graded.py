@@ -46,7 +46,8 @@ def write_run(out: Path, graphs: dict[str, list[bool]], *, circular: bool = Fals
 def test_report_and_leaderboard_read_one_run_alike(tmp_path, circular):
     """The same two run directories read by the leaderboard and by report.md's summary: the same accuracy, and the
     leaderboard's strategy gain is report.md's paired comparison, to the bit."""
-    from eval.results.board import analyse, load_board
+    from eval.plans.board import load_board
+    from eval.results.board import analyse
 
     spec = tmp_path / "board.toml"
     spec.write_text(
@@ -118,8 +119,9 @@ def test_an_ablation_cell_counts_its_own_questions_beside_a_shorter_comparison(t
     from test_ablate import QUESTIONS as GRID_QUESTIONS
     from test_ablate import write_cell, write_grid
 
+    from eval.plans.grid import load_grid
     from eval.render.ablation_table import flat, render_markdown
-    from eval.results.ablation import analyse, load_grid
+    from eval.results.ablation import analyse
 
     out = tmp_path / "ablation"
     write_cell(out / "m" / "single", "single", [i < 10 for i in range(20)], 1)

@@ -134,7 +134,8 @@ def leaderboard(root, params: dict[str, float]):
     """A leaderboard of endpoint models that declare their parameters, each right on a different share of the
     questions."""
     from eval.data import BUNDLED, load_questions, select
-    from eval.results.board import analyse, load_board
+    from eval.plans.board import load_board
+    from eval.results.board import analyse
 
     spec = root / "board.toml"
     spec.write_text(

@@ -23,8 +23,8 @@ from eval.core.stats import (
     rank_intervals,
     spearman,
 )
+from eval.plans.board import BoardError, Facts, load_board
 from eval.plans.specs import board_specs
-from eval.results.board import BoardError, Facts, load_board
 
 Z = 1.959963984540054
 

@@ -116,7 +116,8 @@ def test_the_cli_exits_2_for_permanent_errors_and_a_rerun_asks_nothing(tmp_path,
 def test_a_leaderboard_run_with_a_permanent_error_is_done_and_the_question_leaves_every_statistic(tmp_path):
     from eval.core.schema import Prediction, RunConfig
     from eval.data import BUNDLED, load_questions, select
-    from eval.results.board import analyse, load_board
+    from eval.plans.board import load_board
+    from eval.results.board import analyse
 
     spec = tmp_path / "board.toml"
     spec.write_text('models = ["m1.gguf", "m2.gguf"]\nlimit = 4\n', encoding="utf-8")

@@ -1,1 +1,2 @@
-"""Many runs: the shared plan of ablation grids and leaderboards, and running their cells."""
+"""Many runs: the ablation grid and the leaderboard as their TOML declares them, what both plans share, and running
+their cells."""

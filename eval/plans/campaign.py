@@ -21,14 +21,16 @@ from eval.api import ERRORS, RunSpec, evaluate
 from eval.core.schema import RunConfig
 from eval.core.store import finished, graph_predictions
 from eval.models import ModelError, resolve_model
+from eval.plans.board import Board
+from eval.plans.grid import Cell, Grid, GridError, baseline_cell, cells
 from eval.plans.plan import MARKER, PlanError
 from eval.plans.specs import board_specs, grid_specs, recorded
 from eval.render.ablation_table import write_outputs as write_table
 from eval.render.board_table import write_outputs
-from eval.results.ablation import Ablation, Cell, Grid, GridError, baseline_cell, cells
+from eval.results.ablation import Ablation
 from eval.results.ablation import analyse as analyse_grid
 from eval.results.ablation import recorded as recorded_setting
-from eval.results.board import Board, Leaderboard, analyse
+from eval.results.board import Leaderboard, analyse
 
 
 class Outcome(NamedTuple):

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from agents.backends import BACKENDS
 from eval.api import RunSpec
 from eval.core.flags import parse, problem
+from eval.plans.board import Board, BoardError, Entry
+from eval.plans.grid import Cell, Grid, GridError, cells
 from eval.plans.plan import Plan, PlanError
-from eval.results.ablation import Cell, Grid, GridError, cells
-from eval.results.board import Board, BoardError, Entry
 
 Fields = dict[str, Any]
 

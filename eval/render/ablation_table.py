@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from eval.core.schema import BUDGET_WARNING, Comparison, GraphSummary
+from eval.plans.grid import MATCHED_CONTROL
 from eval.render.fmt import accuracy_text, diff_text, finding, p_value, pct
-from eval.results.ablation import ABLATION, MATCHED_BASES, MATCHED_CONTROL, Ablation, Row
+from eval.results.ablation import ABLATION, MATCHED_BASES, Ablation, Row
 from eval.results.analysis import key_text
 
 COLUMNS = [
