@@ -38,8 +38,9 @@ from eval.data.loaders import load
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 from eval.models.gguf import check_fits, inspect_gguf
 from eval.plans.plan import model_name
+from eval.render.report_md import render_markdown
 from eval.results.analysis import over_budget
-from eval.results.report import render_markdown, summarize
+from eval.results.report import summarize
 from eval.run.runner import run
 from graphs import RAG_SUFFIX, STRATEGIES, GraphSpec, UnknownGraph, build_graph, option_fields, options_of
 from graphs.strategy import ROLES

@@ -9,7 +9,8 @@ from conftest import TINY
 from eval.core.schema import Prediction, Question, RunConfig
 from eval.core.store import RunDirError, RunStore
 from eval.data import BUNDLED, key_sha256, load_questions, questions_sha256, select
-from eval.results.report import render_markdown, summarize
+from eval.render.report_md import render_markdown
+from eval.results.report import summarize
 
 
 @pytest.mark.parametrize("limit", [14, 28, 70])

@@ -15,8 +15,8 @@ from eval.core.schema import Message, Prediction, RunConfig, TraceStep
 from eval.core.store import RunStore
 from eval.render import board_page, run_page
 from eval.render.fmt import params_text
+from eval.render.report_md import render_markdown
 from eval.results.pages import load_ablation_page, load_run_page
-from eval.results.report import render_markdown
 
 
 def markdown_table(text: str, first: str) -> list[list[str]]:

@@ -14,7 +14,8 @@ from agents.messages import question_messages
 from eval import agentic
 from eval.core.schema import Question
 from eval.core.store import RunStore, read_predictions
-from eval.results.report import render_markdown, summarize
+from eval.render.report_md import render_markdown
+from eval.results.report import summarize
 from eval.run.runner import run
 from graphs import build_graph
 

@@ -6,7 +6,8 @@ import pytest
 
 from agents.backends.base import reasoned
 from agents.reasoning import opens_block, split_reasoning
-from eval.results.report import render_markdown, summarize
+from eval.render.report_md import render_markdown
+from eval.results.report import summarize
 from eval.run.runner import predict
 from graphs import build_graph
 from tests.fakes import FakeBackend, run_config

@@ -2,7 +2,8 @@ import pytest
 from scipy.stats import binomtest
 
 from eval.core.schema import Prediction, Question, TraceStep
-from eval.results.report import render_markdown, summarize
+from eval.render.report_md import render_markdown
+from eval.results.report import summarize
 
 
 def q(i: int, specialty: str, level: str) -> Question:
