@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
 from eval.core.cache import model_sha256
+from eval.core.errors import one_line
 from eval.core.flags import problem
 from eval.core.schema import Level, Question, RunConfig, Specialty
 from eval.core.store import RunDirError, read_manifest
@@ -111,6 +112,15 @@ class Plan(BaseModel):
 
 
 P = TypeVar("P", bound=Plan)
+
+
+def saved_plan(path: Path, key: str, kind: type[P], error: type[Exception], what: str) -> P:
+    """The plan a program saved in its table's JSON (ablation.json's grid, leaderboard.json's board), to analyse its
+    runs again."""
+    try:
+        return kind.model_validate(json.loads(path.read_text(encoding="utf-8"))[key])
+    except (ValueError, KeyError, TypeError) as e:  # ValidationError and JSONDecodeError are ValueErrors
+        raise error(f"{path} is not {what} this version can read: {one_line(e)}") from None
 
 
 def load_plan(path: Path, kind: type[P], error: type[Exception] = PlanError) -> P:

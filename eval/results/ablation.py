@@ -10,14 +10,12 @@ closest to the chain's, when the grid holds those cells.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from agents.prompts import load_prompts
-from eval.core.errors import one_line
 from eval.core.schema import (
     AnswerKey,
     Comparison,
@@ -30,7 +28,7 @@ from eval.core.schema import (
 )
 from eval.core.store import graph_predictions
 from eval.plans.grid import MATCHED_CONTROL, Cell, Grid, GridError, baseline_cell, cells
-from eval.plans.plan import other_model, read_run
+from eval.plans.plan import other_model, read_run, saved_plan
 from eval.results.analysis import (
     Pairing,
     accuracy,
@@ -327,9 +325,4 @@ def _row(run: CellRun, questions: dict[str, Question]) -> Row:
 
 def load_ablation(out: Path) -> Ablation:
     """Re-read an ablation directory (for the HTML report): its grid from ablation.json, cells from disk."""
-    path = out / f"{ABLATION}.json"
-    try:
-        grid = Grid.model_validate(json.loads(path.read_text(encoding="utf-8"))["grid"])
-    except (ValueError, KeyError, TypeError) as e:  # ValidationError and JSONDecodeError are ValueErrors
-        raise GridError(f"{path} is not an ablation this version can read: {one_line(e)}") from None
-    return analyse(grid, out)
+    return analyse(saved_plan(out / f"{ABLATION}.json", "grid", Grid, GridError, "an ablation"), out)

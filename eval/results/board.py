@@ -32,7 +32,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 
-from eval.core.errors import one_line
 from eval.core.schema import (
     Accuracy,
     AnswerKey,
@@ -45,7 +44,7 @@ from eval.core.schema import (
 from eval.core.stats import calibration, rank_intervals, spearman
 from eval.core.store import finished, graph_predictions
 from eval.plans.board import Board, BoardError, Entry, Facts
-from eval.plans.plan import read_run
+from eval.plans.plan import read_run, saved_plan
 from eval.results.analysis import Pairing, accuracy, answer_key, budget_hits, compare_family
 from eval.results.graded import grade
 
@@ -479,9 +478,4 @@ def ranked(lb: Leaderboard) -> list[Row]:
 def load_leaderboard(out: Path) -> Leaderboard:
     """A leaderboard directory analysed again (for the HTML page): its spec from the leaderboard.json that
     eval.leaderboard wrote, its numbers from the runs, so a page always shows what the runs hold."""
-    path = out / f"{LEADERBOARD}.json"
-    try:
-        board = Board.model_validate(json.loads(path.read_text(encoding="utf-8"))["board"])
-    except (ValueError, KeyError, TypeError) as e:  # ValidationError and JSONDecodeError are ValueErrors
-        raise BoardError(f"{path} is not a leaderboard this version can read: {one_line(e)}") from None
-    return analyse(board, out)
+    return analyse(saved_plan(out / f"{LEADERBOARD}.json", "board", Board, BoardError, "a leaderboard"), out)
