@@ -61,3 +61,25 @@ def test_the_packaged_runspec_lists_the_registered_backends_and_their_flags():
     assert endpoint_flags() == {"--backend", "--base-url", "--model-name", "--api-key-env"}
     with pytest.raises(ValidationError):
         RunSpec(backend="scripted")  # registered after RunSpec was made: not one of its backends
+
+
+def test_a_leaderboard_entry_takes_a_registered_engines_endpoint_as_its_keys(monkeypatch, tmp_path):
+    """The same registry line gives leaderboard entries its endpoint keys: an entry with `favourite` is a model behind
+    that engine, its run's spec selects it, and its label is what the engine serves."""
+    from eval.plans.board import Board, entry_model
+    from eval.plans.specs import entry_fields
+
+    monkeypatch.setitem(BACKENDS, Scripted.kind, Scripted)
+    monkeypatch.setattr(Scripted, "served", "favourite")
+    entry_type = entry_model()
+    assert {"base_url", "model_name", "api_key_env", "favourite"} <= set(entry_type.model_fields)
+    entry = entry_type(favourite="C")
+    assert entry.endpoint() == ("scripted", {"favourite": "C"}) and entry.label == "C"
+    assert entry_fields(entry) == {"model": None, "backend": "scripted", "favourite": "C"}
+    gguf = entry_type(model="smollm2-135m")
+    assert gguf.endpoint() == ("", {}) and gguf.label == "smollm2-135m"
+    with pytest.raises(ValidationError, match=r"a model needs `model`.*`base_url` or `favourite`"):
+        entry_type()
+    # The packaged Entry was built before this engine was registered: it refuses the key, as RunSpec refuses the flag.
+    with pytest.raises(ValidationError, match="favourite"):
+        Board(models=[{"favourite": "C"}])

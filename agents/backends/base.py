@@ -152,6 +152,7 @@ class Registered:
     # The options that say where the model is and how to reach it (a leaderboard entry's own keys); the first, given,
     # selects this backend
     endpoint: ClassVar[tuple[str, ...]] = ()
+    served: ClassVar[str] = ""  # of those, the one that names the model it serves (what a leaderboard labels it by)
     # It loads the GGUF here: a run needs one (the packaged default unless given), evaluates one stream at a time, and
     # loads it once the run directory has accepted the manifest. Otherwise it is opened first: the manifest records
     # what it serves.

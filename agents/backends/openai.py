@@ -97,6 +97,7 @@ class OpenAIBackend(Registered):
     about = "evaluates on an OpenAI-compatible HTTP server (the default with --base-url)"
     options = Options
     endpoint = ("base_url", "model_name", "api_key_env")
+    served = "model_name"
 
     def __init__(
         self,

@@ -7,9 +7,11 @@ reads their run directories into the leaderboard's statistics.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from agents.backends import BACKENDS, backend_fields
 from eval.core.schema import Prediction, RunConfig
 from eval.plans.plan import Plan, PlanError, duplicate, load_plan, model_key, model_name, other_model, run_names
 from graphs import GraphSpec, UnknownGraph
@@ -74,18 +76,16 @@ class Facts(BaseModel):
         return f"{self.n_experts_used} of {self.n_experts}" if self.is_moe else "dense"
 
 
-class Entry(BaseModel):
-    """One model of the leaderboard."""
+class _Entry(BaseModel):
+    """One model of the leaderboard: a GGUF (`model`), or a model behind an endpoint, given by the endpoint options of
+    a registered backend (agents/backends: the first of them, set, selects it), which Entry adds as keys."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("", description="its label (default: the packaged name, the file's stem, or the model_name)")
+    name: str = Field("", description="its label (default: the packaged name, the file's stem, or the model served)")
     model: str = Field(
-        "", description="GGUF path or packaged name; with base_url, optionally the GGUF the server serves"
+        "", description="GGUF path or packaged name; with an endpoint, optionally the GGUF the server serves"
     )
-    base_url: str = Field("", description="an OpenAI-compatible endpoint (llama-server, vLLM, llama_cpp.server)")
-    model_name: str = Field("", description="the model to request from the endpoint")
-    api_key_env: str = Field("", description="environment variable holding the endpoint's API key")
     facts: Facts | None = Field(
         None, description="declared facts; for a GGUF, those given replace what its header says"
     )
@@ -93,10 +93,28 @@ class Entry(BaseModel):
         default_factory=list, description='evaluator flags for this model only, e.g. ["--n-gpu-layers", "-1"]'
     )
 
+    if TYPE_CHECKING:  # the endpoint keys Entry adds, as a type checker sees them: pydantic validates them
+
+        def __getattr__(self, name: str) -> Any: ...
+
+    def endpoint(self) -> tuple[str, dict[str, str]]:
+        """The backend whose endpoint this entry's keys give, with those keys; ("", {}) for a GGUF run in-process."""
+        for kind, backend in BACKENDS.items():
+            if backend.endpoint and getattr(self, backend.endpoint[0]):
+                return kind, {key: getattr(self, key) for key in backend.endpoint}
+        return "", {}
+
+    @property
+    def served(self) -> str:
+        """What names the model behind the endpoint ("" for a GGUF, or where the endpoint says not)."""
+        kind, keys = self.endpoint()
+        return keys.get(BACKENDS[kind].served, "") if kind else ""
+
     @model_validator(mode="after")
-    def _has_a_model(self) -> Entry:
-        if not (self.model or self.base_url):
-            raise ValueError("a model needs `model` (a GGUF path or packaged name) or `base_url` (an endpoint)")
+    def _has_a_model(self) -> _Entry:
+        if not (self.model or self.endpoint()[0]):
+            first = " or ".join(f"`{b.endpoint[0]}`" for b in BACKENDS.values() if b.endpoint)
+            raise ValueError(f"a model needs `model` (a GGUF path or packaged name) or an endpoint ({first})")
         return self
 
     @property
@@ -105,11 +123,30 @@ class Entry(BaseModel):
             return self.name
         if self.model:
             return model_name(self.model)
-        return self.model_name or self.base_url
+        return self.served or next(iter(self.endpoint()[1].values()))
 
     def mismatch(self, config: RunConfig) -> str:
         """Why a run's manifest is not of this entry's model ("" when it is)."""
-        return other_model(config, self.model, self.model_name if self.base_url else None)
+        served = (self.served or None) if self.endpoint()[0] else None
+        return other_model(config, self.model, served)
+
+
+def entry_model() -> type[_Entry]:
+    """Entry as the backend registry stands: every registered backend's endpoint options as keys."""
+    options = backend_fields()
+    keys: dict[str, Any] = {
+        name: (str, Field("", description=options[name].description))
+        for backend in BACKENDS.values()
+        for name in backend.endpoint
+    }
+    doc = "One model of the leaderboard: a GGUF (`model`), or a model behind an endpoint (its backend's keys)."
+    return create_model("Entry", __base__=_Entry, __doc__=doc, **keys)
+
+
+if TYPE_CHECKING:
+    Entry = _Entry  # a type checker cannot see a model built at import time; its declared part is checked
+else:
+    Entry = entry_model()
 
 
 class Board(Plan):
@@ -163,7 +200,7 @@ class Board(Plan):
         if dupes := sorted({s for s in labels if labels.count(s) > 1}):
             raise ValueError(f"two models are both called {dupes[0]!r}; give them distinct `name`s")
         if twice := duplicate(
-            self.models, lambda m: (m.model and model_key(m.model), m.base_url, m.model_name, tuple(m.args))
+            self.models, lambda m: (m.model and model_key(m.model), tuple(m.endpoint()[1].items()), tuple(m.args))
         ):
             raise ValueError(f"{twice[0].label} and {twice[1].label} are one model with the same flags; list it once")
         return self

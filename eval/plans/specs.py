@@ -131,10 +131,10 @@ def entry_fields(entry: Entry) -> Fields:
     """What an entry sets: its model, and for a model behind an endpoint, the backend whose endpoint its keys give
     (the registered backend whose first endpoint option the entry has) and those keys."""
     own: Fields = {"model": entry.model or None}
-    for kind, backend in BACKENDS.items():
-        if backend.endpoint and getattr(entry, backend.endpoint[0], None):
-            own["backend"] = kind
-            own |= {name: getattr(entry, name, None) or None for name in backend.endpoint}
+    kind, keys = entry.endpoint()
+    if kind:
+        own["backend"] = kind
+        own |= {name: value or None for name, value in keys.items()}
     return own
 
 

@@ -92,7 +92,7 @@ def facts_of(entry: Entry, config: RunConfig | None) -> Facts | None:
     """The GGUF header as the run's manifest recorded it (or as the file says), with any declared facts replacing
     what it says; for an endpoint, the declared facts alone."""
     declared = entry.facts.model_dump(exclude_unset=True) if entry.facts else {}
-    if entry.base_url and not entry.model:
+    if entry.endpoint()[0] and not entry.model:
         return entry.facts
     info = config.model_info if config and config.model_info else None
     if info is None and entry.model:
