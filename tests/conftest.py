@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-# llama.cpp's OpenMP threads spin while they wait: where two llama.cpp instances share the 2 cores (a server and
-# the test's own model, a program's process and the session's), each spins on the cores the other needs, and SmolLM2
-# ran 10-35x slower (15 prompt and 0.9 generated tokens/s instead of 153 and 32). Set before llama.cpp (and its
-# libgomp, which reads it once) is loaded; the processes and servers the tests start inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# llama.cpp's OpenMP threads spin while they wait (up to 300000 turns per barrier): where two llama.cpp instances
+# share the 2 cores (a server and the test's own model, a program's process and the session's), each spins on the
+# cores the other needs. SmolLM2, 2 threads, generated tokens/s: idle 55 (spinning) / 18 (OMP_WAIT_POLICY=PASSIVE)
+# / 50 (GOMP_SPINCOUNT=1000); two at once 14.5 / 31 / 23; beside one busy core 4.6 / 26 / 21. A short spin is the
+# best of both. Set before llama.cpp's libgomp is loaded (it reads it once); the processes the tests start inherit it.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import pytest
 
