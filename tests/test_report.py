@@ -173,6 +173,13 @@ def test_parameter_counts_read_as_people_say_them(n, said):
     assert f"Model `m` (llama, {said} parameters, F32)" in render_markdown(summary)
 
 
+def test_data_without_levels_says_so_instead_of_an_empty_table():
+    questions = [q.model_copy(update={"level": None}) for q in QUESTIONS]
+    md = render_markdown(summarize("m", "d", ["single"], None, questions, [pred("q0", "single", "A")]))
+    assert "## By level\n\nNo question of this run has a level." in md
+    assert "## By specialty\n\n| specialty | single |" in md
+
+
 def test_engine_section_counts_predictions_made_under_batching():
     from eval.core.schema import Engine
 

@@ -12,8 +12,11 @@ from eval.results.report import LEVELS, batching_note
 
 def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) -> str:
     present = [k for k in keys if any(k in getattr(g, attr) for g in summary.graphs)]
+    what = title.split()[-1]
+    if not present:  # data without the column: say so rather than draw an empty table
+        return f"## {title}\n\nNo question of this run has a {what}."
     rows = [[k, *(accuracy_text(getattr(g, attr).get(k)) for g in summary.graphs)] for k in present]
-    return f"## {title}\n\n" + table([title.split()[-1], *(g.graph for g in summary.graphs)], rows)
+    return f"## {title}\n\n" + table([what, *(g.graph for g in summary.graphs)], rows)
 
 
 def _coverage(summary: RunSummary) -> str:
