@@ -393,6 +393,10 @@ def test_the_markdown_says_what_the_numbers_say(board):
             "no significant difference" if c["holm_p"] >= 0.05 else f"{c['graph']} beats {c['baseline']}"
         )  # 8 questions: the only honest verdict is usually none
         assert verdict in md
+        if c["holm_p"] >= 0.05:  # and what these questions could have shown, a reason rather than a dash
+            mdd = c["min_detectable"]
+            assert (f"detectable: ±{100 * mdd:.1f} points" if mdd else f"none detectable on {c['n']} questions") in md
+    assert "detectable: –" not in md
     assert "## Size against accuracy" in md and "## Calibration of the option probabilities" in md
     assert "| 8 of 8" not in md and "2 of 8" in md  # the tiny Mixtrals' experts, used of total
     assert (out / "leaderboard.csv").read_text().count("\n") == 1 + 10

@@ -159,8 +159,9 @@ class Pair(BaseModel):
         c = self.comparison
         if c.significant:
             return f"{c.graph} beats {c.baseline}" if c.difference > 0 else f"{c.baseline} beats {c.graph}"
-        mdd = "–" if c.min_detectable is None else f"±{100 * c.min_detectable:.1f} points"
-        return f"no significant difference (detectable: {mdd})"
+        if c.min_detectable is None:  # too few questions (or discordant ones) for any difference to show reliably
+            return f"no significant difference (none detectable on {c.n} questions)"
+        return f"no significant difference (detectable: ±{100 * c.min_detectable:.1f} points)"
 
 
 class SizeTrend(BaseModel):
