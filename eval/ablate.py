@@ -55,7 +55,7 @@ import sys
 from pathlib import Path
 
 from eval.core import log as logsetup
-from eval.core.errors import fail
+from eval.core.errors import fail, interrupted
 from eval.core.flags import HelpFormatter
 from eval.plans.campaign import run_ablation
 from eval.plans.grid import GridError, baseline_cell, cells, load_grid
@@ -118,9 +118,7 @@ def ablate(args: argparse.Namespace, out: Path) -> int:
                 grid, out, recheck=args.recheck, progress=lambda line: print(line, file=sys.stderr, flush=True)
             )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished cells and predictions are kept; run the same command again to resume ({out})",
-              file=sys.stderr)  # fmt: skip
-        return 130
+        return interrupted(out, "finished cells and predictions")
     except (PlanError, DataError) as e:  # a cell the evaluator refuses, a manifest without its settings, the data
         return fail(e)
     print(render_terminal(ablation, shutil.get_terminal_size().columns))

@@ -15,7 +15,7 @@ from pathlib import Path
 from agents.prompts import load_prompts
 from eval.api import ERRORS, Interrupted, RunSpec, evaluate
 from eval.core import log as logsetup
-from eval.core.errors import fail
+from eval.core.errors import fail, interrupted
 from eval.core.flags import ConfigError, HelpFormatter, add_flags, from_args, read_config
 from eval.data.formats import REGISTRY, suffix_list
 from eval.data.formats.generic import FIELD_KEYS
@@ -108,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except (*ERRORS, OSError) as e:  # bad input; a file that cannot be read or written, said as one line
         return fail(e)
     except Interrupted as e:
-        print(
-            f"\ninterrupted: finished predictions are saved; run the same command again to resume ({e.out})",
-            file=sys.stderr,
-        )
-        return 130
+        return interrupted(e.out)
     print(result.markdown)
     print(f"predictions: {result.predictions}\nreport: {result.out / 'report.md'}", file=sys.stderr)
     # Scripts and CI must notice an incomplete run: 1 when running again can help, 2 when only new input can.

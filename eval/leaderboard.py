@@ -45,7 +45,7 @@ import sys
 from pathlib import Path
 
 from eval.core import log as logsetup
-from eval.core.errors import fail
+from eval.core.errors import fail, interrupted
 from eval.core.flags import HelpFormatter
 from eval.plans.board import load_board
 from eval.plans.campaign import run_leaderboard
@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 board, out, recheck=args.recheck, progress=lambda line: print(line, file=sys.stderr, flush=True)
             )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished predictions are kept; run the same command again to resume ({out})",
-              file=sys.stderr)  # fmt: skip
-        return 130
+        return interrupted(out)
     except OSError as e:  # OUT read-only or its disk full
         return fail(e, f"whatever has finished is kept in {out}")
     except (PlanError, DataError) as e:  # the spec, or a run's flags the evaluator refuses

@@ -242,3 +242,12 @@ def test_a_bad_run_config_file_is_one_line_naming_it(text, said, tmp_path, capsy
     assert agentic.main(["--config", str(tmp_path / "run.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and said in err and err.startswith("error: "), err
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume(capsys):
+    from eval.core.errors import interrupted
+
+    assert interrupted("runs/x", "finished cells and predictions") == 130
+    assert capsys.readouterr().err == (
+        "\ninterrupted: finished cells and predictions are kept; run the same command again to resume (runs/x)\n"
+    )

@@ -17,6 +17,12 @@ def one_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
 
 
+def interrupted(out: object, kept: str = "finished predictions") -> int:
+    """Ctrl-C: say what is kept in `out` and how to go on, and return 130 (the shell's code for SIGINT)."""
+    print(f"\ninterrupted: {kept} are kept; run the same command again to resume ({out})", file=sys.stderr)
+    return 130
+
+
 def fail(error: BaseException | str, kept: str = "") -> int:
     """Print `error` (an exception or a message) as one line and return 2. An OSError (a read-only or full disk, a
     path through a file) is said as 'PATH: reason', then, given `kept` (what the program's output directory still
