@@ -150,7 +150,8 @@ MODEL_CACHE_SIZE = 4
 @pytest.fixture(scope="session", autouse=True)
 def model_cache():
     """Every in-process run opens its llama.cpp backend through LlamaCppBackend.open: serve it from a cache. Its state
-    between runs is the KV cache, and a prompt's results do not depend on what that held (llamacpp._reusable_prefix)."""
+    between runs is the KV cache and the dropped conversations it keeps (llamacpp.PrefixStates), and a prompt's
+    results do not depend on what those held (llamacpp._reusable_prefix)."""
     from collections import OrderedDict
 
     from agents.backends.llamacpp import LlamaCppBackend

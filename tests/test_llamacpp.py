@@ -27,14 +27,52 @@ def test_shared_prefix_is_not_evaluated_twice(tiny_backend, question):
 
 
 def test_scores_do_not_depend_on_what_was_cached(tiny_backend, question):
+    """Cold, warm (the prompt still in the KV cache) and restored (its dropped state brought back after another
+    prompt) give the same scores."""
     messages = question_messages("你是医生。", question, "请直接给出答案字母。")
-    tiny_backend.chat(question_messages("别的提示。", question, "别的问题"), max_tokens=4)
+    tiny_backend.clear_cache()
     cold = tiny_backend.score_next(messages, question.letters, assistant_prefix="答案：")
     warm = tiny_backend.score_next(messages, question.letters, assistant_prefix="答案：")
-    assert warm.prompt_tokens_evaluated < cold.prompt_tokens_evaluated
+    tiny_backend.chat(question_messages("别的提示。", question, "别的问题"), max_tokens=4)
+    restored = tiny_backend.score_next(messages, question.letters, assistant_prefix="答案：")
+    assert warm.prompt_tokens_evaluated == restored.prompt_tokens_evaluated == 2 < cold.prompt_tokens_evaluated
     for letter in question.letters:
         assert warm.scores[letter] == pytest.approx(cold.scores[letter], abs=1e-3)
-    assert warm.text == cold.text
+        assert restored.scores[letter] == pytest.approx(cold.scores[letter], abs=1e-3)
+    assert warm.text == cold.text == restored.text
+
+
+def test_a_dropped_conversation_is_restored_not_evaluated_again(tiny_backend, question):
+    """The same question under another instruction, after other prompts: only what follows the shared prefix (the
+    system prompt and the question) is evaluated, and the reply is the cold one."""
+    draft = question_messages("你是医生。", question, "请分析。")
+    other = question_messages("你是医生。", question, "请直接给出答案字母。")
+    tiny_backend.clear_cache()
+    cold = tiny_backend.chat(other, max_tokens=8)
+    tiny_backend.clear_cache()
+    tiny_backend.chat(draft, max_tokens=8)
+    tiny_backend.chat(question_messages("别的提示。", question, "别的问题"), max_tokens=4)
+    again = tiny_backend.chat(other, max_tokens=8)
+    assert again.text == cold.text
+    assert again.prompt_tokens_evaluated < cold.prompt_tokens_evaluated // 3
+
+
+def test_kept_states_stay_within_their_budget():
+    import numpy as np
+
+    from agents.backends.llamacpp import PrefixStates
+
+    states = PrefixStates(budget=100)
+    states.keep(np.array([1, 2, 3]), b"x" * 40)
+    states.keep(np.array([1, 2, 3, 4]), b"y" * 40)  # serves [1, 2, 3] too: replaces it
+    assert list(states.states) == [np.array([1, 2, 3, 4]).tobytes()] and states.size == 40
+    states.keep(np.array([5, 6]), b"z" * 40)
+    assert states.longest(np.array([1, 2, 3, 4, 9]))[:1] == (4,)  # used: now the most recent
+    states.keep(np.array([7]), b"w" * 40)  # over budget: the least recently used ([5, 6]) goes
+    assert states.longest(np.array([5, 6])) is None and states.size == 80
+    assert states.covers(np.array([1, 2])) and not states.covers(np.array([2]))
+    states.keep(np.array([8]), b"v" * 101)  # larger than the budget: not kept
+    assert states.size == 80
 
 
 def test_greedy_generation_is_deterministic(tiny_backend, question):

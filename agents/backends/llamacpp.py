@@ -1,7 +1,9 @@
 """The in-process backend: one GGUF model loaded by llama.cpp, kept for the whole run.
 
 The KV cache is kept across calls: consecutive prompts that share a prefix (the system prompt and
-the question, which every node of one question starts with) only evaluate what follows it.
+the question, which every node of one question starts with) only evaluate what follows it. A conversation the cache
+drops is kept in host memory (`PrefixStates`), so a later prompt that starts as it did (the same question under
+another strategy, cell or rerun) restores it instead of evaluating it again, as llama-server's `--cache-ram` does.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import ctypes
 import functools
 import os
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -34,6 +36,53 @@ from eval.core.schema import Engine, FinishReason, Message
 
 # One llama.cpp context evaluates one stream: nothing is batched with another question.
 IN_PROCESS = Engine(name="llama-cpp-python", version=version("llama-cpp-python"), slots=1)
+
+# Host memory for dropped conversations' KV states (SmolLM2-135M: 23 KB a token; Mixtral-8x7B: 128 KB): 1 GiB, or a
+# sixteenth of the machine's memory where that is less.
+PREFIX_STATES_BYTES = min(1 << 30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 16)
+# A restore copies the state back: worth it only where it saves evaluating at least this many tokens more.
+RESTORE_GAIN = 32
+
+
+def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if len(differ) else n
+
+
+class PrefixStates:
+    """The KV states of conversations the context dropped, by their tokens, least recently used first, within a
+    byte budget."""
+
+    def __init__(self, budget: int = PREFIX_STATES_BYTES):
+        self.budget = budget
+        self.states: OrderedDict[bytes, tuple[np.ndarray, bytes]] = OrderedDict()
+        self.size = 0
+
+    def keep(self, tokens: np.ndarray, state: bytes) -> None:
+        if len(state) > self.budget:
+            return
+        for key, (kept, data) in list(self.states.items()):
+            if common_prefix(kept, tokens) == len(kept):  # a prefix of the new one: the new one serves it too
+                del self.states[key]
+                self.size -= len(data)
+        self.states[tokens.tobytes()] = (tokens, state)
+        self.size += len(state)
+        while self.size > self.budget:
+            _, (_, data) = self.states.popitem(last=False)
+            self.size -= len(data)
+
+    def covers(self, tokens: np.ndarray) -> bool:
+        """Whether a kept state starts with all of `tokens`."""
+        return any(common_prefix(kept, tokens) == len(tokens) for kept, _ in self.states.values())
+
+    def longest(self, tokens: np.ndarray) -> tuple[int, np.ndarray, bytes] | None:
+        """The kept state sharing the longest prefix with `tokens`: (that length, its tokens, the state)."""
+        best = max(((common_prefix(kept, tokens), key) for key, (kept, _) in self.states.items()), default=(0, b""))
+        if not best[0]:
+            return None
+        self.states.move_to_end(best[1])
+        return best[0], *self.states[best[1]]
 
 
 class LlamaCppBackend(Registered):
@@ -84,7 +133,8 @@ class LlamaCppBackend(Registered):
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"llama.cpp could not load {model_path}: {e}") from None
         self._template = ChatTemplate.of(self.llm, model_path, chat_template)
-        self.thinking = self._template.thinking  # for the manifest: how a thinking template is scored
+        self.thinking = self._template.thinking
+        self._states = PrefixStates()  # for the manifest: how a thinking template is scored
 
     @classmethod
     def open(cls, spec, model_path: Path | None) -> LlamaCppBackend:
@@ -151,13 +201,40 @@ class LlamaCppBackend(Registered):
         return common
 
     def _keep_cached_prefix(self, tokens: list[int]) -> int:
-        """Drop from the KV cache everything after the prefix `tokens` can reuse; returns that prefix's length."""
+        """Drop from the KV cache everything after the prefix `tokens` can reuse, keeping what is dropped in
+        `self._states` and restoring a kept state that shares more; returns the reused prefix's length."""
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
         reused = self._reusable_prefix(tokens)
+        held = np.array(self.llm.input_ids[: self.llm.n_tokens])
+        if reused < len(held) and not self._states.covers(held):
+            state = (ctypes.c_uint8 * llama_cpp.llama_state_seq_get_size(ctx, 0))()
+            self._states.keep(
+                held, ctypes.string_at(state, llama_cpp.llama_state_seq_get_data(ctx, state, len(state), 0))
+            )
+        kept = self._states.longest(np.array(tokens[:-2]))
+        if kept and kept[0] >= reused + RESTORE_GAIN:
+            n, kept_tokens, data = kept
+            self.llm._ctx.kv_cache_clear()
+            if llama_cpp.llama_state_seq_set_data(
+                ctx, (ctypes.c_uint8 * len(data)).from_buffer_copy(data), len(data), 0
+            ):
+                self.llm.input_ids[: len(kept_tokens)] = kept_tokens
+                self.llm.n_tokens, reused = len(kept_tokens), n
+            else:
+                self.llm.n_tokens, reused = 0, 0
         if reused == 0 or not self.llm._ctx.kv_cache_seq_rm(-1, reused, -1):
             reused = 0
             self.llm.reset()
         self.llm.n_tokens = reused
         return reused
+
+    def clear_cache(self) -> None:
+        """Forget every evaluated prompt, held and kept: the next one is evaluated from its first token."""
+        self._states = PrefixStates(self._states.budget)
+        self.llm._ctx.kv_cache_clear()
+        self.llm.reset()
 
     # -- Backend interface -----------------------------------------------------------------
 
