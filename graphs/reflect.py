@@ -75,4 +75,5 @@ STRATEGY = Strategy(
     roles=("critic", "extract"),
     # A revision and a critique per round stay in the conversation.
     generated_tokens=lambda o: o.rounds * (o.draft_tokens + o.critique_tokens),
+    budgets={"critique": "critique_tokens"},
 )

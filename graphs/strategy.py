@@ -68,6 +68,13 @@ class Strategy:
     # Tokens the chain's conversation can grow by (generated text it sends back), for the context-window check;
     # by default every `*_tokens` budget once.
     generated_tokens: Callable[[Any], int] = lambda o: sum(v for k, v in o if k.endswith("_tokens"))
+    # The option that bounds a node's generated output where it is not draft_tokens (reports name its flag).
+    budgets: Mapping[str, str] = field(default_factory=dict)
+
+    def budget_flag(self, node: str) -> str:
+        """The flag that sets `node`'s token budget ("" where none of the strategy's options does)."""
+        option = self.budgets.get(node, "draft_tokens")
+        return "--" + option.replace("_", "-") if option in self.options.model_fields else ""
 
     @property
     def prompt_file(self) -> str:

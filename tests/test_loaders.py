@@ -880,3 +880,24 @@ def test_control_characters_in_question_text_are_a_bad_record(tmp_path):
     option_error = f"{path}:3: option B: expected text without control characters, got U+001B at character 2"
     assert loaded.bad == [stem_error, option_error]
     assert [q.id for q in loaded.questions] == ["c-1"] and loaded.records == 3
+
+
+def test_inspect_names_the_departments_that_became_other(tmp_path):
+    """Paediatrics (a rule maps it to other), endocrinology (no rule), none given, and a bad 儿科 record that is not
+    counted; the mapped cardiology is not listed."""
+    path = tmp_path / "mine.csv"
+    path.write_text(
+        "题目,A,B,C,D,答案,科室\n"
+        "小儿发热最常见的原因是,病毒,细菌,真菌,寄生虫,A,儿科\n"
+        "新生儿黄疸,生理性,病理性,溶血,感染,A,儿科\n"
+        "糖尿病诊断标准,6.1,7.0,11.1,5.6,B,内分泌科\n"
+        "心梗首选检查,心电图,胸片,CT,B超,A,心内科\n"
+        "无科室的题,甲,乙,丙,丁,C,\n"
+        "坏记录,甲,乙,丙,丁,Z,儿科\n",
+        encoding="utf-8",
+    )
+    result = cli("inspect", path)
+    assert "bad records: 1" in result.stdout
+    assert "other: outside the seven specialties, by department name: 儿科 2, 内分泌科 1, (no department) 1." in (
+        result.stdout
+    )

@@ -113,8 +113,17 @@ def test_a_draft_cut_at_its_budget_is_told_apart_in_the_flip_table(question):
     # Per node, the outputs at the budget; the draft's 1 of 1 is flagged.
     assert "| reflect | draft | 1 | 1 (100%) ⚠ |" in markdown
     assert "| reflect | critique | 1 | 0 (0%) |" in markdown
-    assert "raise that node's token budget" in markdown
+    assert "raise --draft-tokens for reflect draft (a reasoning model's thinking has its own" in markdown
     assert summary.graphs[0].budget["draft"].hit == 1
+
+
+def test_the_budget_warning_names_the_flag_of_each_node():
+    from eval.render.report_md import budget_flag
+
+    assert budget_flag("cot", "reason") == "--draft-tokens"  # cot's reasoning has no flag of its own
+    assert budget_flag("reflect+rag", "critique") == "--critique-tokens"
+    assert budget_flag("reflect", "revise") == budget_flag("sc", "sample") == "--draft-tokens"
+    assert budget_flag("single", "answer") == budget_flag("no-such-graph", "draft") == ""
 
 
 # -- a real model (SmolLM2-135M) in-process --------------------------------------------------------------------

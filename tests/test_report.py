@@ -235,3 +235,13 @@ def test_near_ties_count_the_answers_whose_two_best_options_are_within_a_hundred
     header, _, *rows = md.split("## Overall\n\n")[1].split("\n\n")[0].splitlines()
     column = [c.strip() for c in header.split("|")].index("near-ties ≤0.01 nats")
     assert [[c.strip() for c in row.split("|")][column] for row in rows] == ["2", "1"]
+
+
+def test_the_other_row_says_what_other_is():
+    """A question outside the seven specialties is counted under other, and the report says where its department
+    names are listed; with none, no note."""
+    questions = [QUESTIONS[0].model_copy(update={"specialty": "other"}), *QUESTIONS[1:]]
+    preds = [pred(q.id, "single", "A") for q in questions]
+    md = render_markdown(summarize("m", "d", ["single"], None, questions, preds))
+    assert "| other |" in md and "`python -m eval.data inspect DATA` lists their department names" in md
+    assert "department names" not in render_markdown(summarize("m", "d", ["single"], None, QUESTIONS, preds))

@@ -105,6 +105,13 @@ def report(loaded: Loaded, max_problems: int, multi: str) -> str:
             lines.append(f"{s:<20}" + "".join(f"{n:>10}" for n in row) + f"{sum(row):>10}")
     totals = [sum(cells[(s, lv)] for s in SPECIALTIES) for lv in levels]
     lines.append(f"{'total':<20}" + "".join(f"{n:>10}" for n in totals) + f"{sum(totals):>10}")
+    if loaded.others:
+        named = ", ".join(f"{name or '(no department)'} {n}" for name, n in loaded.others.most_common())
+        lines += [
+            "",
+            f"other: outside the seven specialties, by department name: {named}. A --mapping file of [[specialty]] "
+            "rules maps more names (docs/data.md).",
+        ]
 
     for title, problems in (("unreadable files", loaded.problems), ("bad records", loaded.bad)):
         if problems:

@@ -43,6 +43,7 @@ class Loaded:
     formats: dict[str, str] = field(default_factory=dict)  # file -> format it was read as
     encodings: dict[str, str] = field(default_factory=dict)  # file (answers file included) -> encoding it was read in
     encoding: str = ""  # those encodings, comma-joined in the order tried: as `encoding`, it rereads the files alike
+    others: Counter = field(default_factory=Counter)  # department name ("" for none) -> valid records that are other
 
 
 def detect(file: Path | str, text: str | None = None) -> str:
@@ -118,6 +119,8 @@ def load(
                     continue
                 seen[q.id] = where
                 out.kinds[kind(q)] += 1
+                if q.specialty == "other":
+                    out.others[rules.other_name[0]] += 1
                 if isinstance(q, MultiQuestion) and multi == "skip":
                     out.skipped += 1
                 else:

@@ -3,7 +3,7 @@ them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,17 @@ MAPPING = Path(str(files(__package__).joinpath("mapping.toml")))
 class Rules:
     specialty: list[tuple[tuple[str, ...], str]]
     level: list[tuple[tuple[str, ...], str]]
+    # The department name that made the last record other ("" for none given): the loader counts it for `inspect`
+    # once the record is accepted.
+    other_name: list[str] = field(default_factory=lambda: [""], compare=False)
 
     def to_specialty(self, *names: str) -> str:
         """The first name some rule matches decides (see mapping.toml); no match at all -> other."""
         for name in names:
             if (found := _match(self.specialty, name)) is not None:
+                self.other_name[0] = plain(name)
                 return found
+        self.other_name[0] = " / ".join(filter(None, map(plain, names)))
         return "other"
 
     def to_level(self, name: str) -> str | None:

@@ -8,6 +8,7 @@ from eval.core.schema import BUDGET_WARNING, SPECIALTIES, Comparison, Engine, Gr
 from eval.render.fmt import accuracy_text, diff_text, finding, model_text, p_value, pct, table
 from eval.results.analysis import NEAR_TIE_NATS, flip_rows, key_text, over_budget
 from eval.results.report import LEVELS, batching_note
+from graphs import GraphSpec, UnknownGraph
 
 
 def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) -> str:
@@ -16,7 +17,13 @@ def _breakdown(title: str, keys: Sequence[str], summary: RunSummary, attr: str) 
     if not present:  # data without the column: say so rather than draw an empty table
         return f"## {title}\n\nNo question of this run has a {what}."
     rows = [[k, *(accuracy_text(getattr(g, attr).get(k)) for g in summary.graphs)] for k in present]
-    return f"## {title}\n\n" + table([what, *(g.graph for g in summary.graphs)], rows)
+    text = f"## {title}\n\n" + table([what, *(g.graph for g in summary.graphs)], rows)
+    if "other" in present:
+        text += (
+            "\n\nother: questions whose department is none of the seven specialties, or not given; "
+            "`python -m eval.data inspect DATA` lists their department names, and a --mapping file maps more."
+        )
+    return text
 
 
 def _coverage(summary: RunSummary) -> str:
@@ -138,12 +145,23 @@ def _budget_markdown(summary: RunSummary) -> list[str]:
     )
     if flagged := [(g.graph, node) for g in summary.graphs for node in over_budget(g.budget)]:
         names = ", ".join(f"{graph} {node}" for graph, node in flagged)
+        flags = ", ".join(
+            f"{flag} for {graph} {node}" if (flag := budget_flag(graph, node)) else f"{graph} {node}'s budget"
+            for graph, node in flagged
+        )
         text += (
             f"\n\n⚠ More than {100 * BUDGET_WARNING:.0f}% of outputs hit the budget ({names}): the budget is too small "
-            "for this model; raise that node's token budget (--draft-tokens, --critique-tokens; for a reasoning "
-            "model's thinking, --thinking-tokens)."
+            f"for this model; raise {flags} (a reasoning model's thinking has its own, --thinking-tokens)."
         )
     return [text]
+
+
+def budget_flag(graph: str, node: str) -> str:
+    """The flag that sets the token budget of `graph`'s `node` ("" for a graph this version does not know)."""
+    try:
+        return GraphSpec.parse(graph).strategy.budget_flag(node)
+    except UnknownGraph:
+        return ""
 
 
 def _circular_markdown(summary: RunSummary) -> str:
