@@ -137,6 +137,7 @@ def test_progress_on_a_terminal_is_a_bar_with_log_lines_above_it(monkeypatch):
     monkeypatch.setattr("sys.stderr", terminal)
     logsetup.configure()
     with logsetup.progress(2, "evaluating", unit="pred") as bar:
+        assert bar.smoothing == 0  # the ETA from the whole run's rate: it does not jump between slow and fast items
         bar.update()
         structlog.get_logger().warning("something.happened", detail="x")
         bar.update()

@@ -92,4 +92,6 @@ def progress(total: int, what: str, unit: str) -> tqdm[Any] | Lines:
     except OSError:
         size = os.terminal_size((0, 0))
     # a terminal that reports no size (a pty nobody sized, as `script` makes) would get no bar at all
-    return tqdm(total=total, desc=what, unit=unit, ncols=size.columns or 80, nrows=size.lines or 24)
+    # smoothing=0: the rate (and so the ETA) over the whole run, not a moving average of the last few items, which
+    # jumps by 10x where a chain's slow questions alternate with the baseline's fast ones.
+    return tqdm(total=total, desc=what, unit=unit, ncols=size.columns or 80, nrows=size.lines or 24, smoothing=0)
