@@ -80,7 +80,7 @@ def per_option_loglik(backend: LlamaCppBackend, question: Question, prompts: dic
 
 
 def one_pass(backend: LlamaCppBackend, question: Question, prompts: dict) -> str:
-    backend.llm.reset()  # cold, like the per-option method: the comparison is one pass against five
+    backend.clear_cache()  # cold, like the per-option method: the comparison is one pass against five
     messages = question_messages(prompts["system"], question, prompts["answer"])
     return backend.score_next(messages, question.letters, assistant_prefix=prompts["answer_prefix"]).text
 

@@ -70,3 +70,20 @@ def test_missing_model_or_baseline_is_a_clear_error(tmp_path, capsys):
     assert main(["--model", "smollm2-135m", "--baseline", str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "nope.json" in err
+
+
+def test_one_pass_scoring_is_timed_cold(tiny_backend, monkeypatch):
+    """The one-pass side of scoring_speedup evaluates its whole prompt, as each per-option request does, even where
+    the backend still holds that prompt (in its KV cache or its kept states)."""
+    from agents.prompts import load_prompts
+    from eval.bench import one_pass
+    from eval.data import BUNDLED, load_questions, select
+
+    (question,) = select(load_questions(BUNDLED), limit=1)
+    prompts = load_prompts("single")
+    one_pass(tiny_backend, question, prompts)
+    seen = []
+    score_next = tiny_backend.score_next
+    monkeypatch.setattr(tiny_backend, "score_next", lambda *a, **k: seen.append(score_next(*a, **k)) or seen[-1])
+    one_pass(tiny_backend, question, prompts)
+    assert seen[0].prompt_tokens_evaluated == seen[0].prompt_tokens
