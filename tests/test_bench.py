@@ -75,6 +75,7 @@ def test_missing_model_or_baseline_is_a_clear_error(tmp_path, capsys):
 def test_one_pass_scoring_is_timed_cold(tiny_backend, monkeypatch):
     """The one-pass side of scoring_speedup evaluates its whole prompt, as each per-option request does, even where
     the backend still holds that prompt (in its KV cache or its kept states)."""
+    from agents.messages import question_messages
     from agents.prompts import load_prompts
     from eval.bench import one_pass
     from eval.data import BUNDLED, load_questions, select
@@ -82,6 +83,9 @@ def test_one_pass_scoring_is_timed_cold(tiny_backend, monkeypatch):
     (question,) = select(load_questions(BUNDLED), limit=1)
     prompts = load_prompts("single")
     one_pass(tiny_backend, question, prompts)
+    tiny_backend.score_next(
+        question_messages("别的提示。", question, "别的问题"), question.letters
+    )  # the first is kept
     seen = []
     score_next = tiny_backend.score_next
     monkeypatch.setattr(tiny_backend, "score_next", lambda *a, **k: seen.append(score_next(*a, **k)) or seen[-1])
