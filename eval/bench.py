@@ -107,6 +107,7 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
                 "graph": name, "baseline": "none", "model": str(path), "out": Path(tmp), "draft_tokens": draft_tokens,
                 "critique_tokens": critique_tokens,
             })  # fmt: skip
+            backend.clear_cache()  # a fresh process's cold cache: one graph's figures do not depend on the other's
             start = time.perf_counter()
             evaluate(spec, questions=chosen, backend=backend)
             seconds = (time.perf_counter() - start) / len(chosen)
