@@ -8,6 +8,9 @@ on a shared, noisy machine:
   scoring_speedup            seconds per question of per-option log-likelihood (5 independent requests, as
                              harnesses that send one request per option do) ÷ one-pass next-token scoring
   scoring_agreement          share of questions where both scoring methods choose the same letter
+  restore_speedup            seconds per question of one-pass scoring cold ÷ the same prompts again, dropped from
+                             the KV cache since and restored from the backend's kept states
+  restore_agreement          share of questions where the restored scoring chooses the cold one's letter (must be 1)
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from eval.core.store import read_predictions
 from eval.data import BUNDLED, load_questions, select
 from eval.models import DEFAULT_MODEL, ModelError, resolve_model
 
-KEYS = ("throughput_ratio", "reflect_prompt_token_ratio", "scoring_speedup", "scoring_agreement")
+KEYS = (
+    "throughput_ratio",
+    "reflect_prompt_token_ratio",
+    "scoring_speedup",
+    "scoring_agreement",
+    "restore_speedup",
+    "restore_agreement",
+)
 
 
 def _logits(backend: LlamaCppBackend) -> np.ndarray:
@@ -81,8 +91,21 @@ def per_option_loglik(backend: LlamaCppBackend, question: Question, prompts: dic
 
 def one_pass(backend: LlamaCppBackend, question: Question, prompts: dict) -> str:
     backend.clear_cache()  # cold, like the per-option method: the comparison is one pass against five
+    return score(backend, question, prompts)
+
+
+def score(backend: LlamaCppBackend, question: Question, prompts: dict) -> str:
     messages = question_messages(prompts["system"], question, prompts["answer"])
     return backend.score_next(messages, question.letters, assistant_prefix=prompts["answer_prefix"]).text
+
+
+def restored(backend: LlamaCppBackend, question: Question, prompts: dict) -> tuple[str, float]:
+    """(letter, seconds) of one-pass scoring of a prompt evaluated before, since let go by the KV cache: restored
+    from the kept states."""
+    score(backend, question, prompts)
+    backend.clear_cache(keep=True)
+    start = time.perf_counter()
+    return score(backend, question, prompts), time.perf_counter() - start
 
 
 def _timed(fn, items) -> tuple[list, float]:
@@ -130,6 +153,12 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
     prompts = load_prompts("single")
     fast, one_pass_s = _timed(lambda q: one_pass(backend, q, prompts), chosen)
     slow, per_option_s = _timed(lambda q: per_option_loglik(backend, q, prompts), chosen)
+    again, restored_s = zip(*(restored(backend, q, prompts) for q in chosen), strict=True)
+    result |= {
+        "restored_s_per_q": sum(restored_s) / len(chosen),
+        "restore_speedup": one_pass_s * len(chosen) / sum(restored_s),
+        "restore_agreement": sum(a == b for a, b in zip(fast, again, strict=True)) / len(chosen),
+    }
     result |= {
         "one_pass_s_per_q": one_pass_s,
         "per_option_s_per_q": per_option_s,

@@ -41,6 +41,8 @@ def test_ratios_are_the_quotients_of_what_was_measured(result):
     assert result["evaluator_tok_s"] == pytest.approx((evaluated + generated) / seconds)
     assert result["scoring_speedup"] == pytest.approx(result["per_option_s_per_q"] / result["one_pass_s_per_q"])
     assert result["per_option_s_per_q"] > result["one_pass_s_per_q"], "five cold passes cannot beat one"
+    assert result["restore_speedup"] == pytest.approx(result["one_pass_s_per_q"] / result["restored_s_per_q"])
+    assert result["restore_speedup"] > 1 and result["restore_agreement"] == 1.0
     # A prompt is evaluated in batches, generation one token at a time: the raw ceiling must show that.
     assert result["raw_prompt_tok_s"] > result["raw_gen_tok_s"]
 

@@ -205,20 +205,15 @@ class LlamaCppBackend(Registered):
         `self._states` and restoring a kept state that shares more; returns the reused prefix's length."""
         import llama_cpp
 
-        ctx = self.llm._ctx.ctx
         reused = self._reusable_prefix(tokens)
-        held = np.array(self.llm.input_ids[: self.llm.n_tokens])
-        if reused < len(held) and not self._states.covers(held):
-            state = (ctypes.c_uint8 * llama_cpp.llama_state_seq_get_size(ctx, 0))()
-            self._states.keep(
-                held, ctypes.string_at(state, llama_cpp.llama_state_seq_get_data(ctx, state, len(state), 0))
-            )
+        if reused < self.llm.n_tokens:
+            self._keep_held()
         kept = self._states.longest(np.array(tokens[:-2]))
         if kept and kept[0] >= reused + RESTORE_GAIN:
             n, kept_tokens, data = kept
             self.llm._ctx.kv_cache_clear()
             if llama_cpp.llama_state_seq_set_data(
-                ctx, (ctypes.c_uint8 * len(data)).from_buffer_copy(data), len(data), 0
+                self.llm._ctx.ctx, (ctypes.c_uint8 * len(data)).from_buffer_copy(data), len(data), 0
             ):
                 self.llm.input_ids[: len(kept_tokens)] = kept_tokens
                 self.llm.n_tokens, reused = len(kept_tokens), n
@@ -230,9 +225,24 @@ class LlamaCppBackend(Registered):
         self.llm.n_tokens = reused
         return reused
 
-    def clear_cache(self) -> None:
-        """Forget every evaluated prompt, held and kept: the next one is evaluated from its first token."""
-        self._states = PrefixStates(self._states.budget)
+    def _keep_held(self) -> None:
+        """Copy what the KV cache holds into the kept states, unless a kept state already starts with all of it."""
+        import llama_cpp
+
+        ctx, held = self.llm._ctx.ctx, np.array(self.llm.input_ids[: self.llm.n_tokens])
+        if len(held) and not self._states.covers(held):
+            state = (ctypes.c_uint8 * llama_cpp.llama_state_seq_get_size(ctx, 0))()
+            self._states.keep(
+                held, ctypes.string_at(state, llama_cpp.llama_state_seq_get_data(ctx, state, len(state), 0))
+            )
+
+    def clear_cache(self, *, keep: bool = False) -> None:
+        """Empty the KV cache, and forget every dropped conversation kept: the next prompt is evaluated from its first
+        token. With `keep`, what the cache held is kept like any dropped conversation, and the kept ones stay."""
+        if keep:
+            self._keep_held()
+        else:
+            self._states = PrefixStates(self._states.budget)
         self.llm._ctx.kv_cache_clear()
         self.llm.reset()
 
