@@ -108,8 +108,8 @@ def scaled(module: str, argv: list[str]) -> list[str]:
             argv = _set(argv, flag, value)
     if module == "eval.agentic":
         argv = _set(argv, "--limit", "2")
-    if module == "eval.bench":
-        argv = _set(argv, "--questions", "2")
+    if module == "eval.bench":  # one question: its per-option scoring alone evaluates each prompt five times
+        argv = _set(argv, "--questions", "1")
     return argv
 
 
