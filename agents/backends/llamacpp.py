@@ -37,9 +37,17 @@ from eval.core.schema import Engine, FinishReason, Message
 # One llama.cpp context evaluates one stream: nothing is batched with another question.
 IN_PROCESS = Engine(name="llama-cpp-python", version=version("llama-cpp-python"), slots=1)
 
+
+def _memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume a small machine
+        return 8 << 30
+
+
 # Host memory for dropped conversations' KV states (SmolLM2-135M: 23 KB a token; Mixtral-8x7B: 128 KB): 1 GiB, or a
 # sixteenth of the machine's memory where that is less.
-PREFIX_STATES_BYTES = min(1 << 30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 16)
+PREFIX_STATES_BYTES = min(1 << 30, _memory() // 16)
 # A restore copies the state back: worth it only where it saves evaluating at least this many tokens more.
 RESTORE_GAIN = 32
 
