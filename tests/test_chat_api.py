@@ -281,6 +281,7 @@ def test_why_a_reply_stopped_in_each_api_s_words():
     assert [_finish_reason(r) for r in reasons] == ["stop", "length", "stop", "stop", "error", "error"]
 
 
+@pytest.mark.slow
 def test_llama_server_reasoning_format_on_a_thinking_template(tiny_model, tmp_path):
     """Real llama-server with --reasoning-format deepseek and a template that opens a thinking block: the thinking
     comes back as reasoning_content, and SmolLM2 rarely closes the block, so its unanswered replies are truncated."""

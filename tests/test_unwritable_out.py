@@ -113,6 +113,7 @@ def small_disk(limit: int):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_in_one_line_and_the_resume_completes_it(tmp_path, monkeypatch, capsys, own_logging):
     out = tmp_path / "run"
     argv = [*RUN, "--limit", "2", "--out", str(out)]
