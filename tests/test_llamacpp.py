@@ -57,6 +57,17 @@ def test_a_dropped_conversation_is_restored_not_evaluated_again(tiny_backend, qu
     assert again.prompt_tokens_evaluated < cold.prompt_tokens_evaluated // 3
 
 
+def test_clearing_the_cache_keeps_or_forgets_what_it_held(tiny_backend, question):
+    messages = question_messages("你是医生。", question, "请直接给出答案字母。")
+    first = tiny_backend.score_next(messages, question.letters, assistant_prefix="答案：")
+    tiny_backend.clear_cache(keep=True)  # let go of the KV cache: the prompt is kept, and restored
+    kept = tiny_backend.score_next(messages, question.letters, assistant_prefix="答案：")
+    tiny_backend.clear_cache()  # forget it all: evaluated from its first token
+    cold = tiny_backend.score_next(messages, question.letters, assistant_prefix="答案：")
+    assert kept.prompt_tokens_evaluated == 2 and cold.prompt_tokens_evaluated == cold.prompt_tokens
+    assert kept.scores == pytest.approx(first.scores, abs=1e-3) and cold.scores == pytest.approx(first.scores, abs=1e-3)
+
+
 def test_kept_states_stay_within_their_budget():
     import numpy as np
 
