@@ -9,7 +9,8 @@ on a shared, noisy machine:
                              harnesses that send one request per option do) ÷ one-pass next-token scoring
   scoring_agreement          share of questions where both scoring methods choose the same letter
   restore_speedup            seconds per question of one-pass scoring cold ÷ the same prompts again, dropped from
-                             the KV cache since and restored from the backend's kept states
+                             the KV cache since and restored from the backend's kept states (keeping a state, done
+                             once when the cache drops it, is kept_s_per_q apart)
   restore_agreement          share of questions where the restored scoring chooses the cold one's letter (must be 1)
 """
 
@@ -99,13 +100,15 @@ def score(backend: LlamaCppBackend, question: Question, prompts: dict) -> str:
     return backend.score_next(messages, question.letters, assistant_prefix=prompts["answer_prefix"]).text
 
 
-def restored(backend: LlamaCppBackend, question: Question, prompts: dict) -> tuple[str, float]:
-    """(letter, seconds) of one-pass scoring of a prompt evaluated before, since let go by the KV cache: restored
-    from the kept states."""
+def restored(backend: LlamaCppBackend, question: Question, prompts: dict) -> tuple[str, float, float]:
+    """(letter, seconds to restore and score, seconds to keep) of one-pass scoring of a prompt evaluated before and
+    kept when the KV cache let it go, then restored."""
     score(backend, question, prompts)
-    backend.clear_cache(keep=True)
     start = time.perf_counter()
-    return score(backend, question, prompts), time.perf_counter() - start
+    backend.clear_cache(keep=True)
+    kept = time.perf_counter()
+    letter = score(backend, question, prompts)
+    return letter, time.perf_counter() - kept, kept - start
 
 
 def _timed(fn, items) -> tuple[list, float]:
@@ -153,8 +156,9 @@ def bench(model: str, questions: int, n_threads: int | None, draft_tokens: int, 
     prompts = load_prompts("single")
     fast, one_pass_s = _timed(lambda q: one_pass(backend, q, prompts), chosen)
     slow, per_option_s = _timed(lambda q: per_option_loglik(backend, q, prompts), chosen)
-    again, restored_s = zip(*(restored(backend, q, prompts) for q in chosen), strict=True)
+    again, restored_s, kept_s = zip(*(restored(backend, q, prompts) for q in chosen), strict=True)
     result |= {
+        "kept_s_per_q": sum(kept_s) / len(chosen),
         "restored_s_per_q": sum(restored_s) / len(chosen),
         "restore_speedup": one_pass_s * len(chosen) / sum(restored_s),
         "restore_agreement": sum(a == b for a, b in zip(fast, again, strict=True)) / len(chosen),

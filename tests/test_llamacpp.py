@@ -78,12 +78,18 @@ def test_kept_states_stay_within_their_budget():
     states.keep(np.array([1, 2, 3, 4]), b"y" * 40)  # serves [1, 2, 3] too: replaces it
     assert list(states.states) == [np.array([1, 2, 3, 4]).tobytes()] and states.size == 40
     states.keep(np.array([5, 6]), b"z" * 40)
-    assert states.longest(np.array([1, 2, 3, 4, 9]))[:1] == (4,)  # used: now the most recent
+    n, tokens = states.longest(np.array([1, 2, 3, 4, 9]))
+    assert n == 4 and states.take(tokens) == b"y" * 40  # taken: now the most recent
+    states.longest(np.array([5, 6, 7]))  # only looked at: still the least recent
     states.keep(np.array([7]), b"w" * 40)  # over budget: the least recently used ([5, 6]) goes
     assert states.longest(np.array([5, 6])) is None and states.size == 80
     assert states.covers(np.array([1, 2])) and not states.covers(np.array([2]))
     states.keep(np.array([8]), b"v" * 101)  # larger than the budget: not kept
     assert states.size == 80
+    states.keep(np.array([1, 5]), b"u" * 10)  # shares [1] with [1, 2, 3, 4] as well: the more recent is found
+    assert states.longest(np.array([1, 9]))[1].tolist() == [1, 5]
+    states.drop(np.array([1, 5]))
+    assert states.size == 80 and states.longest(np.array([1, 9]))[1].tolist() == [1, 2, 3, 4]
 
 
 def test_greedy_generation_is_deterministic(tiny_backend, question):

@@ -84,13 +84,20 @@ class PrefixStates:
         """Whether a kept state starts with all of `tokens`."""
         return any(common_prefix(kept, tokens) == len(tokens) for kept, _ in self.states.values())
 
-    def longest(self, tokens: np.ndarray) -> tuple[int, np.ndarray, bytes] | None:
-        """The kept state sharing the longest prefix with `tokens`: (that length, its tokens, the state)."""
-        best = max(((common_prefix(kept, tokens), key) for key, (kept, _) in self.states.items()), default=(0, b""))
-        if not best[0]:
-            return None
-        self.states.move_to_end(best[1])
-        return best[0], *self.states[best[1]]
+    def longest(self, tokens: np.ndarray) -> tuple[int, np.ndarray] | None:
+        """(that length, its tokens) of the kept state sharing the longest prefix with `tokens`, the most recently
+        used of those that share as much."""
+        shared = ((common_prefix(kept, tokens), kept) for kept, _ in reversed(self.states.values()))
+        best = max(shared, key=lambda found: found[0], default=(0, None))
+        return best if best[1] is not None and best[0] else None
+
+    def take(self, tokens: np.ndarray) -> bytes:
+        """The state kept for `tokens`, now the most recently used."""
+        self.states.move_to_end(key := tokens.tobytes())
+        return self.states[key][1]
+
+    def drop(self, tokens: np.ndarray) -> None:
+        self.size -= len(self.states.pop(tokens.tobytes())[1])
 
 
 class LlamaCppBackend(Registered):
@@ -141,8 +148,8 @@ class LlamaCppBackend(Registered):
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"llama.cpp could not load {model_path}: {e}") from None
         self._template = ChatTemplate.of(self.llm, model_path, chat_template)
-        self.thinking = self._template.thinking
-        self._states = PrefixStates()  # for the manifest: how a thinking template is scored
+        self.thinking = self._template.thinking  # for the manifest: how a thinking template is scored
+        self._states = PrefixStates()
 
     @classmethod
     def open(cls, spec, model_path: Path | None) -> LlamaCppBackend:
@@ -198,7 +205,9 @@ class LlamaCppBackend(Registered):
 
         Two, not one: llama.cpp computes a one-token batch on another kernel path (matrix-vector) than a longer one,
         which moves a small model's option log-probabilities by up to 0.09 nats; with two the scores of a prompt do
-        not depend on what the cache held before it.
+        not depend on what the cache held before it. A reply this backend generated is cached as it was generated, one
+        token at a time: a later prompt that extends it (the chain's next node) reuses it as any run that generates
+        it does, live or from a kept state.
         """
         cached = self.llm.input_ids[: self.llm.n_tokens]
         common = 0
@@ -216,16 +225,20 @@ class LlamaCppBackend(Registered):
         reused = self._reusable_prefix(tokens)
         if reused < self.llm.n_tokens:
             self._keep_held()
-        kept = self._states.longest(np.array(tokens[:-2]))
-        if kept and kept[0] >= reused + RESTORE_GAIN:
-            n, kept_tokens, data = kept
+        found = self._states.longest(np.array(tokens[:-2]))
+        # A recurrent model's state cannot be cut back to a shared prefix: only a kept state used whole serves it.
+        whole_only = self.llm._is_recurrent or self.llm._is_hybrid
+        if found and found[0] >= reused + RESTORE_GAIN and not (whole_only and found[0] < len(found[1])):
+            n, kept_tokens = found
+            data = self._states.take(kept_tokens)
             self.llm._ctx.kv_cache_clear()
             if llama_cpp.llama_state_seq_set_data(
                 self.llm._ctx.ctx, (ctypes.c_uint8 * len(data)).from_buffer_copy(data), len(data), 0
             ):
                 self.llm.input_ids[: len(kept_tokens)] = kept_tokens
                 self.llm.n_tokens, reused = len(kept_tokens), n
-            else:
+            else:  # not to be tried again
+                self._states.drop(kept_tokens)
                 self.llm.n_tokens, reused = 0, 0
         if reused == 0 or not self.llm._ctx.kv_cache_seq_rm(-1, reused, -1):
             reused = 0
