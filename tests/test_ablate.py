@@ -533,7 +533,7 @@ samples = [1]
 baseline = "cot"
 sample_temperature = 0.9
 limit = 2
-extra_args = ["--n-threads", "1", "--n-ctx", "2048", "--draft-tokens", "8"]
+extra_args = ["--n-ctx", "2048", "--draft-tokens", "8"]
 """
 
 
@@ -592,7 +592,7 @@ def test_run_ablation_returns_the_table_and_resumes_a_cell_marked_by_older_code(
         write_grid(
             tmp_path,
             f'models = ["{TINY}"]\ngraphs = ["single", "cot"]\nvariants = ["zh"]\nlimit = 2\n'
-            'extra_args = ["--n-threads", "1", "--n-ctx", "1024", "--draft-tokens", "8"]\n',
+            'extra_args = ["--n-ctx", "1024", "--draft-tokens", "8"]\n',
         )
     )
     out = tmp_path / "ablation"
@@ -640,8 +640,7 @@ def test_two_models_with_one_file_name_each_get_their_own_cells_and_rows(tmp_pat
         (tmp_path / folder / "m.gguf").symlink_to(resolve_model(model))
     grid = write_grid(
         tmp_path,
-        'models = ["a/m.gguf", "b/m.gguf"]\ngraphs = ["single"]\nlimit = 2\n'
-        'extra_args = ["--n-threads", "1", "--n-ctx", "1024"]\n',
+        'models = ["a/m.gguf", "b/m.gguf"]\ngraphs = ["single"]\nlimit = 2\nextra_args = ["--n-ctx", "1024"]\n',
     )
     out = tmp_path / "ablation"
     assert main([str(grid), "--out", str(out)]) == 0

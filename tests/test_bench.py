@@ -21,8 +21,6 @@ def result(tmp_path_factory) -> dict:
         "16",
         "--critique-tokens",
         "16",
-        "--n-threads",
-        "1",
     ]
     assert main([*args, "--json", str(out)]) == 0
     return json.loads(out.read_text())

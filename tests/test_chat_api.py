@@ -290,8 +290,7 @@ def test_llama_server_reasoning_format_on_a_thinking_template(tiny_model, tmp_pa
 
     args = ["--reasoning-format", "deepseek", "--chat-template-file", str(FIXTURES / "thinking-chatml.jinja")]
     log = tmp_path / "server.log"
-    # One thread: on shared cores two threads wait on each other at every barrier (seconds a token under load).
-    with LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=1, extra_args=args, log_path=log) as server:
+    with LocalServer("llama-server", tiny_model, n_ctx=2048, n_threads=2, extra_args=args, log_path=log) as server:
         # No --model: the chat endpoint, where the server applies its template and splits off the thinking.
         run = evaluate(
             RunSpec(graph="cot", baseline="single", base_url=server.url, out=tmp_path / "run", limit=2, draft_tokens=16)

@@ -85,8 +85,6 @@ def tiny_run(tmp_path_factory) -> Path:
         "2",
         "--draft-tokens",
         "8",
-        "--n-threads",
-        "1",
         "--n-ctx",
         "2048",
     ]

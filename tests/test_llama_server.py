@@ -166,7 +166,7 @@ def test_bench_serve_times_each_level_on_a_fresh_server(tmp_path):
     out = tmp_path / "bench.json"
     result = run_main(
         "eval.bench_serve", "--model", TINY, "--questions", "1", "--graph", "single", "--concurrency", "1,2",
-        "--parallel", "2", "--n-threads", "1", "--n-ctx", "2048", "--json", out,
+        "--parallel", "2", "--n-threads", "2", "--n-ctx", "2048", "--json", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())

@@ -361,10 +361,10 @@ def test_server_down_is_one_clear_error(cli, tmp_path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
-    """`python -m llama_cpp.server` on the tiny model, one thread; yields its /v1 URL."""
+    """`python -m llama_cpp.server` on the tiny model, two threads; yields its /v1 URL."""
     pytest.importorskip("fastapi", reason="the server extra is needed: pip install -e '.[test]'")
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with LocalServer("llama_cpp.server", resolve_model(TINY), n_ctx=2048, n_threads=1, log_path=log) as running:
+    with LocalServer("llama_cpp.server", resolve_model(TINY), n_ctx=2048, n_threads=2, log_path=log) as running:
         yield running.url
 
 
