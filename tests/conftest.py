@@ -154,18 +154,23 @@ def model_cache():
     results do not depend on what those held (llamacpp._reusable_prefix)."""
     from collections import OrderedDict
 
-    from agents.backends.llamacpp import LlamaCppBackend
+    from agents.backends.llamacpp import LlamaCppBackend, PrefixStates
 
     cache: OrderedDict[tuple, LlamaCppBackend] = OrderedDict()
+    states: dict[tuple, PrefixStates] = {}
     built = LlamaCppBackend.__init__
 
     def make(model_path: Path, **kwargs) -> LlamaCppBackend:
         if LlamaCppBackend.__init__ is not built:  # a test replaced it (to see that nothing loads): no cache
             return LlamaCppBackend(model_path, **kwargs)
         stat = Path(model_path).stat()
-        key = (str(model_path), stat.st_ino, stat.st_size, stat.st_mtime_ns, *sorted(kwargs.items()))
+        file = (str(model_path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        key = (*file, *sorted(kwargs.items()))
         if key not in cache:
             cache[key] = LlamaCppBackend(model_path, **kwargs)
+            # One file's backends share its kept states, whatever their context size, threads or seed: a prompt's KV
+            # is the same in each (one whose context is too small to restore it drops it and evaluates the prompt).
+            cache[key]._states = states.setdefault((*file, kwargs.get("flash_attn")), cache[key]._states)
             if len(cache) > MODEL_CACHE_SIZE:
                 cache.popitem(last=False)
         cache.move_to_end(key)
