@@ -16,7 +16,7 @@ from agents.prompts import load_prompts
 from eval.api import ERRORS, Interrupted, RunSpec, evaluate
 from eval.core import log as logsetup
 from eval.core.errors import fail, interrupted
-from eval.core.flags import ConfigError, HelpFormatter, add_flags, from_args, read_config
+from eval.core.flags import ConfigError, HelpFormatter, add_flags, flag_of, from_args, read_config
 from eval.data.formats import REGISTRY, suffix_list
 from eval.data.formats.generic import FIELD_KEYS
 from eval.models import DEFAULT_MODEL, PACKAGED_MODELS
@@ -48,7 +48,7 @@ def graphs() -> str:
         lines.append(f"  {s.name:<{width}}  {s.description}")
         details = []
         if s.options.model_fields:
-            details.append("options: " + ", ".join("--" + o.replace("_", "-") for o in s.options.model_fields))
+            details.append("options: " + ", ".join(flag_of(o) for o in s.options.model_fields))
         if s.roles:
             details.append("other models: " + ", ".join(f"--{role}-model" for role in s.roles))
         prompts = load_prompts(s.prompt_file)

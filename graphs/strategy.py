@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.backends.base import Backend
 from agents.nodes.retrieve import Retrieval
 from agents.prompts import load_prompts
+from eval.core.flags import flag_of
 from eval.core.schema import Question
 
 
@@ -74,7 +75,7 @@ class Strategy:
     def budget_flag(self, node: str) -> str:
         """The flag that sets `node`'s token budget ("" where none of the strategy's options does)."""
         option = self.budgets.get(node, "draft_tokens")
-        return "--" + option.replace("_", "-") if option in self.options.model_fields else ""
+        return flag_of(option) if option in self.options.model_fields else ""
 
     @property
     def prompt_file(self) -> str:

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import Any
 
 from agents.backends.base import Registered
+from eval.core.flags import flag_of
 
 # One line per backend, in the order --help lists them: agents/backends/MODULE.py declares BACKEND.
 REGISTERED = (
@@ -34,4 +35,4 @@ def backend_fields() -> dict[str, Any]:
 
 def endpoint_flags() -> set[str]:
     """The flags that say which backend runs and where its model is: a leaderboard entry's own keys set them."""
-    return {"--backend"} | {"--" + name.replace("_", "-") for b in BACKENDS.values() for name in b.endpoint}
+    return {"--backend"} | {flag_of(name) for b in BACKENDS.values() for name in b.endpoint}

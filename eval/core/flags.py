@@ -65,6 +65,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return bool(action.option_strings) and action.nargs != 0 and action.default is not argparse.SUPPRESS
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of a field: draft_tokens -> --draft-tokens."""
+    return "--" + name.replace("_", "-")
+
+
 def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, field in model.model_fields.items():
@@ -72,7 +77,7 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
         target: argparse.ArgumentParser | argparse._ArgumentGroup = parser
         if group := extra.get("group"):
             target = groups.setdefault(str(group), parser.add_argument_group(str(group)))
-        flag = "--" + name.replace("_", "-")
+        flag = flag_of(name)
         kind, many = _unwrap(field.annotation)
         if kind is bool:  # None unless given, like every flag, so from_args tells "not given" from "off"
             target.add_argument(flag, action="store_true", default=None, dest=name, help=field.description)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from agents.backends import BACKENDS
 from eval.api import RunSpec
-from eval.core.flags import parse, problem
+from eval.core.flags import flag_of, parse, problem
 from eval.plans.board import Board, BoardError, Entry
 from eval.plans.grid import Cell, Grid, GridError, cells
 from eval.plans.plan import Plan, PlanError
@@ -37,7 +37,7 @@ def given(args: list[str], where: str, error: type[Exception] = PlanError) -> Fi
     flags = [a.split("=", 1)[0] for a in args]
 
     def written(name: str) -> tuple[int, str]:
-        flag = "--" + name.replace("_", "-")
+        flag = flag_of(name)
         return (flags.index(flag) if flag in flags else len(flags), name)
 
     return {name: getattr(spec, name) for name in sorted(spec.model_fields_set, key=written)}
@@ -46,7 +46,7 @@ def given(args: list[str], where: str, error: type[Exception] = PlanError) -> Fi
 def refuse(extra: Fields, taken: set[str], why: str, error: type[Exception]) -> None:
     """One `error` for the first field of `extra` in `taken` (as its flag): `why` says where it came from."""
     if clash := [name for name in extra if name in taken]:
-        raise error(why.format(flag="--" + clash[0].replace("_", "-")))
+        raise error(why.format(flag=flag_of(clash[0])))
 
 
 def build(own: Fields, *extra: Fields, where: str, error: type[Exception] = PlanError) -> RunSpec:
@@ -75,7 +75,7 @@ def spec_argv(spec: RunSpec) -> list[str]:
     its default (no RunSpec switch defaults to on)."""
     argv: list[str] = []
     for name in _stated(spec):
-        flag, value = "--" + name.replace("_", "-"), getattr(spec, name)
+        flag, value = flag_of(name), getattr(spec, name)
         if isinstance(value, bool):
             argv += [flag] if value else []
         elif value is not None:
